@@ -1,0 +1,1 @@
+"""Benchmark suite: a pytest plugin that records measured-vs-estimated rows and writes reports."""

@@ -1,0 +1,84 @@
+"""Build a model from its shipped config with random weights on the GPU(s), and free it again."""
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from estimator.model import config_path
+
+TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+# Allocated memory may exceed the baseline by this much after a case (cuBLAS workspaces, per GPU).
+BASELINE_SLACK_BYTES = 64 * 2**20
+
+
+def _config(name: str):
+    from transformers import AutoConfig
+    return AutoConfig.from_pretrained(str(config_path(name).parent))
+
+
+def build(name: str, dtype: str, device: str, gpus: int = 1) -> torch.nn.Module:
+    """Random-weight model on `device` (cuda:0 / cpu); split over `gpus` GPUs like accelerate does."""
+    from transformers import AutoModelForCausalLM
+    cfg = _config(name)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=TORCH_DTYPES[dtype])
+    model.eval()
+    if gpus > 1:
+        _dispatch(model, dtype, gpus)
+    return model
+
+
+def _dispatch(model: torch.nn.Module, dtype: str, gpus: int) -> None:
+    """Pipeline split: accelerate's balanced device map over the first `gpus` GPUs."""
+    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+    no_split = getattr(model, "_no_split_modules", None) or []
+    free = {i: torch.cuda.mem_get_info(i)[1] for i in range(gpus)}  # total bytes: nothing else runs
+    max_memory = get_balanced_memory(model, max_memory=free, no_split_module_classes=no_split,
+                                     dtype=TORCH_DTYPES[dtype])
+    device_map = infer_auto_device_map(model, max_memory=max_memory, no_split_module_classes=no_split,
+                                       dtype=TORCH_DTYPES[dtype])
+    dispatch_model(model, device_map=device_map)
+    model.bench_device_map = device_map  # kept for the results file
+
+
+def free(model: torch.nn.Module | None) -> None:
+    """Drop accelerate's hooks (they hold references) and every weight, then empty the caches."""
+    if model is not None:
+        try:
+            from accelerate.hooks import remove_hook_from_module
+            remove_hook_from_module(model, recurse=True)
+        except Exception:  # noqa: BLE001 - no hooks to remove on single-device models
+            pass
+        for p in list(model.parameters()) + list(model.buffers()):
+            p.data = torch.empty(0, device=p.device)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def allocated_bytes(gpus: int) -> list[int]:
+    return [torch.cuda.memory_allocated(i) for i in range(gpus)] if torch.cuda.is_available() else []
+
+
+@contextmanager
+def built(name: str, dtype: str, device: str, gpus: int = 1) -> Iterator[torch.nn.Module]:
+    """The model for one case; afterwards checks allocated memory is back at its baseline."""
+    n = torch.cuda.device_count() if device.startswith("cuda") else 0
+    baseline = allocated_bytes(n)
+    model = None
+    try:
+        model = build(name, dtype, device, gpus)
+        yield model
+    finally:
+        free(model)
+        del model
+        gc.collect()
+        after = allocated_bytes(n)
+        leaked = [a - b for a, b in zip(after, baseline) if a - b > BASELINE_SLACK_BYTES]
+        if leaked:
+            raise RuntimeError(f"GPU memory not freed after {name}: {[round(x / 1e9, 3) for x in leaked]} GB above baseline")

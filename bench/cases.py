@@ -1,0 +1,73 @@
+"""The benchmark matrix: model x workload x GPU count x parallel mode, with readable ids."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from estimator.device import DeviceSpec, get_device
+from estimator.errors import EstimatorError
+from estimator.model import load_model
+
+# The CPU case of a machine without GPUs: the smallest model at a small workload.
+CPU_WORKLOAD = (1, 128)
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    batch: int
+    seq: int
+    gpus: int          # 0 = the CPU case
+    parallel: str
+    dtype: str         # "auto" = the model's own
+
+    @property
+    def id(self) -> str:
+        short = self.model.split("/")[-1]
+        where = "cpu" if self.gpus == 0 else f"{self.gpus}gpu"
+        parts = [short, where]
+        if (self.batch, self.seq) != (16, 1024):
+            parts.append(f"{self.batch}x{self.seq}")
+        if self.gpus > 1 and self.parallel != "pipeline":
+            parts.append(self.parallel)
+        if self.dtype != "auto":
+            parts.append(self.dtype)
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class Machine:
+    gpu_count: int
+    gpu_name: str | None            # NVML / torch name
+    device: DeviceSpec | None       # entry of the GPU database, None if unknown
+    problem: str | None             # why GPU cases cannot run here
+
+
+@lru_cache(maxsize=1)
+def detect() -> Machine:
+    """The GPUs this process sees and their database entry."""
+    import torch
+    if not torch.cuda.is_available():
+        return Machine(0, None, None, "no CUDA GPU on this machine")
+    name = torch.cuda.get_device_name(0)
+    try:
+        dev = get_device(name)
+    except EstimatorError as exc:
+        return Machine(torch.cuda.device_count(), name, None, str(exc))
+    return Machine(torch.cuda.device_count(), name, dev, None)
+
+
+def enumerate_cases(models, batches, seqs, gpus, parallel, dtype) -> list[Case]:
+    cases = [Case(m, b, s, n, p, dtype) for m in models for b in batches for s in seqs for n in gpus
+             for p in (parallel if n > 1 else ("pipeline",))]
+    seen, unique = set(), []
+    for c in cases:
+        if c.id not in seen:
+            seen.add(c.id)
+            unique.append(c)
+    return unique
+
+
+def cpu_case(models, dtype: str) -> Case:
+    smallest = min(models, key=lambda m: load_model(m).param_count())
+    return Case(smallest, *CPU_WORKLOAD, 0, "pipeline", "float32" if dtype == "auto" else dtype)

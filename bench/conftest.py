@@ -1,0 +1,24 @@
+"""Parametrizes the forward-pass benchmark from the bench options (see bench/options.py)."""
+from __future__ import annotations
+
+import pytest
+
+from bench.cases import cpu_case, detect, enumerate_cases
+from bench.plugin import get_bench_config
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    cfg = get_bench_config(metafunc.config)
+    cases = enumerate_cases(cfg.models, cfg.batch, cfg.seq, cfg.gpus, cfg.parallel, cfg.dtype)
+    if detect().gpu_count == 0:
+        cases.append(cpu_case(cfg.models, cfg.dtype))
+    metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+@pytest.fixture(scope="session")
+def cpu_profile():
+    """A CPU description measured when the run starts (a few seconds of microbenchmarks)."""
+    from estimator.calibrate import calibrate
+    return calibrate(device="cpu", quick=True, log=lambda *_: None)

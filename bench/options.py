@@ -1,0 +1,243 @@
+"""The plugin's options: one table of (flag, ini name, default, validating parser).
+
+Every option is settable on the command line (``--bench-gpus 1,2``) and in the ini file
+(``bench_gpus = 1,2``, also ``-o bench_gpus=1,2``); the command line wins. A bad value is a
+``pytest.UsageError`` whose single line names the option and the value.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from .compare import METRICS
+
+DEFAULT_MODELS = ("facebook/opt-1.3b", "facebook/opt-6.7b", "AICrossSim/clm-60m",
+                  "AICrossSim/clm-200m", "AICrossSim/clm-400m", "AICrossSim/clm-1.1b")
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16",
+                 "fp32": "float32", "float": "float32"}
+PARALLEL_MODES = ("pipeline", "data", "tensor")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Parsed, validated options. Bounds are fractions (0.10 = 10 %)."""
+
+    models: tuple[str, ...] = DEFAULT_MODELS
+    gpus: tuple[int, ...] = (1, 2, 4, 8)
+    batch: tuple[int, ...] = (16,)
+    seq: tuple[int, ...] = (1024,)
+    dtype: str = "auto"  # "auto" = the model's own dtype
+    parallel: tuple[str, ...] = ("pipeline",)
+    rounds: int = 5
+    warmup: int = 2
+    energy_window_s: float = 1.0
+    bound_runtime: float = 0.10
+    bound_memory: float = 0.05
+    bound_energy: float = 0.15
+    bound_throughput: float = 0.10
+    report_dir: Path = Path("reports")
+    report_name: str = ""  # "" = the benchmark test decides (bench_recorder.default_name)
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        """Allowed |relative error| per metric, keyed by compare.METRICS."""
+        return dict(zip(METRICS, (self.bound_runtime, self.bound_memory,
+                                  self.bound_energy, self.bound_throughput)))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready copy (lists, str path, plus the bounds dict)."""
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        data["report_dir"] = str(self.report_dir)
+        data["bounds"] = self.bounds
+        return data
+
+
+# -- validating parsers: str -> value, ValueError with the message after "<option>: " --------
+
+def _items(raw: str) -> list[str]:
+    items = [part.strip() for part in raw.split(",") if part.strip()]
+    if not items:
+        raise ValueError("empty list")
+    return list(dict.fromkeys(items))  # drop repeats, keep order
+
+
+def _int(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+        raise ValueError(f"{text!r} is not {kind}")
+    return value
+
+
+def parse_names(raw: str) -> tuple[str, ...]:
+    return tuple(_items(raw))
+
+
+def parse_positive_ints(raw: str) -> tuple[int, ...]:
+    return tuple(_int(item, 1) for item in _items(raw))
+
+
+def parse_positive_int(raw: str) -> int:
+    return _int(raw.strip(), 1)
+
+
+def parse_non_negative_int(raw: str) -> int:
+    return _int(raw.strip(), 0)
+
+
+def parse_positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{raw.strip()!r} is not a positive number")
+    return value
+
+
+def parse_fraction(raw: str) -> float:
+    """A bound: '0.1' or '10%' -> 0.1; must be finite and >= 0."""
+    text = raw.strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{text!r} is not a non-negative fraction (e.g. 0.1 or 10%)")
+    return value
+
+
+def parse_dtype(raw: str) -> str:
+    text = raw.strip().lower().replace("torch.", "")
+    text = DTYPE_ALIASES.get(text, text)
+    if text not in DTYPES:
+        raise ValueError(f"{raw.strip()!r} is not one of {', '.join(DTYPES)}")
+    return text
+
+
+def parse_parallel(raw: str) -> tuple[str, ...]:
+    modes = _items(raw.lower())
+    for mode in modes:
+        if mode not in PARALLEL_MODES:
+            raise ValueError(f"{mode!r} is not one of {', '.join(PARALLEL_MODES)}")
+    return tuple(modes)
+
+
+def parse_dir(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("empty path")
+    return Path(raw.strip())
+
+
+def parse_report_name(raw: str) -> str:
+    name = raw.strip()
+    if any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a plain file name (no directories, no suffix needed)")
+    return name
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def ini(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return "benchopt_" + self.field
+
+
+OPTIONS = (
+    Option("--bench-models", "models", ",".join(DEFAULT_MODELS), parse_names,
+           "comma-separated Hugging Face model names"),
+    Option("--bench-gpus", "gpus", "1,2,4,8", parse_positive_ints,
+           "comma-separated GPU counts"),
+    Option("--bench-batch", "batch", "16", parse_positive_ints, "comma-separated batch sizes"),
+    Option("--bench-seq", "seq", "1024", parse_positive_ints,
+           "comma-separated sequence lengths"),
+    Option("--bench-dtype", "dtype", "auto", parse_dtype,
+           "auto (the model's own dtype), float16, bfloat16 or float32"),
+    Option("--bench-parallel", "parallel", "pipeline", parse_parallel,
+           "comma-separated multi-GPU modes from pipeline, data, tensor"),
+    Option("--bench-rounds", "rounds", "5", parse_positive_int, "timed rounds per case"),
+    Option("--bench-warmup", "warmup", "2", parse_non_negative_int,
+           "untimed warm-up rounds per case"),
+    Option("--bench-energy-window-s", "energy_window_s", "1.0", parse_positive_float,
+           "minimum seconds of work per energy reading"),
+)
+BOUND_OPTIONS = (
+    Option("--bound-runtime", "bound_runtime", "0.10", parse_fraction,
+           "allowed |relative error| of runtime"),
+    Option("--bound-memory", "bound_memory", "0.05", parse_fraction,
+           "allowed |relative error| of memory"),
+    Option("--bound-energy", "bound_energy", "0.15", parse_fraction,
+           "allowed |relative error| of energy per token"),
+    Option("--bound-throughput", "bound_throughput", "0.10", parse_fraction,
+           "allowed |relative error| of throughput"),
+)
+REPORT_OPTIONS = (
+    Option("--bench-report-dir", "report_dir", "reports", parse_dir,
+           "directory of the .rst/.json report (command line: relative to the current "
+           "directory; ini: relative to the ini file)"),
+    Option("--bench-report-name", "report_name", "", parse_report_name,
+           "report file name without suffix; empty = chosen by the benchmark test"),
+)
+GROUPS = (("bench", "LLM forward-pass benchmark", OPTIONS),
+          ("bench-bounds", "benchmark error bounds (fractions, 0.1 = 10%)", BOUND_OPTIONS),
+          ("bench-report", "benchmark report files", REPORT_OPTIONS))
+
+
+def add_options(parser: pytest.Parser) -> None:
+    for name, description, options in GROUPS:
+        group = parser.getgroup(name, description)
+        for opt in options:
+            shown = opt.default if opt.default else '""'
+            group.addoption(opt.flag, dest=opt.dest, default=None, metavar="VALUE",
+                            help=f"{opt.help} (default: {shown}; ini: {opt.ini})")
+            parser.addini(opt.ini, f"{opt.help} (command line: {opt.flag})",
+                          type="string", default=opt.default)
+
+
+def _as_text(raw: Any) -> str:
+    """Ini values from TOML may arrive as lists or numbers."""
+    if isinstance(raw, (list, tuple)):
+        return ",".join(str(item) for item in raw)
+    return str(raw)
+
+
+def from_pytest_config(config: pytest.Config) -> BenchConfig:
+    """Read every option (command line over ini over default) and validate it."""
+    values: dict[str, Any] = {}
+    from_cli: set[str] = set()
+    for _, _, options in GROUPS:
+        for opt in options:
+            raw = config.getoption(opt.dest, None)
+            source = opt.flag
+            if raw is None:
+                raw, source = config.getini(opt.ini), f"{opt.ini} (ini)"
+            else:
+                from_cli.add(opt.field)
+            try:
+                values[opt.field] = opt.parse(_as_text(raw))
+            except ValueError as exc:
+                raise pytest.UsageError(f"{source}: {exc}") from None
+    if "report_dir" in from_cli:
+        base = Path(config.invocation_params.dir)
+    else:
+        base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+    values["report_dir"] = base / values["report_dir"]  # an absolute path stays as is
+    return BenchConfig(**values)

@@ -1,0 +1,403 @@
+"""Report rendering: result rows -> reStructuredText tables and a JSON document.
+
+Pure functions (no pytest, no measuring code). The RST layout follows the reference
+table: a two-row header (metric name spanning Measured | Estimated | Error), one section
+for single-GPU rows and one for multi-GPU rows, column widths taken from the content.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import math
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .compare import ERROR_BASIS, METRICS, errors
+
+SCHEMA_VERSION = 1
+NA = "n/a"
+SUBHEADERS = ("Measured", "Estimated", "Error")
+
+
+# -- number formats -------------------------------------------------------------------------
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def fmt_fixed2(value: Any) -> str:
+    number = _finite(value)
+    return NA if number is None else f"{number:.2f}"
+
+
+def fmt_sig3(value: Any) -> str:
+    """Three significant digits without exponent: 0.0102, 0.00213, 1.50, 123, 1230."""
+    number = _finite(value)
+    if number is None:
+        return NA
+    if number == 0:
+        return "0.00"
+    decimals = 2 - math.floor(math.log10(abs(number)))
+    rounded = round(number, decimals)
+    if rounded != 0:  # rounding may carry into the next digit (0.009996 -> 0.0100)
+        decimals = 2 - math.floor(math.log10(abs(rounded)))
+    return f"{number:.{decimals}f}" if decimals > 0 else f"{round(number, decimals):.0f}"
+
+
+def fmt_int(value: Any) -> str:
+    number = _finite(value)
+    return NA if number is None else f"{number:.0f}"
+
+
+def fmt_error(value: Any) -> str:
+    number = _finite(value)
+    if number is None:
+        return NA
+    text = f"{number * 100:+.2f}%"
+    return "+0.00%" if text == "-0.00%" else text
+
+
+COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("runtime_ms", "Runtime (ms)", fmt_fixed2),
+    ("memory_gb", "Memory (GB)", fmt_fixed2),
+    ("energy_j_per_token", "Energy (J/token)", fmt_sig3),
+    ("throughput_tokens_per_s", "Throughput (token/s)", fmt_int),
+)
+assert tuple(c[0] for c in COLUMNS) == METRICS
+
+
+# -- RST helpers ------------------------------------------------------------------------------
+
+def rst_escape(text: Any) -> str:
+    """Plain text safe in an RST paragraph or cell: one line, no accidental inline markup."""
+    text = " ".join(str(text).split())
+    text = re.sub(r"([\\*`|])", r"\\\1", text)
+    text = re.sub(r"_(?=\W|$)", r"\\_", text)  # 'name_' would be a hyperlink reference
+    if text.endswith("::"):
+        text = text[:-1] + "\\:"  # '::' at the end would announce a literal block
+    return text
+
+
+def _section(title: str, char: str) -> list[str]:
+    return [title, char * len(title), ""]
+
+
+def device_label(row: Mapping[str, Any]) -> str:
+    """'H100 SXM5 80GB', 'H100 SXM5 80GB x 4', 'H100 SXM5 80GB x 4 (tensor)'."""
+    label = str(row.get("device") or NA)
+    gpus = _gpus(row)
+    if gpus > 1:
+        label += f" x {gpus}"
+        parallel = row.get("parallel")
+        if parallel and parallel != "pipeline":
+            label += f" ({parallel})"
+    return label
+
+
+def _gpus(row: Mapping[str, Any]) -> int:
+    try:
+        return int(row.get("gpus") or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _cells(row: Mapping[str, Any]) -> list[str]:
+    measured = row.get("measured") or {}
+    estimated = row.get("estimated") or {}
+    row_errors = errors(row)
+    cells = [rst_escape(row.get("model") or NA), rst_escape(device_label(row))]
+    for metric, _, fmt in COLUMNS:
+        cells += [fmt(measured.get(metric)), fmt(estimated.get(metric)),
+                  fmt_error(row_errors[metric])]
+    return cells
+
+
+def grid_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Grid table; header = 'Model | Device | <metric> ...' over 'Measured | Estimated | Error'."""
+    body = [_cells(row) for row in rows]
+    top = ["Model", "Device"]
+    sub = ["", ""] + list(SUBHEADERS) * len(COLUMNS)
+    widths = [max(len(cell) for cell in column) for column in zip(sub, *body)]
+    widths[0], widths[1] = max(widths[0], len(top[0])), max(widths[1], len(top[1]))
+    for k, (_, label, _) in enumerate(COLUMNS):
+        first = 2 + 3 * k
+        span = sum(widths[first:first + 3]) + 3 * 2  # text width of 3 merged cells
+        widths[first + 2] += max(0, len(label) - span)
+
+    def line(cells: list[tuple[str, int, str]]) -> str:
+        out, col = "|", 0
+        for text, ncols, align in cells:
+            width = sum(widths[col:col + ncols]) + 3 * (ncols - 1)
+            if align == "r":
+                text = text.rjust(width)
+            elif align == "c":
+                left = (width - len(text)) // 2
+                text = (" " * left + text).ljust(width)
+            out += f" {text.ljust(width)} |"
+            col += ncols
+        return out
+
+    def rule(char: str) -> str:
+        return "+" + "+".join(char * (w + 2) for w in widths) + "+"
+
+    lines = [rule("-"),
+             line([(top[0], 1, "l"), (top[1], 1, "l")] + [(c[1], 3, "l") for c in COLUMNS]),
+             rule("-"),
+             line([(text, 1, "c") for text in sub]),
+             rule("=")]
+    for cells in body:
+        lines.append(line([(cells[0], 1, "l"), (cells[1], 1, "l")]
+                          + [(text, 1, "r") for text in cells[2:]]))
+        lines.append(rule("-"))
+    return lines
+
+
+def _workload(row: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return row.get("batch"), row.get("seq"), row.get("dtype")
+
+
+def _workload_line(workload: tuple[Any, Any, Any]) -> str:
+    batch, seq, dtype = workload
+    if batch is None or seq is None:
+        text = "Input Sequence Size = unknown"
+    else:
+        text = f"Input Sequence Size = :math:`{int(batch)} \\times {int(seq)}`"
+    return text + (f", dtype: {rst_escape(dtype)}" if dtype else "")
+
+
+def _machine_line(machine: Mapping[str, Any] | None) -> str | None:
+    if not machine:
+        return None
+    gpu, count = machine.get("gpu"), machine.get("gpu_count") or 0
+    parts = [f"{gpu} x {count}" if gpu and count > 1 else (gpu or "no GPU")]
+    for key, prefix in (("driver", "driver "), ("torch", "torch "),
+                        ("transformers", "transformers "), ("accelerate", "accelerate ")):
+        if machine.get(key):
+            parts.append(f"{prefix}{machine[key]}")
+    if machine.get("git_commit"):
+        parts.append(f"commit {str(machine['git_commit'])[:12]}"
+                     + (" (dirty)" if machine.get("dirty") else ""))
+    if machine.get("date"):
+        parts.append(str(machine["date"]))
+    return rst_escape("Machine: " + ", ".join(str(p) for p in parts) + ".")
+
+
+def render_rst(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | None = None) -> str:
+    """The whole report: title, workload line(s), Single GPU / Multi GPU tables, notes."""
+    rows = list(rows)
+    shown = [r for r in rows if r.get("status") != "skipped"]
+    workloads = list(dict.fromkeys(_workload(r) for r in shown))
+    single_workload = len(workloads) == 1
+
+    out = _section("Benchmark", "=")
+    if single_workload:
+        out += [_workload_line(workloads[0]), ""]
+    out += [f"Error is {ERROR_BASIS}, as a signed percentage. Throughput is in tokens per "
+            "second, energy in joules per token; n/a marks a value that is not available.", ""]
+    machine_line = _machine_line(machine)
+    if machine_line:
+        out += [machine_line, ""]
+
+    for title, keep in (("Single GPU", lambda r: _gpus(r) == 1),
+                        ("Multi GPU", lambda r: _gpus(r) > 1)):
+        part = [r for r in shown if keep(r)]
+        if not part:
+            continue
+        out += _section(title, "-")
+        for workload in workloads:
+            table_rows = [r for r in part if _workload(r) == workload]
+            if not table_rows:
+                continue
+            if not single_workload:
+                out += [_workload_line(workload), ""]
+            out += grid_table(table_rows) + [""]
+
+    failed = [r for r in shown if r.get("status") == "failed"]
+    notes = (("Outside bounds", [(r, "; ".join(r["out_of_bounds"]))
+                                 for r in failed if r.get("out_of_bounds")]),
+             ("Failed", [(r, r.get("reason") or "failed")
+                         for r in failed if not r.get("out_of_bounds")]),
+             ("Skipped", [(r, r.get("reason") or "skipped")
+                          for r in rows if r.get("status") == "skipped"]))
+    for title, items in notes:
+        if items:
+            out += _section(title, "-")
+            out += [f"- {rst_escape(r.get('case_id') or r.get('nodeid') or NA)}: "
+                    f"{rst_escape(reason)}" for r, reason in items]
+            out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy / torch scalars
+        try:
+            return _jsonable(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def results_document(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | None,
+                     config: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-ready dict: shown rows under 'cases' (each with an 'error' dict), skipped ones under
+    'skipped'. Non-finite floats become null."""
+    rows = list(rows)
+    cases = [dict(r, error=errors(r)) for r in rows if r.get("status") != "skipped"]
+    skipped = [dict(r) for r in rows if r.get("status") == "skipped"]
+    summary: dict[str, int] = {}
+    for r in rows:
+        summary[str(r.get("status"))] = summary.get(str(r.get("status")), 0) + 1
+    return _jsonable({"schema_version": SCHEMA_VERSION, "error_basis": ERROR_BASIS,
+                      "throughput_unit": "tokens/s", "machine": machine, "config": config,
+                      "summary": summary, "cases": cases, "skipped": skipped})
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write text to a temporary file next to path, then os.replace it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- machine description ----------------------------------------------------------------------
+
+def _visible(count: int) -> list[int]:
+    """Indices CUDA_VISIBLE_DEVICES leaves visible (numeric form only; otherwise all)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is None:
+        return list(range(count))
+    try:
+        picked = [int(x) for x in env.split(",") if x.strip()]
+    except ValueError:
+        return list(range(count))
+    return [i for i in picked if 0 <= i < count]
+
+
+def _gpus_from_nvml() -> dict[str, Any] | None:
+    try:
+        import pynvml
+    except Exception:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        def text(value: Any) -> str:
+            return value.decode() if isinstance(value, bytes) else str(value)
+        indices = _visible(pynvml.nvmlDeviceGetCount())
+        names = [text(pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)))
+                 for i in indices]
+        return {"gpu": names[0] if names else None, "gpu_count": len(names),
+                "gpu_names": names, "driver": text(pynvml.nvmlSystemGetDriverVersion())}
+    except Exception:
+        return None
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def _gpus_from_torch() -> dict[str, Any] | None:
+    """Only a torch the caller already imported: the report never pays for (or re-runs,
+    under pytester's sys.modules restore, which crashes) torch's import."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is None or not torch.cuda.is_available():
+            return None
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return {"gpu": names[0] if names else None, "gpu_count": len(names),
+                "gpu_names": names, "driver": None}
+    except Exception:
+        return None
+
+
+def _cpu() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except Exception:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, timeout=10, check=False)
+    except Exception:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers came from. Never raises; unknown values are None.
+
+    GPUs via pynvml, else via torch.cuda when the caller has already imported torch (this
+    function never imports torch itself), else {"gpu": None, "gpu_count": 0}.
+    """
+    info: dict[str, Any] = {"gpu": None, "gpu_count": 0, "gpu_names": [], "driver": None}
+    try:
+        info.update(_gpus_from_nvml() or _gpus_from_torch() or {})
+    except Exception:
+        pass
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    for key, get in (("cpu", _cpu), ("hostname", socket.gethostname),
+                     ("python", platform.python_version),
+                     ("platform", platform.platform)):
+        try:
+            info[key] = get()
+        except Exception:
+            info[key] = None
+    info.update({
+        "torch": _version("torch"), "transformers": _version("transformers"),
+        "accelerate": _version("accelerate"),
+        "git_commit": commit, "dirty": None if status is None else bool(status),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    info["python"] = info["python"] or sys.version.split()[0]
+    return info

@@ -1,0 +1,169 @@
+"""State of one pytest run: recorded rows, their outcome, and the report files.
+
+The files are rewritten after every change (atomically), so an interrupted run still leaves
+the cases finished so far on disk.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pytest
+
+from . import report
+from .compare import ERROR_BASIS, errors, out_of_bounds
+from .options import BenchConfig
+
+BENCH_FIXTURES = ("bench_recorder", "check_bounds")
+FALLBACK_NAME = "bench"
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    text = " ".join(lines[:1]) if lines else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _failure_message(longrepr: Any) -> str:
+    crash = getattr(longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None) or str(longrepr)
+    for prefix in ("Failed: ",):
+        message = message[len(prefix):] if message.startswith(prefix) else message
+    return _one_line(message)
+
+
+def _skip_message(longrepr: Any) -> str:
+    message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr
+    message = str(message)
+    return _one_line(message[len("Skipped: "):] if message.startswith("Skipped: ") else message)
+
+
+class BenchSession:
+    def __init__(self, config: BenchConfig,
+                 machine: Callable[[], dict[str, Any]] = report.machine_info) -> None:
+        self.config = config
+        self._machine_provider = machine
+        self._machine: dict[str, Any] | None = None
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}  # (nodeid, case_id) -> row
+        self.bench_items: dict[str, str] = {}  # nodeid -> case id, for tests using our fixtures
+        self._default_name: str | None = None
+        self.written: list[Path] = []
+        self.recorded_any = False
+
+    # -- naming -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.report_name or self._default_name or FALLBACK_NAME
+
+    def set_default_name(self, name: str) -> None:
+        """First call wins; ignored once files exist (they keep the name they were written under)."""
+        if self._default_name is None and not self.written and name:
+            self._default_name = str(name)
+
+    @property
+    def paths(self) -> tuple[Path, Path]:
+        base = Path(self.config.report_dir) / self.name
+        return base.with_name(base.name + ".rst"), base.with_name(base.name + ".json")
+
+    # -- collection ---------------------------------------------------------------------------
+    def note_item(self, item: pytest.Item) -> None:
+        if any(name in getattr(item, "fixturenames", ()) for name in BENCH_FIXTURES):
+            callspec = getattr(item, "callspec", None)
+            self.bench_items[item.nodeid] = callspec.id if callspec else item.name
+
+    # -- recording ----------------------------------------------------------------------------
+    def record(self, nodeid: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(row, Mapping):
+            raise TypeError(f"bench_recorder.record() takes a dict row, got {type(row).__name__}")
+        for key in ("measured", "estimated"):
+            if row.get(key) is not None and not isinstance(row[key], Mapping):
+                raise TypeError(f"row[{key!r}] must be a dict of metric -> value")
+        stored = copy.deepcopy(dict(row))
+        stored["case_id"] = str(stored.get("case_id") or self.bench_items.get(nodeid) or nodeid)
+        stored.update(nodeid=nodeid, status="recorded", reason=None)
+        self.rows[(nodeid, stored["case_id"])] = stored
+        self.recorded_any = True
+        self.write()
+        return stored
+
+    def check(self, nodeid: str, row: Mapping[str, Any],
+              bounds: Mapping[str, float] | None = None) -> dict[str, float | None]:
+        """Record row (again), then pytest.fail with one line per metric outside the bounds."""
+        row_errors = errors(row)
+        bad = out_of_bounds(row_errors, self.config.bounds if bounds is None else bounds)
+        stored = self.record(nodeid, dict(row, out_of_bounds=bad))
+        if bad:
+            pytest.fail(f"{stored['case_id']}: estimate outside bounds, error = {ERROR_BASIS}:\n"
+                        + "\n".join(bad), pytrace=False)
+        return row_errors
+
+    def on_report(self, report_: pytest.TestReport) -> None:
+        outcome_phase = report_.when == "call" or (report_.when == "setup" and report_.skipped)
+        if not outcome_phase:
+            return
+        rows = [r for (nodeid, _), r in self.rows.items() if nodeid == report_.nodeid]
+        if rows:
+            for row in rows:
+                if hasattr(report_, "wasxfail"):
+                    row["status"], row["reason"] = "failed", f"xfail: {report_.wasxfail}"
+                elif report_.skipped:
+                    row["status"], row["reason"] = "skipped", _skip_message(report_.longrepr)
+                elif report_.failed:
+                    row["status"] = "failed"
+                    row["reason"] = ("; ".join(row.get("out_of_bounds") or ())
+                                     or _failure_message(report_.longrepr))
+                else:
+                    row["status"], row["reason"] = "passed", None
+            self.write()
+        elif report_.skipped and report_.nodeid in self.bench_items:
+            case_id = self.bench_items[report_.nodeid]
+            self.rows[(report_.nodeid, case_id)] = {
+                "case_id": case_id, "nodeid": report_.nodeid, "status": "skipped",
+                "reason": _skip_message(report_.longrepr)}
+            self.write()
+
+    # -- output -------------------------------------------------------------------------------
+    def machine(self) -> dict[str, Any]:
+        if self._machine is None:
+            self._machine = self._machine_provider()
+        return self._machine
+
+    def render(self) -> str:
+        return report.render_rst(list(self.rows.values()), self.machine())
+
+    def write(self) -> None:
+        if not self.recorded_any:  # nothing measured yet: no files
+            return
+        rows = list(self.rows.values())
+        rst_path, json_path = self.paths
+        document = report.results_document(rows, self.machine(), self.config.as_dict())
+        report.write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+        report.write_atomic(rst_path, report.render_rst(rows, self.machine()))
+        self.written = [rst_path, json_path]
+
+
+class Recorder:
+    """What the ``bench_recorder`` fixture hands a test: ``record(row)`` and ``default_name``."""
+
+    def __init__(self, session: BenchSession, nodeid: str) -> None:
+        self._session = session
+        self.nodeid = nodeid
+
+    def record(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a copy of row for this test (status 'recorded') and rewrite the report files."""
+        return self._session.record(self.nodeid, row)
+
+    @property
+    def default_name(self) -> str:
+        return self._session.name
+
+    @default_name.setter
+    def default_name(self, name: str) -> None:
+        self._session.set_default_name(name)
+
+    @property
+    def paths(self) -> tuple[Path, Path]:
+        """(rst, json) the report is written to."""
+        return self._session.paths

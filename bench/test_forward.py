@@ -1,0 +1,101 @@
+"""One forward pass per case, measured on real hardware beside the estimator's prediction."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench import build, measure
+from bench.cases import Case, detect
+from estimator import EstimatorError, Workload, estimate, load_model
+from estimator.device import host_device
+from estimator.profile import Profile
+
+# The CPU case runs on shared 2-core CI machines against a 5-second CPU description: its bound
+# is wide, but it still fails when the model of a synchronous (CPU) forward pass goes wrong.
+CPU_BOUNDS = {"runtime_ms": 0.5, "throughput_tokens_per_s": 0.5}
+METRICS = ("runtime_ms", "memory_gb", "energy_j_per_token", "throughput_tokens_per_s")
+
+
+def _skip_reason(case: Case) -> str | None:
+    m = detect()
+    if case.gpus == 0:
+        return None
+    if m.problem:
+        return m.problem
+    if case.gpus > m.gpu_count:
+        return f"needs {case.gpus} GPUs, this machine has {m.gpu_count}"
+    return None
+
+
+def _dtype(case: Case) -> str:
+    return (load_model(case.model).dtype or "float16") if case.dtype == "auto" else case.dtype
+
+
+def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_bounds, request) -> None:
+    reason = _skip_reason(case)
+    if reason:
+        pytest.skip(reason)
+    machine = detect()
+    dtype = _dtype(case)
+    gpus = max(case.gpus, 1)
+    on_gpu = case.gpus > 0
+    workload = Workload(batch=case.batch, seq=case.seq, dtype=dtype, gpus=gpus, parallel=case.parallel)
+    try:
+        if on_gpu:
+            est = estimate(case.model, machine.device, workload)
+            device_name = machine.device.name
+        else:
+            prof = Profile(request.getfixturevalue("cpu_profile"), "cpu microbenchmarks at session start")
+            device_name = prof.raw["device_name"]
+            est = estimate(case.model, host_device(prof.raw), workload, prof)
+    except EstimatorError as exc:
+        pytest.skip(f"estimator cannot take this case: {exc}")
+    if on_gpu and est.memory_gb > machine.device.memory_gb * 0.95:
+        pytest.skip(f"out of memory: needs about {est.memory_gb:.1f} GB per GPU, {machine.device.name} has "
+                    f"{machine.device.memory_gb:g} GB")
+    short = machine.device.aliases[0] if on_gpu else "cpu"
+    bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}" if on_gpu else "bench-cpu"
+    device = "cuda:0" if on_gpu else "cpu"
+    tokens = case.batch * case.seq
+    try:
+        ctx = build.built(case.model, dtype, device, case.gpus)
+        model = ctx.__enter__()
+    except torch.cuda.OutOfMemoryError:
+        pytest.skip("out of memory while building the model")
+    try:
+        input_ids = torch.randint(0, load_model(case.model).vocab, (case.batch, case.seq), device=device)
+
+        def step() -> None:
+            with torch.inference_mode():
+                model(input_ids)
+            if on_gpu:
+                measure.sync(gpus)
+
+        benchmark.pedantic(step, rounds=bench_config.rounds, warmup_rounds=bench_config.warmup, iterations=1)
+        stats = benchmark.stats.stats
+        runtime_ms = stats.median * 1e3
+        mem = measure.peak_memory(step, gpus) if on_gpu else None
+        en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
+    finally:
+        ctx.__exit__(None, None, None)
+    measured = {
+        "runtime_ms": runtime_ms,
+        "runtime_ms_rounds": [x * 1e3 for x in stats.data],
+        "runtime_ms_iqr": stats.iqr * 1e3,
+        "memory_gb": mem.memory_gb if mem else None,
+        "memory_gb_per_gpu": mem.memory_gb_per_gpu if mem else None,
+        "energy_j_per_token": en.energy_j_per_token if en else None,
+        "energy_window_s": en.window_s if en else None,
+        "power_w": en.power_w if en else None,
+        "throughput_tokens_per_s": tokens / (runtime_ms / 1e3),
+    }
+    estimated = {k: getattr(est, k) for k in METRICS} | {
+        "memory_gb_per_gpu": est.memory_gb_per_gpu, "host_ms": est.host_ms, "gpu_busy_ms": est.gpu_busy_ms,
+        "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown}
+    if not on_gpu:  # no allocator statistics or energy counters for the CPU
+        estimated["memory_gb"] = None
+    row = dict(case_id=case.id, model=case.model, device=device_name, device_short=short, gpus=gpus,
+               parallel=case.parallel if gpus > 1 else "single", batch=case.batch, seq=case.seq, dtype=dtype,
+               measured=measured, estimated=estimated)
+    bench_recorder.record(row)
+    check_bounds(row, None if on_gpu else CPU_BOUNDS)

@@ -1,0 +1,14 @@
+"""Analytical performance model of LLM forward passes: runtime, memory, energy, throughput.
+
+    from estimator import estimate, Workload
+    est = estimate("facebook/opt-1.3b", "H100", Workload(batch=16, seq=1024, gpus=2))
+    est.runtime_ms, est.memory_gb_per_gpu, est.energy_j_per_token, est.throughput_tokens_per_s
+"""
+from .device import DeviceSpec, get_device, list_devices
+from .errors import EstimatorError
+from .estimate import Estimate, estimate
+from .model import ModelSpec, load_model, zoo_names
+from .workload import Workload
+
+__all__ = ["estimate", "Estimate", "Workload", "ModelSpec", "load_model", "zoo_names", "DeviceSpec",
+           "get_device", "list_devices", "EstimatorError"]

@@ -1,0 +1,101 @@
+"""CLI: python -m estimator estimate | devices | models | calibrate."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tabulate import tabulate
+
+from .device import list_devices
+from .errors import EstimatorError
+from .estimate import estimate
+from .model import load_model, zoo_names
+from .workload import PARALLEL_MODES, Workload, normalize_dtype
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line and exit status 2, like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="python -m estimator", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    est = sub.add_parser("estimate", help="predict one forward pass")
+    est.add_argument("--model", required=True, help="zoo name (python -m estimator models) or path to a config.json")
+    est.add_argument("--device", required=True, help="GPU name, short (H100) or NVML (NVIDIA H100 80GB HBM3)")
+    est.add_argument("--gpus", type=int, default=1)
+    est.add_argument("--parallel", default="pipeline", help="|".join(PARALLEL_MODES))
+    est.add_argument("--batch", type=int, default=16)
+    est.add_argument("--seq", type=int, default=1024)
+    est.add_argument("--dtype", default=None, help="float16|bfloat16|float32 (default: the model's own, else float16)")
+    est.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (torch's default is off)")
+    est.add_argument("--profile", default=None, help="calibration profile JSON (default: the shipped one)")
+    est.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_parser("devices", help="list known GPUs")
+    sub.add_parser("models", help="list shipped model configs")
+    cal = sub.add_parser("calibrate", help="measure this machine into a profile JSON")
+    cal.add_argument("--out", default=None, help="where to write the profile (default: print)")
+    cal.add_argument("--quick", action="store_true", help="smaller grids and shorter windows")
+    return ap
+
+
+def cmd_estimate(args: argparse.Namespace) -> None:
+    spec = load_model(args.model)
+    dtype = normalize_dtype(args.dtype) if args.dtype else (spec.dtype or "float16")
+    w = Workload(batch=args.batch, seq=args.seq, dtype=dtype, gpus=args.gpus, parallel=args.parallel, tf32=args.tf32)
+    est = estimate(spec, args.device, w, args.profile)
+    if args.json:
+        print(json.dumps(est.to_dict()))
+        return
+    print(f"{est.model} on {est.device} x {w.gpus} ({est.workload['parallel']}), {w.batch} x {w.seq} tokens, {w.dtype}")
+    print(f"profile: {est.profile}")
+    rows = [["runtime", f"{est.runtime_ms:.2f} ms"],
+            ["memory per GPU", ", ".join(f"{m:.2f}" for m in est.memory_gb_per_gpu) + " GB"],
+            ["energy", f"{est.energy_j_per_token:.4g} J/token"],
+            ["throughput", f"{est.throughput_tokens_per_s:,.0f} tokens/s"],
+            ["host / GPU busy", f"{est.host_ms:.2f} / {est.gpu_busy_ms:.2f} ms ({est.bound}-bound)"]]
+    print(tabulate(rows, tablefmt="simple"))
+    print()
+    table = [[b["group"], f"{b['time_ms']:.3f}", b["kernels"], f"{b['flops'] / 1e12:.3f}", f"{b['bytes'] / 1e9:.3f}", b["bound"]]
+             for b in sorted(est.breakdown, key=lambda b: -b["time_ms"])]
+    print(tabulate(table, headers=["operator group", "GPU ms", "kernels", "TFLOP", "GB moved", "bound"]))
+    for note in est.notes:
+        print(f"note: {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "estimate":
+            cmd_estimate(args)
+        elif args.command == "devices":
+            print(tabulate([[d.key, d.name, f"{d.tflops['float16']:g}", f"{d.memory_gb:g}", f"{d.memory_bandwidth_gb_s:g}",
+                             f"{d.power_limit_w:g}", d.interconnect] for d in list_devices()],
+                           headers=["key", "name", "fp16 TFLOP/s", "GB", "GB/s", "W", "link"]))
+        elif args.command == "models":
+            rows = []
+            for n in zoo_names():
+                s = load_model(n)
+                rows.append([n, s.model_type, f"{s.param_count() / 1e6:.1f}M", s.layers, s.hidden, s.heads, s.kv_heads, s.vocab])
+            print(tabulate(rows, headers=["model", "type", "params", "layers", "hidden", "heads", "kv heads", "vocab"]))
+        elif args.command == "calibrate":
+            from .calibrate import calibrate, save_profile
+            profile = calibrate(quick=args.quick, log=lambda m: print(m, file=sys.stderr))
+            if args.out:
+                save_profile(profile, args.out)
+                print(f"wrote {args.out}", file=sys.stderr)
+            else:
+                print(json.dumps(profile, indent=1))
+    except EstimatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

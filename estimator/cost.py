@@ -1,0 +1,41 @@
+"""Price one kernel on one device: GPU time from the calibrated tables, and what bounds it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .device import DeviceSpec
+from .ops import Op
+from .profile import Profile
+
+
+@dataclass(frozen=True)
+class OpCost:
+    op: Op
+    gpu_us: float
+    bound: str          # compute | memory | latency (kernel floor)
+    utilization: float  # achieved / peak of the bounding resource, 0..1 (drives the power model)
+
+
+def matmul_key(dtype: str, tf32: bool) -> str:
+    return "tf32" if dtype == "float32" and tf32 else dtype
+
+
+def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool = False) -> OpCost:
+    """Calibrated time of `op`; roofline peaks only classify the bound and the utilization."""
+    key = matmul_key(dtype, tf32)
+    peak_flops = device.matmul_tflops(dtype, tf32) * 1e12
+    peak_bw = device.memory_bandwidth_gb_s * 1e9
+    if op.kind == "gemm":
+        t = max(profile.gemm_us(*op.shape, key), profile.floor_us)
+    elif op.kind == "sdpa":
+        t = max(profile.sdpa_us(*op.shape, key), profile.floor_us)
+    else:
+        t = profile.copy_us(op.bytes / 2)
+    compute = op.flops / peak_flops if op.kind in ("gemm", "sdpa") else 0.0
+    memory = op.bytes / peak_bw
+    if t <= profile.floor_us * 1.05:
+        bound = "latency"
+    else:
+        bound = "compute" if compute >= memory else "memory"
+    util = min(1.0, max(compute, memory) * 1e6 / t)
+    return OpCost(op, t, bound, util)

@@ -1,0 +1,244 @@
+"""estimate(): runtime, peak memory per GPU, energy per token and throughput of one forward pass."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from . import energy, memory
+from .cost import OpCost, price
+from .device import DeviceSpec, get_device
+from .errors import EstimatorError
+from .model import ModelSpec, load_model
+from .ops import ForwardOps, Op, forward_ops
+from .placement import pipeline_placement
+from .profile import Profile, profile_for
+from .timeline import Clock
+from .workload import Workload
+
+GB = 1e9
+
+
+@dataclass
+class Estimate:
+    model: str
+    device: str
+    workload: dict
+    runtime_ms: float
+    memory_gb: float
+    memory_gb_per_gpu: list[float]
+    energy_j_per_token: float | None   # None: no power model (CPU)
+    throughput_tokens_per_s: float
+    fits: bool
+    host_ms: float
+    gpu_busy_ms: float
+    bound: str                          # host | gpu: what the critical path mostly waits on
+    params: int
+    profile: str
+    breakdown: list[dict] = field(default_factory=list)  # per group: time_ms, bound, flops, bytes
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _validate(spec: ModelSpec, w: Workload) -> None:
+    if w.seq > spec.max_positions:
+        raise EstimatorError(f"seq {w.seq} exceeds the {spec.max_positions} positions of {spec.name}")
+    if w.gpus == 1:
+        return
+    if w.parallel == "pipeline" and w.gpus > spec.layers:
+        raise EstimatorError(f"pipeline over {w.gpus} GPUs needs at least {w.gpus} layers; {spec.name} has {spec.layers}")
+    if w.parallel == "data" and w.batch % w.gpus:
+        raise EstimatorError(f"data parallel over {w.gpus} GPUs needs a batch divisible by {w.gpus}, got {w.batch}")
+    if w.parallel == "tensor" and (spec.heads % w.gpus or spec.kv_heads % w.gpus):
+        raise EstimatorError(f"tensor parallel over {w.gpus} GPUs needs heads ({spec.heads}) and KV heads "
+                             f"({spec.kv_heads}) divisible by {w.gpus}")
+
+
+def comm_cost(name: str, nbytes: float, us: float) -> OpCost:
+    return OpCost(Op(name, "communication", "comm", 0.0, nbytes), us, "communication", 0.5)
+
+
+def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float]]:
+    per = host_total_us / max(1, len(costs))
+    return [(per, c.gpu_us) for c in costs]
+
+
+def _group_breakdown(groups: dict, costs: list[OpCost], times: int) -> None:
+    for c in costs:
+        g = groups.setdefault(c.op.group, {"group": c.op.group, "time_ms": 0.0, "flops": 0.0, "bytes": 0.0,
+                                            "kernels": 0, "_bound": {}})
+        g["time_ms"] += c.gpu_us * times / 1e3
+        g["flops"] += c.op.flops * times
+        g["bytes"] += c.op.bytes * times
+        g["kernels"] += times
+        g["_bound"][c.bound] = g["_bound"].get(c.bound, 0.0) + c.gpu_us * times
+
+
+class _Pass:
+    """One forward pass on one device kind: prices ops, runs the clock, sums energy."""
+
+    def __init__(self, spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload):
+        self.spec, self.dev, self.prof, self.w = spec, dev, prof, w
+        self.clock = Clock(sync=prof.kind == "cpu")
+        self.groups: dict = {}
+        self.kernel_j: dict[int, float] = {}
+        host = prof.host(spec.family)
+        self.layer_host_us = float(host.get("per_layer_us", 0.0))
+        self.fixed_host_us = float(host.get("fixed_us", 0.0))
+        self.hook_us = float(host.get("dispatch_per_module_us", 0.0))
+        self.power = prof.power
+
+    def price(self, ops: tuple[Op, ...]) -> list[OpCost]:
+        return [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32) for op in ops]
+
+    def run(self, gpu: int, costs: list[OpCost], host_us: float, times: int = 1) -> None:
+        if not costs or times == 0:
+            return
+        steps = _steps(costs, host_us)
+        if times == 1:
+            self.clock.run(gpu, steps)
+        else:
+            self.clock.repeat(gpu, steps, times)
+        _group_breakdown(self.groups, costs, times)
+        if self.power:
+            j, _ = energy.layer_energy(costs, self.power)
+            self.kernel_j[gpu] = self.kernel_j.get(gpu, 0.0) + j * times
+
+    def transfer(self, gpu: int, nbytes: float) -> None:
+        """Copy activations to `gpu` (accelerate hook: host overhead, then a blocking p2p copy)."""
+        t = self.prof.p2p_us(nbytes)
+        if t is None:  # no measured link: datasheet bandwidth of the interconnect
+            t = nbytes / (self.dev.interconnect_gb_s * 1e9) * 1e6 + 10.0
+        self.run(gpu, [comm_cost("p2p copy", nbytes, t)], self.hook_us)
+
+    def energy_j(self, gpus: int) -> float | None:
+        if not self.power:
+            return None
+        total_s = self.clock.total_us * 1e-6
+        joules = 0.0
+        for g in range(gpus):
+            busy = self.clock.busy_us.get(g, 0.0) * 1e-6
+            span = (self.clock.last_us.get(g, 0.0) - self.clock.first_us.get(g, 0.0)) * 1e-6
+            joules += energy.gpu_energy_j(self.kernel_j.get(g, 0.0), busy, span, total_s, self.power)
+        return joules
+
+
+def _single_or_pipeline(p: _Pass, ops: ForwardOps, spec: ModelSpec, w: Workload) -> list[float]:
+    """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another."""
+    e, t = w.dtype_bytes, w.tokens
+    pre, layer, post = p.price(ops.pre), p.price(ops.layer), p.price(ops.post)
+    fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
+    place = pipeline_placement(spec, w.gpus, e, p.dev.memory_gb * GB) if w.gpus > 1 else None
+    hidden_bytes = t * spec.hidden * e
+    embed_gpu = place.embed_gpu if place else 0
+    p.run(embed_gpu, pre, fixed_per_kernel * len(pre))
+    cur = embed_gpu
+    if place and place.rotary_gpu >= 0 and place.rotary_gpu != embed_gpu:
+        p.transfer(place.rotary_gpu, hidden_bytes)  # rotary_emb's hook moves the hidden state to it
+    per_gpu_layers = place.layers_per_gpu if place else (spec.layers,)
+    for g, n in enumerate(per_gpu_layers):
+        if n == 0:
+            continue
+        if g != cur:
+            p.transfer(g, hidden_bytes)
+            cur = g
+        p.run(g, layer, p.layer_host_us + (p.hook_us if place else 0.0), times=n)
+    norm_gpu, head_gpu = (place.final_norm_gpu, place.head_gpu) if place else (0, 0)
+    n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
+    for g, costs in ((norm_gpu, post[:n_norm]), (head_gpu, post[n_norm:])):
+        if g != cur:
+            p.transfer(g, hidden_bytes)
+            cur = g
+        p.run(g, costs, fixed_per_kernel * len(costs))
+    logits = t * spec.vocab * e
+    if head_gpu != 0:  # accelerate's io_same_device hook returns outputs on GPU 0
+        p.transfer(0, logits)
+    weights = place.weight_bytes_per_gpu if place else (spec.param_count() * e,)
+    mem = []
+    for g in range(w.gpus):
+        n = per_gpu_layers[g]
+        peaks = [memory.layer_working_set(spec, t, e) if n else 0.0]
+        if g == norm_gpu:
+            peaks.append(memory.final_norm_working_set(spec, t, e))
+        if g == head_gpu:
+            peaks.append(memory.head_working_set(spec, t, e))
+        if g == 0 and head_gpu != 0:
+            peaks.append(logits)
+        used = weights[g] > 0 or n > 0 or g == 0
+        extra = t * 8 if g == 0 else 0  # input_ids (int64)
+        mem.append(weights[g] + memory.kv_cache_bytes(spec, t, e, n) + max(peaks) + extra
+                   + (memory.CUBLAS_WORKSPACE_BYTES if used else 0))
+    return mem
+
+
+def _replicated(p: _Pass, spec: ModelSpec, w: Workload) -> list[float]:
+    """data / tensor parallel: every GPU runs the same kernels on its shard, one process each."""
+    e = w.dtype_bytes
+    shards = w.gpus if w.parallel == "tensor" else 1
+    batch = w.batch // w.gpus if w.parallel == "data" else w.batch
+    t = batch * w.seq
+    ops = forward_ops(spec, batch, w.seq, e, shards)
+    pre, layer, post = p.price(ops.pre), p.price(ops.layer), p.price(ops.post)
+    fixed = p.fixed_host_us / max(1, len(pre) + len(post))
+    p.run(0, pre, fixed * len(pre))
+    if shards > 1:  # two all-reduces of the hidden state per layer (after attention, after MLP)
+        nbytes = t * spec.hidden * e
+        ar = p.prof.allreduce_us(nbytes, w.gpus)
+        if ar is None:  # ring all-reduce moves 2(n-1)/n of the data over each GPU's link
+            ar = 2 * (w.gpus - 1) / w.gpus * nbytes / (p.dev.interconnect_gb_s * 1e9) * 1e6 + 20.0
+        layer = layer + [comm_cost("all-reduce", nbytes, ar)] * 2
+    p.run(0, layer, p.layer_host_us, times=spec.layers)
+    p.run(0, post, fixed * len(post))
+    if shards > 1:  # all-gather of the vocab-sharded logits
+        nbytes = (w.gpus - 1) / w.gpus * t * spec.vocab * e
+        p.run(0, [comm_cost("all-gather", nbytes, nbytes / (p.dev.interconnect_gb_s * 1e9) * 1e6)], 5.0)
+    layer_w = spec.layers * spec.layer_params() / shards
+    rest = spec.embedding_params() / shards + spec.head_params() / shards + spec.norm_params()
+    weights = (layer_w + rest) * e
+    peak = max(memory.layer_working_set(spec, t, e, shards), memory.head_working_set(spec, t, e, 1),
+               memory.final_norm_working_set(spec, t, e))
+    per = weights + memory.kv_cache_bytes(spec, t, e, spec.layers, shards) + peak + t * 8 + memory.CUBLAS_WORKSPACE_BYTES
+    # every GPU does the same: copy the per-GPU timing so energy counts all of them
+    for g in range(1, w.gpus):
+        p.clock.busy_us[g] = p.clock.busy_us[0]
+        p.clock.first_us[g] = p.clock.first_us[0]
+        p.clock.last_us[g] = p.clock.last_us[0]
+        p.kernel_j[g] = p.kernel_j.get(0, 0.0)
+    return [per] * w.gpus
+
+
+def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workload | None = None,
+             profile: str | Profile | None = None) -> Estimate:
+    """Predict one forward pass of `model` on `device` for `workload` (defaults: 16 x 1024, 1 GPU)."""
+    spec = load_model(model) if isinstance(model, str) else model
+    dev = get_device(device) if isinstance(device, str) else device
+    w = workload or Workload(dtype=spec.dtype or "float16")
+    _validate(spec, w)
+    prof = profile if isinstance(profile, Profile) else profile_for(dev, profile)
+    p = _Pass(spec, dev, prof, w)
+    if w.gpus == 1 or w.parallel == "pipeline":
+        mem = _single_or_pipeline(p, forward_ops(spec, w.batch, w.seq, w.dtype_bytes), spec, w)
+    else:
+        mem = _replicated(p, spec, w)
+    runtime_us = p.clock.total_us + float(prof.raw.get("sync_us", 0.0))
+    runtime_s = runtime_us * 1e-6
+    joules = p.energy_j(w.gpus)
+    busy = sum(p.clock.busy_us.values()) / max(1, len(p.clock.busy_us))
+    host = p.clock.host_us
+    breakdown = []
+    for g in p.groups.values():
+        bounds = g.pop("_bound")
+        g["bound"] = max(bounds, key=bounds.get) if bounds else "host"
+        breakdown.append(g)
+    mem_gb = [m / GB for m in mem]
+    notes = []
+    fits = max(mem_gb) <= dev.memory_gb
+    if not fits:
+        notes.append(f"does not fit: needs {max(mem_gb):.1f} GB on one GPU, {dev.name} has {dev.memory_gb:g} GB")
+    return Estimate(
+        model=spec.name, device=dev.name, workload=dict(batch=w.batch, seq=w.seq, dtype=w.dtype, gpus=w.gpus,
+                                                        parallel=w.parallel if w.gpus > 1 else "single"),
+        runtime_ms=runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
+        energy_j_per_token=None if joules is None else joules / w.tokens, throughput_tokens_per_s=w.tokens / runtime_s, fits=fits,
+        host_ms=host / 1e3, gpu_busy_ms=busy / 1e3, bound="host" if host >= p.clock.gpu_us * 0.9 else "gpu",
+        params=spec.param_count(), profile=prof.source, breakdown=breakdown, notes=notes)

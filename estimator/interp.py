@@ -1,0 +1,54 @@
+"""Interpolation on calibration grids, in log space (pure Python: one lookup costs microseconds)."""
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from itertools import product
+from typing import Sequence
+
+
+def _bracket(axis: Sequence[float], x: float) -> tuple[int, int, float]:
+    """Indices around x on a sorted log axis and the weight of the upper one (clamped at the ends)."""
+    if x <= axis[0] or len(axis) == 1:
+        return 0, 0, 0.0
+    if x >= axis[-1]:
+        return len(axis) - 1, len(axis) - 1, 0.0
+    hi = bisect_right(axis, x)
+    lo = hi - 1
+    return lo, hi, (x - axis[lo]) / (axis[hi] - axis[lo])
+
+
+class LogGrid:
+    """A regular grid of log(value) over log(coordinates); multilinear inside, clamped outside.
+
+    ``points`` are (coords..., value) rows; grid cells no point covers take the value of the
+    nearest covered cell (log distance), so sparse grids (e.g. wide GEMMs only for some k) work.
+    """
+
+    def __init__(self, points: Sequence[Sequence[float]]):
+        if not points:
+            raise ValueError("empty calibration grid")
+        dims = len(points[0]) - 1
+        self.axes = [sorted({math.log(p[i]) for p in points}) for i in range(dims)]
+        known = {tuple(math.log(c) for c in p[:dims]): math.log(p[dims]) for p in points}
+        self.values: dict[tuple[int, ...], float] = {}
+        for idx in product(*(range(len(a)) for a in self.axes)):
+            key = tuple(a[i] for a, i in zip(self.axes, idx))
+            if key in known:
+                self.values[idx] = known[key]
+            else:
+                near = min(known, key=lambda k: sum((x - y) ** 2 for x, y in zip(k, key)))
+                self.values[idx] = known[near]
+
+    def __call__(self, *coords: float) -> float:
+        brackets = [_bracket(a, math.log(c)) for a, c in zip(self.axes, coords)]
+        total = 0.0
+        for corner in product((0, 1), repeat=len(brackets)):
+            w = 1.0
+            idx = []
+            for (lo, hi, t), c in zip(brackets, corner):
+                w *= t if c else 1.0 - t
+                idx.append(hi if c else lo)
+            if w:
+                total += w * self.values[tuple(idx)]
+        return math.exp(total)

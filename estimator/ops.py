@@ -1,0 +1,128 @@
+"""forward_ops: the kernels one eager forward pass launches, with FLOPs and bytes moved.
+
+The sequence follows what transformers' eager modules do for each family (OPT, GPT-2, and the
+Llama family), kernel by kernel, because for memory-bound parts and for host overhead the number
+of kernels matters as much as the arithmetic. Notation: T tokens (batch x seq), h hidden, f FFN
+width, e bytes per element, V vocabulary. GEMM FLOPs are 2·m·n·k; causal attention FLOPs are
+4·b·H·s²·d / 2 (QKᵀ and PV, half the scores masked), as in FlashAttention's accounting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import ModelSpec
+
+FP32 = 4  # bytes: RMSNorm and softmax statistics are computed in float32
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    group: str            # breakdown group, e.g. "mlp", "attention", "norms", "lm head"
+    kind: str             # gemm | sdpa | elementwise | copy
+    flops: float
+    bytes: float          # device-memory bytes read + written
+    shape: tuple = ()     # gemm: (m, n, k); sdpa: (batch*heads, seq, head_dim)
+
+
+@dataclass(frozen=True)
+class ForwardOps:
+    """Kernels before the first layer, in one decoder layer, and after the last layer."""
+    pre: tuple[Op, ...]
+    layer: tuple[Op, ...]
+    post: tuple[Op, ...]
+
+
+def gemm(name: str, group: str, m: int, n: int, k: int, e: int, bias: bool = False) -> Op:
+    nbytes = e * (m * k + n * k + m * n + (n if bias else 0))
+    return Op(name, group, "gemm", 2.0 * m * n * k, nbytes, (m, n, k))
+
+
+def ew(name: str, group: str, elems: float, bytes_per_elem: float) -> Op:
+    """Elementwise kernel over `elems` elements moving `bytes_per_elem` bytes per element."""
+    return Op(name, group, "elementwise", float(elems), float(elems * bytes_per_elem))
+
+
+def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> Op:
+    flops = 4.0 * batch * heads * seq * seq * d / 2
+    nbytes = e * batch * seq * d * (2 * heads + 2 * kv_heads)
+    return Op("sdpa", group, "sdpa", flops, nbytes, (batch * heads, seq, d))
+
+
+def rms_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
+    """LlamaRMSNorm: to(fp32), pow, mean, +eps, rsqrt, mul, to(dtype), weight*x."""
+    ops = [ew(f"{name}.to_fp32", group, t * h, e + FP32)] if e != FP32 else []
+    ops += [ew(f"{name}.pow", group, t * h, 2 * FP32), ew(f"{name}.mean", group, t * h, FP32),
+            ew(f"{name}.add_eps", group, t, 2 * FP32), ew(f"{name}.rsqrt", group, t, 2 * FP32),
+            ew(f"{name}.mul", group, t * h, 2 * FP32)]
+    ops += [ew(f"{name}.to_dtype", group, t * h, FP32 + e)] if e != FP32 else []
+    return ops + [ew(f"{name}.weight", group, t * h, 2 * e)]
+
+
+def layer_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
+    return [ew(name, group, t * h, 2 * e)]
+
+
+def rotary(name: str, t: int, dim: int, e: int) -> list[Op]:
+    """apply_rotary_pos_emb on one of q/k: x*cos, -x2, cat, rot*sin, add."""
+    g = "rotary"
+    return [ew(f"{name}.mul_cos", g, t * dim, 2 * e), ew(f"{name}.neg", g, t * dim / 2, 2 * e),
+            ew(f"{name}.cat", g, t * dim, 2 * e), ew(f"{name}.mul_sin", g, t * dim, 2 * e),
+            ew(f"{name}.add", g, t * dim, 3 * e)]
+
+
+def activation(name: str, group: str, elems: int, e: int, kind: str) -> list[Op]:
+    if kind == "gelu_new":  # NewGELUActivation: 8 eager kernels (pow, mul, add, mul, tanh, add, mul, mul)
+        per = [2, 2, 3, 2, 2, 2, 2, 3]
+        return [ew(f"{name}.{i}", group, elems, b * e) for i, b in enumerate(per)]
+    return [ew(name, group, elems, 2 * e)]
+
+
+def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) -> ForwardOps:
+    """Kernels of model(input_ids) for `batch` x `seq`; `shards` > 1 splits heads/FFN (tensor parallel)."""
+    t, h, f, v = batch * seq, spec.hidden, spec.ffn // shards, spec.vocab
+    heads, kv = max(1, spec.heads // shards), max(1, spec.kv_heads // shards)
+    qd, kvd = heads * spec.head_dim, kv * spec.head_dim
+    layer: list[Op] = []
+    attn, mlp = "attention projections", "mlp"
+    norm = layer_norm if spec.norm == "layernorm" else rms_norm
+    layer += norm("input_norm", "norms", t, h, e)
+    if spec.family == "gpt2":
+        layer.append(gemm("qkv_proj", attn, t, qd + 2 * kvd, h, e, bias=True))
+    else:
+        layer += [gemm("q_proj", attn, t, qd, h, e, spec.qkv_bias),
+                  gemm("k_proj", attn, t, kvd, h, e, spec.qkv_bias),
+                  gemm("v_proj", attn, t, kvd, h, e, spec.qkv_bias)]
+    if spec.family == "opt":
+        layer.append(ew("q_scale", "attention", t * qd, 2 * e))
+    if spec.family == "llama":
+        layer += rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
+    if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
+        layer += [ew("cache_k", "kv cache", t * kvd, 2 * e), ew("cache_v", "kv cache", t * kvd, 2 * e)]
+    layer.append(sdpa("attention", batch, heads, kv, seq, spec.head_dim, e))
+    layer.append(ew("attn_transpose", "attention", t * qd, 2 * e))
+    layer.append(gemm("o_proj", attn, t, h, qd, e, spec.out_bias))
+    layer.append(ew("residual_attn", "residuals", t * h, 3 * e))
+    layer += norm("post_norm", "norms", t, h, e)
+    if spec.gated_mlp:
+        layer += [gemm("gate_proj", mlp, t, f, h, e, spec.mlp_bias)]
+        layer += activation("act", mlp, t * f, e, spec.activation)
+        layer += [gemm("up_proj", mlp, t, f, h, e, spec.mlp_bias), ew("gate_mul", mlp, t * f, 3 * e)]
+    else:
+        layer += [gemm("fc1", mlp, t, f, h, e, spec.mlp_bias)]
+        layer += activation("act", mlp, t * f, e, spec.activation)
+    layer.append(gemm("down_proj", mlp, t, h, f, e, spec.mlp_bias))
+    layer.append(ew("residual_mlp", "residuals", t * h, 3 * e))
+
+    pre = [ew("embed_tokens", "embeddings", t * spec.proj_dim, 2 * e)]
+    if spec.learned_positions:
+        pre += [ew("embed_positions", "embeddings", t * h, 2 * e), ew("add_positions", "embeddings", t * h, 3 * e)]
+    if spec.proj_dim != h:
+        pre.append(gemm("project_in", "embeddings", t, h, spec.proj_dim, e))
+    if spec.family == "llama":  # rotary cos/sin tables: small kernels once per forward
+        pre += [ew(f"rope_table.{i}", "embeddings", seq * spec.head_dim, 2 * FP32) for i in range(6)]
+    post = norm("final_norm", "final norm", t, h, e)
+    if spec.proj_dim != h:
+        post.append(gemm("project_out", "lm head", t, spec.proj_dim, h, e))
+    post.append(gemm("lm_head", "lm head", t, v // shards, spec.proj_dim, e))
+    return ForwardOps(tuple(pre), tuple(layer), tuple(post))

@@ -1,0 +1,65 @@
+"""Host/GPU overlap of an eager forward pass.
+
+PyTorch eager launches kernels asynchronously: the host spends ``host_us`` per kernel (Python,
+dispatch, launch) and the GPU starts a kernel at max(its launch, the previous kernel's end).
+A model is host-bound when launches arrive slower than the GPU finishes them (small models) and
+GPU-bound otherwise. Decoder layers repeat, so after a few layers the per-layer increments settle
+and the rest is extrapolated: the simulation costs a few layers, not all of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+
+@dataclass
+class Clock:
+    host_us: float = 0.0
+    gpu_us: float = 0.0          # end of the last kernel on the critical path
+    busy_us: dict = field(default_factory=dict)   # gpu index -> kernel time
+    first_us: dict = field(default_factory=dict)  # gpu index -> first kernel start
+    last_us: dict = field(default_factory=dict)   # gpu index -> last kernel end
+    sync: bool = False   # CPU execution: the host computes each kernel itself, nothing overlaps
+
+    def run(self, gpu: int, steps: Sequence[tuple[float, float]]) -> None:
+        """Launch kernels (host_us, gpu_us) one after another on `gpu`."""
+        h, g = self.host_us, self.gpu_us
+        start0 = None
+        for host, dur in steps:
+            h += host
+            start = h if h > g else g
+            if start0 is None:
+                start0 = start
+            g = start + dur
+            if self.sync:
+                h = g
+        self._account(gpu, start0 if start0 is not None else g, g, sum(d for _, d in steps))
+        self.host_us, self.gpu_us = h, g
+
+    def repeat(self, gpu: int, steps: Sequence[tuple[float, float]], times: int) -> None:
+        """`times` identical layers; simulated until the increments settle, then extrapolated."""
+        prev = None
+        for i in range(times):
+            h0, g0 = self.host_us, self.gpu_us
+            self.run(gpu, steps)
+            inc = (self.host_us - h0, self.gpu_us - g0)
+            if prev is not None and abs(inc[0] - prev[0]) < 1e-6 and abs(inc[1] - prev[1]) < 1e-6:
+                left = times - i - 1
+                self.host_us += inc[0] * left
+                self.gpu_us += inc[1] * left
+                self._account(gpu, self.gpu_us, self.gpu_us, sum(d for _, d in steps) * left)
+                return
+            prev = inc
+
+    def wait(self, gpu: int, host_us: float, gpu_us: float) -> None:
+        """A transfer or collective: a launch then a blocking span on the critical path."""
+        self.run(gpu, [(host_us, gpu_us)])
+
+    def _account(self, gpu: int, start: float, end: float, busy: float) -> None:
+        self.busy_us[gpu] = self.busy_us.get(gpu, 0.0) + busy
+        self.first_us.setdefault(gpu, start)
+        self.last_us[gpu] = max(self.last_us.get(gpu, 0.0), end)
+
+    @property
+    def total_us(self) -> float:
+        return max(self.host_us, self.gpu_us)

@@ -1,0 +1,54 @@
+"""Workload: what one forward pass processes and how it is spread over GPUs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import EstimatorError
+
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16",
+                 "fp32": "float32", "float": "float32"}
+PARALLEL_MODES = ("pipeline", "data", "tensor")
+
+
+def normalize_dtype(dtype: str) -> str:
+    d = str(dtype).replace("torch.", "").lower()
+    d = DTYPE_ALIASES.get(d, d)
+    if d not in DTYPE_BYTES:
+        raise EstimatorError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPE_BYTES)}")
+    return d
+
+
+@dataclass(frozen=True)
+class Workload:
+    """batch x seq tokens through model(input_ids), logits for every position.
+
+    ``parallel`` only matters for gpus > 1: pipeline = layers split over GPUs, run one after
+    another (accelerate's balanced device map); data = batch split over full replicas;
+    tensor = every layer sharded Megatron-style, two all-reduces per layer.
+    """
+
+    batch: int = 16
+    seq: int = 1024
+    dtype: str = "float16"
+    gpus: int = 1
+    parallel: str = "pipeline"
+    tf32: bool = False  # torch.backends.cuda.matmul.allow_tf32; torch's default is off
+
+    def __post_init__(self) -> None:
+        for field in ("batch", "seq", "gpus"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise EstimatorError(f"{field} must be a positive integer, got {value!r}")
+        object.__setattr__(self, "dtype", normalize_dtype(self.dtype))
+        if self.parallel not in PARALLEL_MODES:
+            raise EstimatorError(
+                f"unknown parallel mode {self.parallel!r}: use one of {', '.join(PARALLEL_MODES)}")
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
