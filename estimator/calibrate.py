@@ -22,6 +22,7 @@ import platform
 import socket
 import statistics
 import tempfile
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -44,7 +45,8 @@ HOST_FAMILIES = ("llama", "opt", "gpt2", "qwen2", "mistral")
 HOST_LAYERS = (2, 6)
 COLLECTIVE_SIZES = (1 * MB, 16 * MB, 64 * MB, 256 * MB)
 ALLREDUCE_REPS = {1 * MB: 100, 16 * MB: 40, 64 * MB: 15, 256 * MB: 5}
-ALLREDUCE_TIMEOUT_S = 120.0
+ALLREDUCE_TIMEOUT_S = 120.0  # from release to result
+ALLREDUCE_GO_TIMEOUT_S = 900.0  # idle workers give up after this
 NCCL_SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
                  "NVSHMEM_DISABLE_NVLS": "1"}
 
@@ -135,6 +137,7 @@ class Timer:
         self.max_prefilled = max_prefilled
         self.can_prefill = self.cuda and hasattr(torch.cuda, "_sleep")
         self.cycles_per_us = _sleep_cycles_per_us(device) if self.can_prefill else 0.0
+        self.last_enqueue_us = 0.0  # host time the last elapsed_us() took to queue its loop
 
     def host_us(self, fn: Callable[[], Any], n: int = 3) -> float:
         """Host wall time per call to enqueue fn (synchronised only after the loop)."""
@@ -147,17 +150,19 @@ class Timer:
 
     def elapsed_us(self, fn: Callable[[], Any], reps: int, prefill_us: float = 0.0) -> float:
         """Total time of `reps` back-to-back calls; on GPU optionally after a queue-filling spin."""
+        t0 = time.perf_counter()
         if not self.cuda:
-            t0 = time.perf_counter()
             for _ in range(reps):
                 fn()
-            return (time.perf_counter() - t0) * 1e6
+            self.last_enqueue_us = (time.perf_counter() - t0) * 1e6
+            return self.last_enqueue_us
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         if prefill_us > 0 and self.can_prefill:
             torch.cuda._sleep(int(prefill_us * self.cycles_per_us))
         start.record()
         for _ in range(reps):
             fn()
+        self.last_enqueue_us = (time.perf_counter() - t0) * 1e6
         end.record()
         end.synchronize()
         return start.elapsed_time(end) * 1000.0
@@ -173,8 +178,7 @@ class Timer:
         _sync(self.device)
         host = self.host_us(fn)  # doubles as warm-up
         if not self.cuda:
-            est = host
-            prefill = False
+            est, prefill = host, False
         else:
             est = self.elapsed_us(fn, 1, prefill_us=self.prefill_for(1, host))
             prefill = self.can_prefill and est < 2.0 * host
@@ -183,15 +187,26 @@ class Timer:
             result = self._loops(fn, result, host, prefill)
         return result
 
-    def _loops(self, fn: Callable[[], Any], est: float, host: float, prefill: bool) -> float:
-        """Median per-call time of `loops` loops sized from an estimated per-call time."""
+    def _reps(self, est: float, host: float, prefill: bool) -> int:
+        """Calls per loop so that one loop (spin included) lasts about target_ms."""
         if prefill:  # the loop costs a spin of ~1.3 host times per call plus the calls
-            reps = max(16, min(self.max_prefilled, round(self.target_us / (1.3 * host + est))))
-        else:
-            reps = max(1, min(100_000, round(self.target_us / max(est, 0.1))))
+            return max(16, min(self.max_prefilled, round(self.target_us / (1.3 * host + est))))
+        return max(1, min(100_000, round(self.target_us / max(est, 0.1))))
+
+    def _loops(self, fn: Callable[[], Any], est: float, host: float, prefill: bool) -> float:
+        """Median per-call time of `loops` loops; longer spins if the host fell behind one."""
         loops = 1 if (not self.cuda and est > 150_000) else self.loops  # very slow CPU points
-        spin = self.prefill_for(reps, host) if prefill else 0.0
-        return _median([self.elapsed_us(fn, reps, spin) / reps for _ in range(loops)])
+        for _ in range(3):
+            reps = self._reps(est, host, prefill)
+            spin = self.prefill_for(reps, host) if prefill else 0.0
+            times, queued = [], []
+            for _ in range(loops):
+                times.append(self.elapsed_us(fn, reps, spin) / reps)
+                queued.append(self.last_enqueue_us)
+            if not prefill or _median(queued) < spin:
+                break
+            host = _median(queued) / reps  # the GPU may have waited for the host: spin longer
+        return _median(times)
 
 
 @contextlib.contextmanager
@@ -364,6 +379,17 @@ def _time_models(models: Sequence[torch.nn.Module], device: torch.device, warmup
     return [_median(row) for row in times]
 
 
+def preload_host_models(families: Sequence[str] = HOST_FAMILIES) -> None:
+    """Import transformers and run each tiny model once on the CPU, so that one-off import and
+    set-up costs stay out of the GPU host-overhead timings (errors surface there, not here)."""
+    for family in families:
+        try:
+            with torch.inference_mode():
+                _tiny_model(family, 1, torch.device("cpu"))(torch.zeros(1, 8, dtype=torch.long))
+        except Exception:
+            pass
+
+
 def time_host_overhead(device: torch.device, families: Sequence[str] = HOST_FAMILIES,
                        log: Log = print) -> dict[str, dict[str, Any]]:
     """Per-layer and fixed wall time of tiny models (L=2 vs L=6) per family: eager host overhead."""
@@ -467,10 +493,13 @@ def _allreduce_rank(rank: int, group: Any, sizes: Sequence[int]) -> list[list[fl
     return rows
 
 
-def _allreduce_worker(rank: int, world: int, port: int, sizes: list[int], result_path: str) -> None:
-    """One spawned process per GPU: all-reduce timings for every group size; rank 0 writes JSON."""
+def _allreduce_worker(rank: int, world: int, port: int, sizes: list[int], result_path: str,
+                      go: Any) -> None:
+    """One spawned process per GPU: waits for `go`, then times every group size; rank 0 writes JSON."""
     import torch.distributed as dist
 
+    if not go.wait(timeout=ALLREDUCE_GO_TIMEOUT_S):
+        return  # the parent gave up (or died) before releasing the workers
     torch.cuda.set_device(rank)
     dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world, device_id=torch.device("cuda", rank))
@@ -486,47 +515,81 @@ def _allreduce_worker(rank: int, world: int, port: int, sizes: list[int], result
     dist.destroy_process_group()
 
 
+class AllreduceJob:
+    """NCCL all-reduce workers, one per GPU, spawned early so that their start-up (importing
+    torch) overlaps the parent's benchmarks; they touch no GPU until run() releases them."""
+
+    def __init__(self, gpu_count: int, sizes: Sequence[int] = COLLECTIVE_SIZES) -> None:
+        self.gpu_count, self.ctx, self.go, self.error = gpu_count, None, None, None
+        self.path: Optional[str] = None
+        if gpu_count < 2:
+            return
+        try:
+            self._spawn(list(sizes))
+        except Exception as exc:  # reported by run()
+            self.error = exc
+
+    def _spawn(self, sizes: list[int]) -> None:
+        """Start the worker processes (NCCL_NVLS_ENABLE=0 etc. set first, inherited by them)."""
+        import torch.multiprocessing as mp
+
+        for key, value in NCCL_SAFE_ENV.items():
+            os.environ.setdefault(key, value)
+        fd, self.path = tempfile.mkstemp(prefix="allreduce_", suffix=".json")
+        os.close(fd)
+        self.go = mp.get_context("spawn").Event()
+        self.ctx = mp.spawn(_allreduce_worker, nprocs=self.gpu_count, join=False,
+                            args=(self.gpu_count, _free_port(), sizes, self.path, self.go))
+
+    def run(self, timeout_s: float = ALLREDUCE_TIMEOUT_S, log: Log = print) -> dict[str, Any]:
+        """Release the workers and wait: {str(n_gpus): [[bytes, us], ...]}, or {} on any failure."""
+        if self.gpu_count < 2:
+            return {}
+        t0 = time.perf_counter()
+        try:
+            if self.error is not None:
+                raise self.error
+            self.go.set()
+            while not self.ctx.join(timeout=1.0):
+                if time.perf_counter() - t0 > timeout_s:
+                    raise TimeoutError(f"no result after {timeout_s:.0f} s")
+            out = json.loads(Path(self.path).read_text())
+        except Exception as exc:
+            last = (str(exc).strip().splitlines() or [""])[-1]
+            log(f"allreduce: failed ({type(exc).__name__}: {last}), recorded {{}}")
+            out = {}
+        finally:
+            self.abort()
+        if out:
+            log(f"allreduce: groups {', '.join(out)} in {time.perf_counter() - t0:.1f} s")
+        return out
+
+    def abort(self) -> None:
+        """Kill workers still alive (those this job started) and remove the result file."""
+        for proc in getattr(self.ctx, "processes", []):
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        if self.path:
+            Path(self.path).unlink(missing_ok=True)
+
+
 def measure_allreduce(gpu_count: int, sizes: Sequence[int] = COLLECTIVE_SIZES,
                       timeout_s: float = ALLREDUCE_TIMEOUT_S,
                       log: Log = print) -> dict[str, list[list[float]]]:
     """{str(n_gpus): [[bytes, us], ...]} of NCCL all-reduce; {} on any failure or < 2 GPUs."""
-    if gpu_count < 2:
-        return {}
-    import torch.multiprocessing as mp
-
-    for key, value in NCCL_SAFE_ENV.items():
-        os.environ.setdefault(key, value)
-    t0 = time.perf_counter()
-    fd, path = tempfile.mkstemp(prefix="allreduce_", suffix=".json")
-    os.close(fd)
-    ctx = None
-    try:
-        ctx = mp.spawn(_allreduce_worker, args=(gpu_count, _free_port(), list(sizes), path),
-                       nprocs=gpu_count, join=False)
-        while not ctx.join(timeout=1.0):
-            if time.perf_counter() - t0 > timeout_s:
-                raise TimeoutError(f"no result after {timeout_s:.0f} s")
-        out = json.loads(Path(path).read_text())
-    except Exception as exc:
-        last = (str(exc).strip().splitlines() or [""])[-1]
-        log(f"allreduce: failed ({type(exc).__name__}: {last}), recorded {{}}")
-        out = {}
-    finally:
-        for p in getattr(ctx, "processes", []):
-            if p.is_alive():
-                p.kill()
-        Path(path).unlink(missing_ok=True)
-    if out:
-        log(f"allreduce: groups {', '.join(out)} in {time.perf_counter() - t0:.1f} s")
-    return out
+    return AllreduceJob(gpu_count, sizes).run(timeout_s, log)
 
 
 # --------------------------------------------------------------------------- power
 
 
 def _energy_window(index: int, seconds: float, step: Optional[Callable[[], None]] = None,
-                   others: Sequence[int] = (), in_flight: int = 4) -> dict[str, Any]:
+                   others: Sequence[int] = (), in_flight: int = 4,
+                   busy: Optional[Callable[[], bool]] = None) -> dict[str, Any]:
     """Run step() back to back (or idle) between two ticks of GPU `index`'s energy counter.
+
+    The window lasts at least `seconds`, and also while busy() is true (at most 60 s).
 
     Returns watts (of `index` and of each of `others`), the window in s, the steps done between
     the ticks and their GPU time (from events), and the SM clock read near the window's end.
@@ -560,7 +623,7 @@ def _energy_window(index: int, seconds: float, step: Optional[Callable[[], None]
     if start is not None:
         start.record()
     steps, clock = 0, None
-    while time.perf_counter() - t0 < seconds:
+    while time.perf_counter() - t0 < seconds or (busy and busy() and time.perf_counter() - t0 < 60):
         tick()
         steps += 1
         if clock is None and time.perf_counter() - t0 > 0.85 * seconds:
@@ -591,9 +654,13 @@ def _gemm_burst_tflops(a: torch.Tensor, w: torch.Tensor, flops: float, calls: in
     return flops / _median(times) / 1e12
 
 
-def measure_power(device: torch.device, gpu_count: int, quick: bool = False,
-                  log: Log = print) -> dict[str, Any]:
-    """Board power of GPU 0 idle, launch-bound, GEMM-bound and copy-bound, from NVML energy."""
+def measure_power(device: torch.device, gpu_count: int, quick: bool = False, log: Log = print,
+                  idle_task: Optional[Callable[[], None]] = None) -> dict[str, Any]:
+    """Board power of GPU 0 idle, launch-bound, GEMM-bound and copy-bound, from NVML energy.
+
+    `idle_task` (CPU-only work, such as imports) runs in a thread during the idle window, which
+    is stretched until it ends: the GPU stays idle meanwhile, so the reading is unaffected.
+    """
     index = nvml.nvml_index(device.index or 0)
     if nvml.energy_mj(index) is None:
         log("power: NVML energy counters unavailable, skipped")
@@ -601,7 +668,10 @@ def measure_power(device: torch.device, gpu_count: int, quick: bool = False,
     seconds = 1.0 if quick else 1.5
     all_idx = [nvml.nvml_index(i) for i in range(gpu_count)]
     _sync(device)
-    idle = _energy_window(index, seconds, None, others=all_idx)
+    worker = threading.Thread(target=idle_task or (lambda: None), daemon=True)
+    worker.start()
+    idle = _energy_window(index, seconds, None, others=all_idx, busy=worker.is_alive)
+    worker.join()
     small = torch.ones(1024, device=device)
 
     def launches() -> None:
@@ -734,14 +804,21 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print) -> di
     profile = _header(dev)
     gpu = profile["kind"] == "gpu"
     say(f"calibrating {profile['device_name']} ({profile['kind']}{', quick' if quick else ''})")
-    with _device_context(dev):
-        if gpu:  # first, while the GPU is still cool and idle
-            profile["power"] = measure_power(dev, profile["gpu_count"], quick, say)
-        _time_kernels(dev, profile, quick, say)
-        profile["host"] = time_host_overhead(dev, log=say)
-    if gpu:
-        profile["p2p"] = measure_p2p(quick=quick, log=say)
-        profile["allreduce"] = measure_allreduce(profile["gpu_count"], log=say)
+    job = None
+    try:
+        with _device_context(dev):
+            if gpu:  # first, while the GPU is still cool and idle
+                profile["power"] = measure_power(dev, profile["gpu_count"], quick, say,
+                                                 idle_task=preload_host_models)
+                job = AllreduceJob(profile["gpu_count"])  # workers start up meanwhile
+            _time_kernels(dev, profile, quick, say)
+            profile["host"] = time_host_overhead(dev, log=say)
+        if gpu:
+            profile["p2p"] = measure_p2p(quick=quick, log=say)
+            profile["allreduce"] = job.run(log=say)
+    finally:
+        if job is not None:
+            job.abort()
     profile["duration_s"] = round(time.perf_counter() - t_start, 2)
     say(f"calibration done in {profile['duration_s']} s")
     return profile

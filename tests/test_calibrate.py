@@ -117,3 +117,18 @@ def test_nvml_helpers_without_gpu() -> None:
         assert fn(0) is None
         assert fn(3) is None
     assert nvml.nvml_index(0) == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_allreduce_failure_is_recorded_as_empty() -> None:
+    lines: list[str] = []
+    job = cal.AllreduceJob(2)  # the spawned workers cannot use CUDA here, so they fail
+    assert job.run(timeout_s=60, log=lines.append) == {}
+    assert any("allreduce: failed" in line for line in lines)
+    assert all(not p.is_alive() for p in job.ctx.processes)
+
+
+def test_allreduce_job_abort_kills_waiting_workers() -> None:
+    job = cal.AllreduceJob(2)
+    job.abort()
+    assert all(not p.is_alive() for p in job.ctx.processes)
