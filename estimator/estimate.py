@@ -82,10 +82,11 @@ class _Pass:
         self.clock = Clock(sync=prof.kind == "cpu")
         self.groups: dict = {}
         self.kernel_j: dict[int, float] = {}
-        host = prof.host(spec.family)
+        host = prof.host(spec.model_type, spec.family)
         self.layer_host_us = float(host.get("per_layer_us", 0.0))
         self.fixed_host_us = float(host.get("fixed_us", 0.0))
-        self.hook_us = float(host.get("dispatch_per_module_us", 0.0))
+        hooks = prof.raw.get("dispatch") or {}
+        self.hook_us = float(hooks.get(spec.model_type, hooks.get(spec.family, 0.0)))
         self.power = prof.power
 
     def price(self, ops: tuple[Op, ...]) -> list[OpCost]:

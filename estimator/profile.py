@@ -87,8 +87,10 @@ class Profile:
         t = self._allreduce[n](top) * nbytes / top if nbytes > top else self._allreduce[n](nbytes)
         return t
 
-    def host(self, family: str) -> dict:
-        return self.raw.get("host", {}).get(family) or self.raw.get("host", {}).get("llama", {})
+    def host(self, model_type: str, family: str) -> dict:
+        """Measured eager host time of this model type, else of its family."""
+        host = self.raw.get("host", {})
+        return host.get(model_type) or host.get(family) or {}
 
     @property
     def power(self) -> dict:
