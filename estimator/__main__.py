@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except EstimatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
     return 0
 
 

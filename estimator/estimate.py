@@ -124,12 +124,21 @@ class _Pass:
         return joules
 
 
+def _placement(spec: ModelSpec, w: Workload, dev: DeviceSpec):
+    """accelerate's balanced split; where the weights overflow the GPUs, the split they would get
+    with unlimited memory (the estimate then reports that it does not fit)."""
+    try:
+        return pipeline_placement(spec, w.gpus, w.dtype_bytes, dev.memory_gb * GB)
+    except EstimatorError:
+        return pipeline_placement(spec, w.gpus, w.dtype_bytes, 1e18)
+
+
 def _single_or_pipeline(p: _Pass, ops: ForwardOps, spec: ModelSpec, w: Workload) -> list[float]:
     """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another."""
     e, t = w.dtype_bytes, w.tokens
     pre, layer, post = p.price(ops.pre), p.price(ops.layer), p.price(ops.post)
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
-    place = pipeline_placement(spec, w.gpus, e, p.dev.memory_gb * GB) if w.gpus > 1 else None
+    place = _placement(spec, w, p.dev) if w.gpus > 1 else None
     hidden_bytes = t * spec.hidden * e
     embed_gpu = place.embed_gpu if place else 0
     p.run(embed_gpu, pre, fixed_per_kernel * len(pre))
