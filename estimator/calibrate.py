@@ -173,9 +173,11 @@ class Timer:
 
     def per_call_us(self, fn: Callable[[], Any], warmup: int = 1) -> float:
         """Median over `loops` loops of the per-call time, each loop about target_ms long."""
-        host = self.host_us(fn, max(1, warmup))  # warm-up; a first call overstates host time
+        for _ in range(warmup):  # first calls of a shape pick kernels, build plans (~ms)
+            fn()
+        host = self.host_us(fn, 1)
         if not self.cuda:
-            est, prefill = self.host_us(fn, 1), False
+            est, prefill = host, False
         else:
             est = self.elapsed_us(fn, 1, prefill_us=self.prefill_for(1, host))
             prefill = self.can_prefill and est < 2.0 * host
@@ -585,61 +587,67 @@ def measure_allreduce(gpu_count: int, sizes: Sequence[int] = COLLECTIVE_SIZES,
 # --------------------------------------------------------------------------- power
 
 
+class _Stepper:
+    """Calls a GPU work step back to back, keeping at most `in_flight` steps queued (or idles)."""
+
+    def __init__(self, step: Optional[Callable[[], None]], in_flight: int) -> None:
+        self.step, self.in_flight, self.pending = step, in_flight, deque()
+
+    def __call__(self) -> None:
+        """One step (or 1 ms of sleep when there is no step)."""
+        if self.step is None:
+            time.sleep(0.001)
+            return
+        self.step()
+        ev = torch.cuda.Event()
+        ev.record()
+        self.pending.append(ev)
+        if len(self.pending) > self.in_flight:
+            self.pending.popleft().synchronize()
+
+
+def _next_energy_tick(index: int, stepper: _Stepper) -> tuple[Optional[int], float, int]:
+    """Keep stepping until GPU `index`'s energy counter moves (<= 0.3 s): (mJ, time, steps)."""
+    prev, steps, t_end = nvml.energy_mj(index), 0, time.perf_counter() + 0.3
+    while True:
+        stepper()
+        steps += 1
+        now = nvml.energy_mj(index)
+        if now != prev or time.perf_counter() > t_end:
+            return now, time.perf_counter(), steps
+
+
 def _energy_window(index: int, seconds: float, step: Optional[Callable[[], None]] = None,
                    others: Sequence[int] = (), in_flight: int = 4,
                    busy: Optional[Callable[[], bool]] = None) -> dict[str, Any]:
     """Run step() back to back (or idle) between two ticks of GPU `index`'s energy counter.
 
     The window lasts at least `seconds`, and also while busy() is true (at most 60 s).
-
     Returns watts (of `index` and of each of `others`), the window in s, the steps done between
     the ticks and their GPU time (from events), and the SM clock read near the window's end.
     """
-    pending: deque = deque()
-
-    def tick() -> None:
-        if step is None:
-            time.sleep(0.001)
-            return
-        step()
-        ev = torch.cuda.Event()
-        ev.record()
-        pending.append(ev)
-        if len(pending) > in_flight:
-            pending.popleft().synchronize()
-
-    def wait_for_tick() -> tuple[int, float, int]:
-        prev, steps, t_end = nvml.energy_mj(index), 0, time.perf_counter() + 0.3
-        while True:
-            tick()
-            steps += 1
-            now = nvml.energy_mj(index)
-            if now != prev or time.perf_counter() > t_end:
-                return int(now or 0), time.perf_counter(), steps
-
-    timing = step is not None
-    e0, t0, _ = wait_for_tick()
+    stepper = _Stepper(step, in_flight)
+    e0, t0, _ = _next_energy_tick(index, stepper)
     others0 = [nvml.energy_mj(i) for i in others]
-    start = torch.cuda.Event(enable_timing=True) if timing else None
-    if start is not None:
-        start.record()
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if step else []
+    if events:
+        events[0].record()
     steps, clock = 0, None
     while time.perf_counter() - t0 < seconds or (busy and busy() and time.perf_counter() - t0 < 60):
-        tick()
+        stepper()
         steps += 1
         if clock is None and time.perf_counter() - t0 > 0.85 * seconds:
             clock = nvml.sm_clock_mhz(index)
-    e1, t1, extra = wait_for_tick()
+    e1, t1, extra = _next_energy_tick(index, stepper)
     others1 = [nvml.energy_mj(i) for i in others]
-    end = torch.cuda.Event(enable_timing=True) if timing else None
-    if end is not None:
-        end.record()
-        end.synchronize()
+    if events:
+        events[1].record()
+        events[1].synchronize()
     window = t1 - t0
     watts = lambda a, b: None if a is None or b is None else (b - a) / 1000.0 / window  # noqa: E731
     return {"w": watts(e0, e1), "others_w": [watts(a, b) for a, b in zip(others0, others1)],
             "window_s": window, "steps": steps + extra, "clock_mhz": clock,
-            "gpu_s": start.elapsed_time(end) / 1000.0 if timing else None}
+            "gpu_s": events[0].elapsed_time(events[1]) / 1000.0 if events else None}
 
 
 def _gemm_burst_tflops(a: torch.Tensor, w: torch.Tensor, flops: float, calls: int = 5) -> float:
@@ -655,6 +663,49 @@ def _gemm_burst_tflops(a: torch.Tensor, w: torch.Tensor, flops: float, calls: in
     return flops / _median(times) / 1e12
 
 
+def _idle_power(index: int, seconds: float, others: Sequence[int],
+                idle_task: Optional[Callable[[], None]]) -> dict[str, Any]:
+    """Energy window with nothing running on the GPU (idle_task may use the CPU meanwhile)."""
+    worker = threading.Thread(target=idle_task or (lambda: None), daemon=True)
+    worker.start()
+    idle = _energy_window(index, seconds, None, others=others, busy=worker.is_alive)
+    worker.join()
+    return idle
+
+
+def _launch_power(device: torch.device, index: int, seconds: float) -> dict[str, Any]:
+    """Energy window of back-to-back tiny eager ops (x.add_(1) on 1024 elements)."""
+    small = torch.ones(1024, device=device)
+
+    def launches() -> None:
+        """Fifty tiny kernels."""
+        for _ in range(50):
+            small.add_(1)
+
+    return _energy_window(index, seconds, launches)
+
+
+def _gemm_power(device: torch.device, index: int, seconds: float, n: int = 8192) -> dict[str, Any]:
+    """Energy window of back-to-back fp16 n^3 GEMMs, with sustained and burst TFLOP/s."""
+    a = torch.randn(n, n, device=device, dtype=torch.float16)
+    w = torch.randn(n, n, device=device, dtype=torch.float16)
+    flops = 2.0 * n * n * n
+    F.linear(a, w)
+    _sync(device)
+    burst = _gemm_burst_tflops(a, w, flops)
+    gemm = _energy_window(index, seconds, lambda: F.linear(a, w), in_flight=3)
+    gemm["sustained_tflops"] = flops * gemm["steps"] / gemm["gpu_s"] / 1e12
+    gemm["burst_tflops"] = burst
+    return gemm
+
+
+def _memory_power(device: torch.device, index: int, seconds: float) -> dict[str, Any]:
+    """Energy window of back-to-back 1 GiB device-to-device copies."""
+    src = torch.empty(GB // 2, device=device, dtype=torch.float16).fill_(1.0)
+    dst = torch.empty_like(src)
+    return _energy_window(index, seconds, lambda: dst.copy_(src))
+
+
 def measure_power(device: torch.device, gpu_count: int, quick: bool = False, log: Log = print,
                   idle_task: Optional[Callable[[], None]] = None) -> dict[str, Any]:
     """Board power of GPU 0 idle, launch-bound, GEMM-bound and copy-bound, from NVML energy.
@@ -667,37 +718,15 @@ def measure_power(device: torch.device, gpu_count: int, quick: bool = False, log
         log("power: NVML energy counters unavailable, skipped")
         return {}
     seconds = 1.0 if quick else 1.5
-    all_idx = [nvml.nvml_index(i) for i in range(gpu_count)]
     _sync(device)
-    worker = threading.Thread(target=idle_task or (lambda: None), daemon=True)
-    worker.start()
-    idle = _energy_window(index, seconds, None, others=all_idx, busy=worker.is_alive)
-    worker.join()
-    small = torch.ones(1024, device=device)
-
-    def launches() -> None:
-        for _ in range(50):
-            small.add_(1)
-
-    launch = _energy_window(index, seconds, launches)
-    n = 8192
-    a = torch.randn(n, n, device=device, dtype=torch.float16)
-    w = torch.randn(n, n, device=device, dtype=torch.float16)
-    flops = 2.0 * n * n * n
-    F.linear(a, w)
-    _sync(device)
-    burst = _gemm_burst_tflops(a, w, flops)
-    gemm = _energy_window(index, seconds, lambda: F.linear(a, w), in_flight=3)
-    del a, w
-    src = torch.empty(GB // 2, device=device, dtype=torch.float16).fill_(1.0)
-    dst = torch.empty_like(src)
-    memory = _energy_window(index, seconds, lambda: dst.copy_(src))
-    del src, dst, small
+    idle = _idle_power(index, seconds, [nvml.nvml_index(i) for i in range(gpu_count)], idle_task)
+    launch = _launch_power(device, index, seconds)
+    gemm = _gemm_power(device, index, seconds)
+    memory = _memory_power(device, index, seconds)
     _free(device)
     out = {"idle_w": idle["w"], "launch_bound_w": launch["w"], "gemm_w": gemm["w"],
-           "memory_w": memory["w"],
-           "gemm_sustained_tflops": flops * gemm["steps"] / gemm["gpu_s"] / 1e12,
-           "gemm_burst_tflops": burst, "gemm_sm_clock_mhz": gemm["clock_mhz"],
+           "memory_w": memory["w"], "gemm_sustained_tflops": gemm["sustained_tflops"],
+           "gemm_burst_tflops": gemm["burst_tflops"], "gemm_sm_clock_mhz": gemm["clock_mhz"],
            "max_sm_clock_mhz": nvml.max_sm_clock_mhz(index),
            "power_limit_w": nvml.power_limit_w(index), "idle_w_per_gpu": idle["others_w"]}
     out = {k: _round(v) for k, v in out.items()}
@@ -805,13 +834,14 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print) -> di
     profile = _header(dev)
     gpu = profile["kind"] == "gpu"
     say(f"calibrating {profile['device_name']} ({profile['kind']}{', quick' if quick else ''})")
-    job = None
+    # All-reduce workers import torch while the GPU idles for the power baseline (CPU work
+    # there cannot disturb a reading); they touch no GPU until job.run() releases them.
+    job = AllreduceJob(profile["gpu_count"]) if gpu else None
     try:
         with _device_context(dev):
             if gpu:  # first, while the GPU is still cool and idle
                 profile["power"] = measure_power(dev, profile["gpu_count"], quick, say,
                                                  idle_task=preload_host_models)
-                job = AllreduceJob(profile["gpu_count"])  # workers start up meanwhile
             _time_kernels(dev, profile, quick, say)
             profile["host"] = time_host_overhead(dev, log=say)
         if gpu and profile["gpu_count"] >= 2:
