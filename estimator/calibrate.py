@@ -42,7 +42,7 @@ MAX_POINT_BYTES = 8 * 10**9  # skip benchmark points whose tensors would exceed 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
           "tf32": torch.float32}
 HOST_FAMILIES = ("llama", "opt", "gpt2", "qwen2", "mistral")
-HOST_LAYERS = (2, 6)
+HOST_LAYERS = (2, 12)  # a 10-layer difference: the per-layer time stands well above noise
 COLLECTIVE_SIZES = (1 * MB, 16 * MB, 64 * MB, 256 * MB)
 ALLREDUCE_REPS = {1 * MB: 100, 16 * MB: 40, 64 * MB: 15, 256 * MB: 5}
 ALLREDUCE_TIMEOUT_S = 120.0  # from release to result
@@ -70,6 +70,14 @@ def gemm_points(kind: str, dtype: str, quick: bool = False) -> list[tuple[int, i
         wide = [(n, k) for n in (32768, 65536, 131072) for k in (512, 1024, 2048, 4096)]
     square = [(m, n, k) for m in ms for n in nks for k in nks]
     return square + [(m, n, k) for m in ms for (n, k) in wide]
+
+
+# Leading dimensions that are not multiples of 8 elements (e.g. GPT-2's vocabulary of 50257)
+# keep cuBLAS off its 16-byte-aligned tensor-core kernels: a separate, smaller grid.
+UNALIGNED_POINTS = [(m, n, k) for m in (1024, 16384) for n in (1001, 4097, 50257) for k in (768, 2048)]
+# Seconds of idle before each GEMM point: the grid is measured at the clocks a forward pass sees
+# (GEMMs interleaved with memory-bound kernels), not at the power-capped clocks of a GEMM loop.
+GEMM_COOLDOWN_S = 0.010
 
 
 def sdpa_points(kind: str, dtype: str, quick: bool = False) -> list[tuple[int, int, int]]:
@@ -256,6 +264,8 @@ def time_gemm_grid(device: torch.device, dtype: str, points: Sequence[tuple[int,
         for m, n, k in fits:
             x = xbuf[: m * k].view(m, k)
             rot = max(1, min(512, math.ceil(l2_elems / (n * k)), wbuf.numel() // (n * k)))
+            if device.type == "cuda":
+                time.sleep(GEMM_COOLDOWN_S)
             ws = itertools.cycle([wbuf[i * n * k:(i + 1) * n * k].view(n, k) for i in range(rot)])
             try:
                 us = timer.per_call_us(lambda: F.linear(x, next(ws)))
@@ -363,7 +373,7 @@ def _tiny_model(family: str, layers: int, device: torch.device) -> torch.nn.Modu
 
 
 def _time_models(models: Sequence[torch.nn.Module], device: torch.device, warmup: int = 5,
-                 calls: int = 30) -> list[float]:
+                 calls: int = 40) -> list[float]:
     """Median wall time (us) of model(input_ids) per model, each call synchronised.
 
     Calls alternate between the models so that drifts (clocks, other load) hit all alike.
@@ -722,18 +732,42 @@ def measure_power(device: torch.device, gpu_count: int, quick: bool = False, log
     idle = _idle_power(index, seconds, [nvml.nvml_index(i) for i in range(gpu_count)], idle_task)
     launch = _launch_power(device, index, seconds)
     gemm = _gemm_power(device, index, seconds)
+    hot_idle = _energy_window(index, 1.0)  # right after the GEMM loop: idle but hot
     memory = _memory_power(device, index, seconds)
+    mixed = _mixed_power(device, index, seconds)
     _free(device)
     out = {"idle_w": idle["w"], "launch_bound_w": launch["w"], "gemm_w": gemm["w"],
-           "memory_w": memory["w"], "gemm_sustained_tflops": gemm["sustained_tflops"],
+           "memory_w": memory["w"], "hot_idle_w": hot_idle["w"], "mixed_w": mixed["w"],
+           "mixed_compute_fraction": mixed["compute_fraction"], "gemm_sustained_tflops": gemm["sustained_tflops"],
            "gemm_burst_tflops": gemm["burst_tflops"], "gemm_sm_clock_mhz": gemm["clock_mhz"],
            "max_sm_clock_mhz": nvml.max_sm_clock_mhz(index),
            "power_limit_w": nvml.power_limit_w(index), "idle_w_per_gpu": idle["others_w"]}
     out = {k: _round(v) for k, v in out.items()}
     log("power: idle {idle_w} W, launch-bound {launch_bound_w} W, gemm {gemm_w} W "
         "({gemm_sustained_tflops} TFLOP/s sustained, {gemm_burst_tflops} burst), "
-        "memory {memory_w} W".format(**out))
+        "memory {memory_w} W, hot idle {hot_idle_w} W, mixed {mixed_w} W".format(**out))
     return out
+
+
+def _mixed_power(device: torch.device, index: int, seconds: float) -> dict[str, Any]:
+    """Power of a forward-pass-like mix: one GEMM, then elementwise kernels of about its time."""
+    n = 4096
+    a = torch.randn(4 * n, n, device=device, dtype=torch.float16)
+    w = torch.randn(n, n, device=device, dtype=torch.float16)
+    x = torch.randn(64 * MB, device=device, dtype=torch.float16)
+    y = torch.randn(64 * MB, device=device, dtype=torch.float16)
+    timer = Timer(device, target_ms=5.0)
+    t_gemm = timer.per_call_us(lambda: F.linear(a, w))
+    t_add = timer.per_call_us(lambda: x + y)
+    adds = max(1, round(t_gemm / t_add))
+
+    def step() -> None:
+        F.linear(a, w)
+        for _ in range(adds):
+            x + y
+    out = _energy_window(index, seconds, step)
+    del a, w, x, y
+    return {"w": out["w"], "compute_fraction": round(t_gemm / (t_gemm + adds * t_add), 3)}
 
 
 def _round(v: Any, digits: int = 2) -> Any:
@@ -818,9 +852,15 @@ def _time_kernels(dev: torch.device, profile: dict[str, Any], quick: bool, log: 
     gpu = kind == "gpu"
     for dt in ("float16", "bfloat16", "float32", "tf32") if gpu else ("float32", "bfloat16"):
         profile["gemm"][dt] = time_gemm_grid(dev, dt, gemm_points(kind, dt, quick), timer, log)
+    for dt in ("float16", "bfloat16") if gpu and not quick else ():
+        profile["gemm"][f"{dt}_unaligned"] = time_gemm_grid(dev, dt, UNALIGNED_POINTS, timer, log)
     for dt in ("float16", "bfloat16", "float32") if gpu else ("float32",):
         profile["sdpa"][dt] = time_sdpa_grid(dev, dt, sdpa_points(kind, dt, quick), timer, log)
     profile["copy"] = time_copies(dev, copy_sizes(kind, quick), timer, log)
+    from .elementwise import SIZES, time_patterns
+    t0 = time.perf_counter()
+    profile["elementwise"] = time_patterns(dev, timer, sizes=SIZES if gpu else SIZES[:2])
+    log(f"elementwise patterns: {len(profile['elementwise'])} in {time.perf_counter() - t0:.1f} s")
     profile["elementwise_floor_us"] = round(time_elementwise_floor(dev, timer), 3)
     profile["launch_us"] = round(time_launch(dev), 3)
     log(f"elementwise floor {profile['elementwise_floor_us']} us, launch {profile['launch_us']} us")

@@ -30,7 +30,7 @@ def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool =
     elif op.kind == "sdpa":
         t = max(profile.sdpa_us(*op.shape, key), profile.floor_us)
     else:
-        t = profile.copy_us(op.bytes / 2)
+        t = profile.elementwise_us(op.pattern, op.bytes)
     compute = op.flops / peak_flops if op.kind in ("gemm", "sdpa") else 0.0
     memory = op.bytes / peak_bw
     if t <= profile.floor_us * 1.05:

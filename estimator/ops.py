@@ -19,10 +19,11 @@ FP32 = 4  # bytes: RMSNorm and softmax statistics are computed in float32
 class Op:
     name: str
     group: str            # breakdown group, e.g. "mlp", "attention", "norms", "lm head"
-    kind: str             # gemm | sdpa | elementwise | copy
+    kind: str             # gemm | sdpa | elementwise | comm
     flops: float
     bytes: float          # device-memory bytes read + written
     shape: tuple = ()     # gemm: (m, n, k); sdpa: (batch*heads, seq, head_dim)
+    pattern: str = ""     # elementwise: the memory-access pattern timed by calibration (elementwise.py)
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ def gemm(name: str, group: str, m: int, n: int, k: int, e: int, bias: bool = Fal
     return Op(name, group, "gemm", 2.0 * m * n * k, nbytes, (m, n, k))
 
 
-def ew(name: str, group: str, elems: float, bytes_per_elem: float) -> Op:
+def ew(name: str, group: str, elems: float, bytes_per_elem: float, pattern: str = "binary") -> Op:
     """Elementwise kernel over `elems` elements moving `bytes_per_elem` bytes per element."""
-    return Op(name, group, "elementwise", float(elems), float(elems * bytes_per_elem))
+    return Op(name, group, "elementwise", float(elems), float(elems * bytes_per_elem), pattern=pattern)
 
 
 def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> Op:
@@ -51,31 +52,31 @@ def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e:
 
 def rms_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
     """LlamaRMSNorm: to(fp32), pow, mean, +eps, rsqrt, mul, to(dtype), weight*x."""
-    ops = [ew(f"{name}.to_fp32", group, t * h, e + FP32)] if e != FP32 else []
-    ops += [ew(f"{name}.pow", group, t * h, 2 * FP32), ew(f"{name}.mean", group, t * h, FP32),
-            ew(f"{name}.add_eps", group, t, 2 * FP32), ew(f"{name}.rsqrt", group, t, 2 * FP32),
-            ew(f"{name}.mul", group, t * h, 2 * FP32)]
-    ops += [ew(f"{name}.to_dtype", group, t * h, FP32 + e)] if e != FP32 else []
-    return ops + [ew(f"{name}.weight", group, t * h, 2 * e)]
+    ops = [ew(f"{name}.to_fp32", group, t * h, e + FP32, "cast")] if e != FP32 else []
+    ops += [ew(f"{name}.pow", group, t * h, 2 * FP32, "unary"), ew(f"{name}.mean", group, t * h, FP32, "reduce"),
+            ew(f"{name}.add_eps", group, t, 2 * FP32, "unary"), ew(f"{name}.rsqrt", group, t, 2 * FP32, "unary"),
+            ew(f"{name}.mul", group, t * h, 2 * FP32, "broadcast")]
+    ops += [ew(f"{name}.to_dtype", group, t * h, FP32 + e, "cast")] if e != FP32 else []
+    return ops + [ew(f"{name}.weight", group, t * h, 2 * e, "binary")]
 
 
 def layer_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
-    return [ew(name, group, t * h, 2 * e)]
+    return [ew(name, group, t * h, 2 * e, "unary")]
 
 
 def rotary(name: str, t: int, dim: int, e: int) -> list[Op]:
     """apply_rotary_pos_emb on one of q/k: x*cos, -x2, cat, rot*sin, add."""
     g = "rotary"
-    return [ew(f"{name}.mul_cos", g, t * dim, 2 * e), ew(f"{name}.neg", g, t * dim / 2, 2 * e),
-            ew(f"{name}.cat", g, t * dim, 2 * e), ew(f"{name}.mul_sin", g, t * dim, 2 * e),
-            ew(f"{name}.add", g, t * dim, 3 * e)]
+    return [ew(f"{name}.mul_cos", g, t * dim, 2 * e, "strided"), ew(f"{name}.neg", g, t * dim / 2, 2 * e, "half_neg"),
+            ew(f"{name}.cat", g, t * dim, 2 * e, "strided_cat"), ew(f"{name}.mul_sin", g, t * dim, 2 * e, "binary"),
+            ew(f"{name}.add", g, t * dim, 3 * e, "strided")]
 
 
 def activation(name: str, group: str, elems: int, e: int, kind: str) -> list[Op]:
     if kind == "gelu_new":  # NewGELUActivation: 8 eager kernels (pow, mul, add, mul, tanh, add, mul, mul)
         per = [2, 2, 3, 2, 2, 2, 2, 3]
-        return [ew(f"{name}.{i}", group, elems, b * e) for i, b in enumerate(per)]
-    return [ew(name, group, elems, 2 * e)]
+        return [ew(f"{name}.{i}", group, elems, b * e, "binary" if b == 3 else "unary") for i, b in enumerate(per)]
+    return [ew(name, group, elems, 2 * e, "unary")]
 
 
 def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) -> ForwardOps:
@@ -94,13 +95,14 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) 
                   gemm("k_proj", attn, t, kvd, h, e, spec.qkv_bias),
                   gemm("v_proj", attn, t, kvd, h, e, spec.qkv_bias)]
     if spec.family == "opt":
-        layer.append(ew("q_scale", "attention", t * qd, 2 * e))
+        layer.append(ew("q_scale", "attention", t * qd, 2 * e, "unary"))
     if spec.family == "llama":
         layer += rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
     if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
-        layer += [ew("cache_k", "kv cache", t * kvd, 2 * e), ew("cache_v", "kv cache", t * kvd, 2 * e)]
+        layer += [ew("cache_k", "kv cache", t * kvd, 2 * e, "strided_cat"),
+                  ew("cache_v", "kv cache", t * kvd, 2 * e, "strided_cat")]
     layer.append(sdpa("attention", batch, heads, kv, seq, spec.head_dim, e))
-    layer.append(ew("attn_transpose", "attention", t * qd, 2 * e))
+    layer.append(ew("attn_transpose", "attention", t * qd, 2 * e, "transpose"))
     layer.append(gemm("o_proj", attn, t, h, qd, e, spec.out_bias))
     layer.append(ew("residual_attn", "residuals", t * h, 3 * e))
     layer += norm("post_norm", "norms", t, h, e)

@@ -41,6 +41,7 @@ class Profile:
                 by_d.setdefault(int(d), []).append((bh, s, 2.0 * bh * s * s * d / t))
             self._sdpa[dtype] = {d: LogGrid(p) for d, p in by_d.items()}
         self._copy = LogGrid([(b, t) for b, t in self.raw["copy"]])
+        self._ew = {k: LogGrid([(b, t) for b, t in pts]) for k, pts in (self.raw.get("elementwise") or {}).items() if pts}
         self._p2p = LogGrid([(b, t) for b, t in self.raw["p2p"]]) if self.raw.get("p2p") else None
         self._allreduce = {int(n): LogGrid([(b, t) for b, t in pts])
                            for n, pts in (self.raw.get("allreduce") or {}).items() if pts}
@@ -50,7 +51,10 @@ class Profile:
         return self.raw.get("kind", "gpu")
 
     def gemm_us(self, m: int, n: int, k: int, dtype: str) -> float:
+        """Interpolated GEMM time; leading dimensions off multiples of 8 use the unaligned grid."""
         table = self._gemm.get(dtype) or self._gemm.get("float16")
+        if (n % 8 or k % 8) and f"{dtype}_unaligned" in self._gemm:
+            table = self._gemm[f"{dtype}_unaligned"]
         return 2.0 * m * n * k / table(m, n, k) * self.compute_scale
 
     def sdpa_us(self, bh: int, seq: int, d: int, dtype: str) -> float:
@@ -66,6 +70,21 @@ class Profile:
             t = self._copy(self.raw["copy"][-1][0]) * nbytes / self.raw["copy"][-1][0]
         elif nbytes < lo:
             t = self._copy(lo)
+        return max(t * self.memory_scale, self.floor_us)
+
+    def elementwise_us(self, pattern: str, nbytes: float) -> float:
+        """Memory-bound kernel of a calibrated access pattern moving `nbytes`; else a copy."""
+        pts = (self.raw.get("elementwise") or {}).get(pattern)
+        if not pts:
+            return self.copy_us(nbytes / 2)
+        lo, hi = pts[0][0], pts[-1][0]
+        table = self._ew[pattern]
+        if nbytes > hi:
+            t = table(hi) * nbytes / hi
+        elif nbytes < lo:  # below the grid: bandwidth of the smallest point, latency of a copy
+            t = max(table(lo) * nbytes / lo, self.copy_us(nbytes / 2) / self.memory_scale)
+        else:
+            t = table(nbytes)
         return max(t * self.memory_scale, self.floor_us)
 
     @property
