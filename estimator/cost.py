@@ -21,7 +21,8 @@ def matmul_key(dtype: str, tf32: bool) -> str:
 
 
 def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool = False) -> OpCost:
-    """Calibrated time of `op`; roofline peaks only classify the bound and the utilization."""
+    """Calibrated time of `op`; datasheet peaks classify the bound, calibrated peaks give the
+    utilization that drives the power model."""
     key = matmul_key(dtype, tf32)
     peak_flops = device.matmul_tflops(dtype, tf32) * 1e12
     peak_bw = device.memory_bandwidth_gb_s * 1e9
@@ -37,5 +38,8 @@ def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool =
         bound = "latency"
     else:
         bound = "compute" if compute >= memory else "memory"
-    util = min(1.0, max(compute, memory) * 1e6 / t)
-    return OpCost(op, t, bound, util)
+    if op.kind in ("gemm", "sdpa"):
+        util = op.flops / (t * 1e-6) / profile.peak_flops(key)
+    else:
+        util = op.bytes / (t * 1e-6) / profile.peak_bandwidth()
+    return OpCost(op, t, bound, min(1.0, util))

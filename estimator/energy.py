@@ -1,30 +1,49 @@
 """Power model: joules of a forward pass, summed over every GPU taking part.
 
-Each kernel draws power between the GPU's *active* floor (clocks up, launch-bound: measured while
-a host loop launches tiny kernels) and the power of a saturating kernel of its kind (measured
-during a back-to-back GEMM or copy loop), interpolated by the kernel's utilization of its
-bounding resource. Gaps inside a GPU's busy span draw the active floor; time before its first
-and after its last kernel (a pipeline stage waiting) draws idle power.
+A board under load is power-managed over its whole busy stretch, not kernel by kernel: the
+calibration measured the power of a GEMM loop (``gemm_w``), a copy loop (``memory_w``) and a
+forward-pass-like mix of the two (``mixed_w`` at ``mixed_compute_fraction`` of GEMM time). A
+GPU's busy power P(f) is interpolated on those three points at its own compute fraction f.
+Each kernel then draws between the active floor (``launch_bound_w``: clocks up, tiny kernels)
+and P(f), in proportion to how much of the calibrated peak rate it reaches (small, latency-bound
+kernels stay near the floor). Gaps inside a GPU's busy span draw the active floor; time before
+its first and after its last kernel (a pipeline stage waiting) draws ``hot_idle_w``.
 """
 from __future__ import annotations
 
-from .cost import OpCost
+from dataclasses import dataclass
 
 
-def kernel_power_w(cost: OpCost, power: dict) -> float:
-    active = power["launch_bound_w"]
-    top = power["gemm_w"] if cost.op.kind in ("gemm", "sdpa") else power["memory_w"]
-    return active + (top - active) * cost.utilization
+@dataclass
+class GpuLoad:
+    """What one GPU did in a pass, in microseconds."""
+    compute_us: float = 0.0      # GEMM and attention kernels
+    memory_us: float = 0.0       # memory-bound kernels and copies
+    weighted_us: float = 0.0     # sum of kernel time x utilization (0..1)
+
+    @property
+    def busy_us(self) -> float:
+        return self.compute_us + self.memory_us
 
 
-def layer_energy(costs: list[OpCost], power: dict) -> tuple[float, float]:
-    """(joules, busy seconds) of a list of kernels run once."""
-    joules = sum(c.gpu_us * 1e-6 * kernel_power_w(c, power) for c in costs)
-    return joules, sum(c.gpu_us for c in costs) * 1e-6
+def busy_power_w(compute_fraction: float, power: dict) -> float:
+    """P(f) through (0, memory_w), (f_mix, mixed_w), (1, gemm_w); without a mix point, a line."""
+    pts = [(0.0, power["memory_w"])]
+    if "mixed_w" in power and 0 < power.get("mixed_compute_fraction", 0) < 1:
+        pts.append((power["mixed_compute_fraction"], power["mixed_w"]))
+    pts.append((1.0, power["gemm_w"]))
+    f = min(1.0, max(0.0, compute_fraction))
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if f <= x1:
+            return y0 + (y1 - y0) * (f - x0) / (x1 - x0)
+    return pts[-1][1]
 
 
-def gpu_energy_j(kernel_j: float, busy_s: float, span_s: float, total_s: float, power: dict) -> float:
-    """Energy of one GPU: its kernels, active gaps within its span, idle outside it."""
-    gaps = max(0.0, span_s - busy_s)
-    waiting = max(0.0, total_s - max(span_s, busy_s))
-    return kernel_j + gaps * power["launch_bound_w"] + waiting * power["idle_w"]
+def gpu_energy_j(load: GpuLoad, span_us: float, total_us: float, power: dict) -> float:
+    """Energy of one GPU: its kernels, active gaps within its span, waiting outside it."""
+    floor = power["launch_bound_w"]
+    f = load.compute_us / load.busy_us if load.busy_us else 0.0
+    kernels = floor * load.busy_us + (busy_power_w(f, power) - floor) * load.weighted_us
+    gaps = max(0.0, span_us - load.busy_us)
+    waiting = max(0.0, total_us - max(span_us, load.busy_us))
+    return 1e-6 * (kernels + gaps * floor + waiting * power.get("hot_idle_w", power["idle_w"]))

@@ -81,7 +81,7 @@ class _Pass:
         self.spec, self.dev, self.prof, self.w = spec, dev, prof, w
         self.clock = Clock(sync=prof.kind == "cpu")
         self.groups: dict = {}
-        self.kernel_j: dict[int, float] = {}
+        self.load: dict[int, energy.GpuLoad] = {}
         host = prof.host(spec.model_type, spec.family)
         self.layer_host_us = float(host.get("per_layer_us", 0.0))
         self.fixed_host_us = float(host.get("fixed_us", 0.0))
@@ -101,9 +101,13 @@ class _Pass:
         else:
             self.clock.repeat(gpu, steps, times)
         _group_breakdown(self.groups, costs, times)
-        if self.power:
-            j, _ = energy.layer_energy(costs, self.power)
-            self.kernel_j[gpu] = self.kernel_j.get(gpu, 0.0) + j * times
+        load = self.load.setdefault(gpu, energy.GpuLoad())
+        for c in costs:
+            if c.op.kind in ("gemm", "sdpa"):
+                load.compute_us += c.gpu_us * times
+            else:
+                load.memory_us += c.gpu_us * times
+            load.weighted_us += c.gpu_us * c.utilization * times
 
     def transfer(self, gpu: int, nbytes: float) -> None:
         """Copy activations to `gpu` (accelerate hook: host overhead, then a blocking p2p copy)."""
@@ -115,12 +119,10 @@ class _Pass:
     def energy_j(self, gpus: int) -> float | None:
         if not self.power:
             return None
-        total_s = self.clock.total_us * 1e-6
         joules = 0.0
         for g in range(gpus):
-            busy = self.clock.busy_us.get(g, 0.0) * 1e-6
-            span = (self.clock.last_us.get(g, 0.0) - self.clock.first_us.get(g, 0.0)) * 1e-6
-            joules += energy.gpu_energy_j(self.kernel_j.get(g, 0.0), busy, span, total_s, self.power)
+            span = self.clock.last_us.get(g, 0.0) - self.clock.first_us.get(g, 0.0)
+            joules += energy.gpu_energy_j(self.load.get(g, energy.GpuLoad()), span, self.clock.total_us, self.power)
         return joules
 
 
@@ -213,7 +215,7 @@ def _replicated(p: _Pass, spec: ModelSpec, w: Workload) -> list[float]:
         p.clock.busy_us[g] = p.clock.busy_us[0]
         p.clock.first_us[g] = p.clock.first_us[0]
         p.clock.last_us[g] = p.clock.last_us[0]
-        p.kernel_j[g] = p.kernel_j.get(0, 0.0)
+        p.load[g] = p.load.get(0, energy.GpuLoad())
     return [per] * w.gpus
 
 
