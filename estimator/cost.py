@@ -13,7 +13,7 @@ class OpCost:
     op: Op
     gpu_us: float
     bound: str          # compute | memory | latency (kernel floor)
-    utilization: float  # achieved / peak of the bounding resource, 0..1 (drives the power model)
+    utilization: float  # occupancy 0..1: 1 - launch floor / kernel time (drives the power model)
 
 
 def matmul_key(dtype: str, tf32: bool) -> str:
@@ -38,8 +38,6 @@ def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool =
         bound = "latency"
     else:
         bound = "compute" if compute >= memory else "memory"
-    if op.kind in ("gemm", "sdpa"):
-        util = op.flops / (t * 1e-6) / profile.peak_flops(key)
-    else:
-        util = op.bytes / (t * 1e-6) / profile.peak_bandwidth()
-    return OpCost(op, t, bound, min(1.0, util))
+    # Power follows occupancy, not efficiency: a long strided copy keeps the board as busy as a
+    # fast one, while a kernel near the launch floor is mostly latency.
+    return OpCost(op, t, bound, max(0.0, 1.0 - profile.floor_us / t))

@@ -47,3 +47,25 @@ def gpu_energy_j(load: GpuLoad, span_us: float, total_us: float, power: dict) ->
     gaps = max(0.0, span_us - load.busy_us)
     waiting = max(0.0, total_us - max(span_us, load.busy_us))
     return 1e-6 * (kernels + gaps * floor + waiting * power.get("hot_idle_w", power["idle_w"]))
+
+
+def power_cap_slowdown(compute_us: float, memory_us: float, window_us: float, power: dict) -> float:
+    """Factor on compute-kernel time when a busy stretch would draw more than the power limit.
+
+    Unconstrained GEMM power is the capped GEMM-loop power scaled by burst/sustained throughput
+    (same energy per FLOP); memory-bound kernels in a mix draw what makes the calibrated mixed
+    point consistent. If the stretch's average exceeds the limit, clocks drop until it does not:
+    (P_g*tc + P_m*tm + P_i*ti) / (s*tc + tm + ti) = limit, solved for s (at least 1).
+    """
+    needed = ("gemm_w", "gemm_burst_tflops", "gemm_sustained_tflops", "power_limit_w")
+    if compute_us <= 0 or not all(power.get(k) for k in needed):
+        return 1.0
+    p_gemm = power["gemm_w"] * power["gemm_burst_tflops"] / power["gemm_sustained_tflops"]
+    f_mix = power.get("mixed_compute_fraction", 0.0)
+    p_mem = power["memory_w"]
+    if "mixed_w" in power and 0 < f_mix < 1:
+        p_mem = max(p_mem, (power["mixed_w"] - f_mix * p_gemm) / (1 - f_mix))
+    idle_us = max(0.0, window_us - compute_us - memory_us)
+    joules = p_gemm * compute_us + p_mem * memory_us + power["launch_bound_w"] * idle_us
+    s = (joules / power["power_limit_w"] - memory_us - idle_us) / compute_us
+    return max(1.0, s)

@@ -1,7 +1,7 @@
 """estimate(): runtime, peak memory per GPU, energy per token and throughput of one forward pass."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from . import energy, memory
 from .cost import OpCost, price
@@ -88,9 +88,22 @@ class _Pass:
         hooks = prof.raw.get("dispatch") or {}
         self.hook_us = float(hooks.get(spec.model_type, hooks.get(spec.family, 0.0)))
         self.power = prof.power
+        self.slowdown = 1.0
 
     def price(self, ops: tuple[Op, ...]) -> list[OpCost]:
-        return [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32) for op in ops]
+        costs = [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32) for op in ops]
+        if self.slowdown != 1.0:
+            costs = [replace(c, gpu_us=c.gpu_us * self.slowdown) if c.op.kind in ("gemm", "sdpa") else c
+                     for c in costs]
+        return costs
+
+    def set_power_cap(self, layer_ops: tuple[Op, ...]) -> None:
+        """Clock slowdown of compute kernels under the power limit, judged on one decoder layer."""
+        costs = self.price(layer_ops)
+        compute = sum(c.gpu_us for c in costs if c.op.kind in ("gemm", "sdpa"))
+        memory = sum(c.gpu_us for c in costs) - compute
+        window = max(compute + memory, self.layer_host_us)
+        self.slowdown = energy.power_cap_slowdown(compute, memory, window, self.power) if self.power else 1.0
 
     def run(self, gpu: int, costs: list[OpCost], host_us: float, times: int = 1) -> None:
         if not costs or times == 0:
@@ -138,6 +151,7 @@ def _placement(spec: ModelSpec, w: Workload, dev: DeviceSpec):
 def _single_or_pipeline(p: _Pass, ops: ForwardOps, spec: ModelSpec, w: Workload) -> list[float]:
     """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another."""
     e, t = w.dtype_bytes, w.tokens
+    p.set_power_cap(ops.layer)
     pre, layer, post = p.price(ops.pre), p.price(ops.layer), p.price(ops.post)
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
     place = _placement(spec, w, p.dev) if w.gpus > 1 else None
@@ -190,6 +204,7 @@ def _replicated(p: _Pass, spec: ModelSpec, w: Workload) -> list[float]:
     batch = w.batch // w.gpus if w.parallel == "data" else w.batch
     t = batch * w.seq
     ops = forward_ops(spec, batch, w.seq, e, shards)
+    p.set_power_cap(ops.layer)
     pre, layer, post = p.price(ops.pre), p.price(ops.layer), p.price(ops.post)
     fixed = p.fixed_host_us / max(1, len(pre) + len(post))
     p.run(0, pre, fixed * len(pre))
