@@ -63,15 +63,29 @@ def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float
     return [(per, c.gpu_us) for c in costs]
 
 
-def _group_breakdown(groups: dict, costs: list[OpCost], times: int) -> None:
+def _group_sums(costs: list[OpCost]) -> dict[str, list]:
+    """group -> [gpu us, flops, bytes, kernels, {bound: us}] for one pass over `costs`."""
+    sums: dict[str, list] = {}
     for c in costs:
-        g = groups.setdefault(c.op.group, {"group": c.op.group, "time_ms": 0.0, "flops": 0.0, "bytes": 0.0,
-                                            "kernels": 0, "_bound": {}})
-        g["time_ms"] += c.gpu_us * times / 1e3
-        g["flops"] += c.op.flops * times
-        g["bytes"] += c.op.bytes * times
-        g["kernels"] += times
-        g["_bound"][c.bound] = g["_bound"].get(c.bound, 0.0) + c.gpu_us * times
+        g = sums.setdefault(c.op.group, [0.0, 0.0, 0.0, 0, {}])
+        g[0] += c.gpu_us
+        g[1] += c.op.flops
+        g[2] += c.op.bytes
+        g[3] += 1
+        g[4][c.bound] = g[4].get(c.bound, 0.0) + c.gpu_us
+    return sums
+
+
+def _add_groups(groups: dict, sums: dict[str, list], times: int) -> None:
+    for name, (us, flops, nbytes, kernels, bounds) in sums.items():
+        g = groups.setdefault(name, {"group": name, "time_ms": 0.0, "flops": 0.0, "bytes": 0.0,
+                                     "kernels": 0, "_bound": {}})
+        g["time_ms"] += us * times / 1e3
+        g["flops"] += flops * times
+        g["bytes"] += nbytes * times
+        g["kernels"] += kernels * times
+        for k, v in bounds.items():
+            g["_bound"][k] = g["_bound"].get(k, 0.0) + v * times
 
 
 class _Pass:
@@ -82,6 +96,7 @@ class _Pass:
         self.clock = Clock(sync=prof.kind == "cpu")
         self.groups: dict = {}
         self.load: dict[int, energy.GpuLoad] = {}
+        self.segments: list[tuple[int, list[OpCost], int]] = []
         host = prof.host(spec.model_type, spec.family)
         self.layer_host_us = float(host.get("per_layer_us", 0.0))
         self.fixed_host_us = float(host.get("fixed_us", 0.0))
@@ -97,13 +112,16 @@ class _Pass:
                      for c in costs]
         return costs
 
-    def set_power_cap(self, layer_ops: tuple[Op, ...]) -> None:
-        """Clock slowdown of compute kernels under the power limit, judged on one decoder layer."""
-        costs = self.price(layer_ops)
+    def set_power_cap(self, costs: list[OpCost]) -> list[OpCost]:
+        """Clock slowdown of compute kernels under the power limit, judged on one decoder layer;
+        returns the layer's kernels with it applied."""
         compute = sum(c.gpu_us for c in costs if c.op.kind in ("gemm", "sdpa"))
         memory = sum(c.gpu_us for c in costs) - compute
         window = max(compute + memory, self.layer_host_us)
         self.slowdown = energy.power_cap_slowdown(compute, memory, window, self.power) if self.power else 1.0
+        if self.slowdown == 1.0:
+            return costs
+        return [replace(c, gpu_us=c.gpu_us * self.slowdown) if c.op.kind in ("gemm", "sdpa") else c for c in costs]
 
     def run(self, gpu: int, costs: list[OpCost], host_us: float, times: int = 1) -> None:
         if not costs or times == 0:
@@ -113,14 +131,22 @@ class _Pass:
             self.clock.run(gpu, steps)
         else:
             self.clock.repeat(gpu, steps, times)
-        _group_breakdown(self.groups, costs, times)
-        load = self.load.setdefault(gpu, energy.GpuLoad())
-        for c in costs:
-            if c.op.kind in ("gemm", "sdpa"):
-                load.compute_us += c.gpu_us * times
-            else:
-                load.memory_us += c.gpu_us * times
-            load.weighted_us += c.gpu_us * c.utilization * times
+        self.segments.append((gpu, costs, times))
+
+    def summarize(self) -> None:
+        """Breakdown per operator group and load per GPU, each distinct kernel list summed once."""
+        sums: dict[int, tuple] = {}
+        for gpu, costs, times in self.segments:
+            if id(costs) not in sums:
+                compute = sum(c.gpu_us for c in costs if c.op.kind in ("gemm", "sdpa"))
+                sums[id(costs)] = (compute, sum(c.gpu_us for c in costs) - compute,
+                                   sum(c.gpu_us * c.utilization for c in costs), _group_sums(costs))
+            compute, mem, weighted, groups = sums[id(costs)]
+            load = self.load.setdefault(gpu, energy.GpuLoad())
+            load.compute_us += compute * times
+            load.memory_us += mem * times
+            load.weighted_us += weighted * times
+            _add_groups(self.groups, groups, times)
 
     def transfer(self, gpu: int, nbytes: float) -> None:
         """Copy activations to `gpu` (accelerate hook: host overhead, then a blocking p2p copy)."""
@@ -151,8 +177,8 @@ def _placement(spec: ModelSpec, w: Workload, dev: DeviceSpec):
 def _single_or_pipeline(p: _Pass, ops: ForwardOps, spec: ModelSpec, w: Workload) -> list[float]:
     """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another."""
     e, t = w.dtype_bytes, w.tokens
-    p.set_power_cap(ops.layer)
-    pre, layer, post = p.price(ops.pre), p.price(ops.layer), p.price(ops.post)
+    layer = p.set_power_cap(p.price(ops.layer))
+    pre, post = p.price(ops.pre), p.price(ops.post)
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
     place = _placement(spec, w, p.dev) if w.gpus > 1 else None
     hidden_bytes = t * spec.hidden * e
@@ -204,8 +230,8 @@ def _replicated(p: _Pass, spec: ModelSpec, w: Workload) -> list[float]:
     batch = w.batch // w.gpus if w.parallel == "data" else w.batch
     t = batch * w.seq
     ops = forward_ops(spec, batch, w.seq, e, shards)
-    p.set_power_cap(ops.layer)
-    pre, layer, post = p.price(ops.pre), p.price(ops.layer), p.price(ops.post)
+    layer = p.set_power_cap(p.price(ops.layer))
+    pre, post = p.price(ops.pre), p.price(ops.post)
     fixed = p.fixed_host_us / max(1, len(pre) + len(post))
     p.run(0, pre, fixed * len(pre))
     if shards > 1:  # two all-reduces of the hidden state per layer (after attention, after MLP)
@@ -247,6 +273,7 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
         mem = _single_or_pipeline(p, forward_ops(spec, w.batch, w.seq, w.dtype_bytes), spec, w)
     else:
         mem = _replicated(p, spec, w)
+    p.summarize()
     runtime_us = p.clock.total_us + float(prof.raw.get("sync_us", 0.0))
     runtime_s = runtime_us * 1e-6
     joules = p.energy_j(w.gpus)

@@ -9,6 +9,7 @@ width, e bytes per element, V vocabulary. GEMM FLOPs are 2·m·n·k; causal atte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .model import ModelSpec
 
@@ -79,6 +80,7 @@ def activation(name: str, group: str, elems: int, e: int, kind: str) -> list[Op]
     return [ew(name, group, elems, 2 * e, "unary")]
 
 
+@lru_cache(maxsize=512)
 def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) -> ForwardOps:
     """Kernels of model(input_ids) for `batch` x `seq`; `shards` > 1 splits heads/FFN (tensor parallel)."""
     t, h, f, v = batch * seq, spec.hidden, spec.ffn // shards, spec.vocab

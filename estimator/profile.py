@@ -31,6 +31,7 @@ class Profile:
     _gemm: dict = field(default_factory=dict)
     _sdpa: dict = field(default_factory=dict)
     _peaks: dict = field(default_factory=dict)
+    _memo: dict = field(default_factory=dict)   # table lookups are pure: (kind, args) -> us
 
     def __post_init__(self) -> None:
         for dtype, pts in self.raw.get("gemm", {}).items():
@@ -53,6 +54,12 @@ class Profile:
 
     def gemm_us(self, m: int, n: int, k: int, dtype: str) -> float:
         """Interpolated GEMM time; leading dimensions off multiples of 8 use the unaligned grid."""
+        key = ("gemm", m, n, k, dtype)
+        if key not in self._memo:
+            self._memo[key] = self._gemm_us(m, n, k, dtype)
+        return self._memo[key]
+
+    def _gemm_us(self, m: int, n: int, k: int, dtype: str) -> float:
         table = self._gemm.get(dtype) or self._gemm.get("float16")
         if (n % 8 or k % 8) and f"{dtype}_unaligned" in self._gemm:
             table = self._gemm[f"{dtype}_unaligned"]
@@ -75,6 +82,12 @@ class Profile:
 
     def elementwise_us(self, pattern: str, nbytes: float) -> float:
         """Memory-bound kernel of a calibrated access pattern moving `nbytes`; else a copy."""
+        key = ("ew", pattern, nbytes)
+        if key not in self._memo:
+            self._memo[key] = self._elementwise_us(pattern, nbytes)
+        return self._memo[key]
+
+    def _elementwise_us(self, pattern: str, nbytes: float) -> float:
         pts = (self.raw.get("elementwise") or {}).get(pattern)
         if not pts:
             return self.copy_us(nbytes / 2)

@@ -25,15 +25,17 @@ class Clock:
         """Launch kernels (host_us, gpu_us) one after another on `gpu`."""
         h, g = self.host_us, self.gpu_us
         start0 = None
+        busy = 0.0
         for host, dur in steps:
             h += host
             start = h if h > g else g
             if start0 is None:
                 start0 = start
             g = start + dur
+            busy += dur
             if self.sync:
                 h = g
-        self._account(gpu, start0 if start0 is not None else g, g, sum(d for _, d in steps))
+        self._account(gpu, start0 if start0 is not None else g, g, busy)
         self.host_us, self.gpu_us = h, g
 
     def repeat(self, gpu: int, steps: Sequence[tuple[float, float]], times: int) -> None:
