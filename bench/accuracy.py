@@ -29,6 +29,28 @@ GATE_BOUNDS: dict[str, float] = {
     "throughput_tokens_per_s": 0.05,
 }
 
+# -- Known misses: rows whose error is outside GATE_BOUNDS today, each with the largest |error|
+# the gate still accepts for it (today's error plus one point). They are listed in
+# reports/accuracy.rst; the gate fails on any other row leaving its bound and on any known miss
+# getting worse. Rewritten only by `python -m bench.accuracy --record-misses`, which also refuses
+# to raise an allowance that exists: an improvement shrinks the list, a regression fails CI.
+KNOWN_MISSES_FILE = Path(__file__).resolve().parent.parent / "reports" / "known_misses.json"
+MISS_HEADROOM = 0.01
+
+
+def known_misses() -> dict[str, dict[str, float]]:
+    """row id -> {metric: allowed |error|} for today's misses (empty when none recorded)."""
+    if not KNOWN_MISSES_FILE.is_file():
+        return {}
+    return json.loads(KNOWN_MISSES_FILE.read_text())["allowed"]
+
+
+def allowed_error(row_key: str, metric: str, misses: Mapping[str, Mapping[str, float]] | None = None) -> float:
+    """The bound the gate applies to one metric of one row."""
+    misses = known_misses() if misses is None else misses
+    return max(GATE_BOUNDS[metric], misses.get(row_key, {}).get(metric, 0.0))
+
+
 # -- Design rows: measurements that were looked at while building and calibrating the model.
 # A row is a design row when its file is in DESIGN_SOURCES (the calibration suite runs) or its
 # case id is in DESIGN_CASES, in whichever file it appears (these cases were kernel-profiled,
@@ -397,8 +419,34 @@ def _table_notes(ref: list[dict[str, Any]]) -> list[str]:
     return [rst_escape(n) for n in notes] + [""]
 
 
-def main() -> None:
+def record_misses(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Write today's misses (never raising an existing allowance) and return them."""
+    old = known_misses()
+    allowed: dict[str, dict[str, float]] = {}
+    for r in rows:
+        for m in METRICS:
+            e = r["error"].get(m)
+            if e is None or abs(e) <= GATE_BOUNDS[m]:
+                continue
+            value = round(abs(e) + MISS_HEADROOM, 4)
+            if m in old.get(row_id(r), {}):
+                value = min(value, old[row_id(r)][m])
+            allowed.setdefault(row_id(r), {})[m] = value
+    doc = {"comment": "Rows outside bench.accuracy.GATE_BOUNDS today, with the |error| the CI gate "
+                      "still accepts for each (today's plus one point). Written by "
+                      "`python -m bench.accuracy --record-misses`; shrink it, never grow it.",
+           "gate_bounds": GATE_BOUNDS, "allowed": allowed}
+    write_atomic(KNOWN_MISSES_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return allowed
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
     rows = evaluate(load_recorded())
+    if "--record-misses" in argv:
+        misses = record_misses(rows)
+        print(f"wrote {KNOWN_MISSES_FILE.relative_to(ROOT)}: {sum(len(v) for v in misses.values())} known misses")
     ref = parse_reference()
     for path in (write_accuracy_rst(rows, ref), write_accuracy_png(rows), write_seed_reference(ref)):
         print(f"wrote {path.relative_to(ROOT)}")
