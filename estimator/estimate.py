@@ -58,9 +58,11 @@ def comm_cost(name: str, nbytes: float, us: float) -> OpCost:
     return OpCost(Op(name, "communication", "comm", 0.0, nbytes), us, "communication", 0.5)
 
 
-def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float]]:
+def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float, bool]]:
+    """Host time spread over the kernels; copies between GPUs block the host (PyTorch's
+    device-to-device .to() without non_blocking synchronizes the stream)."""
     per = host_total_us / max(1, len(costs))
-    return [(per, c.gpu_us) for c in costs]
+    return [(per, c.gpu_us, c.op.kind == "comm") for c in costs]
 
 
 def _group_sums(costs: list[OpCost]) -> dict[str, list]:
@@ -112,12 +114,14 @@ class _Pass:
                      for c in costs]
         return costs
 
-    def set_power_cap(self, costs: list[OpCost]) -> list[OpCost]:
-        """Clock slowdown of compute kernels under the power limit, judged on one decoder layer;
-        returns the layer's kernels with it applied."""
+    def set_power_cap(self, costs: list[OpCost], duty: float = 1.0) -> list[OpCost]:
+        """Clock slowdown of compute kernels under the power limit, judged on one decoder layer
+        of a GPU busy `duty` of the time (a pipeline stage waits the rest: the limiter averages
+        over many passes, so a stage that works 1/N of the time rarely reaches it); returns the
+        layer's kernels with it applied."""
         compute = sum(c.gpu_us for c in costs if c.op.kind in ("gemm", "sdpa"))
         memory = sum(c.gpu_us for c in costs) - compute
-        window = max(compute + memory, self.layer_host_us)
+        window = max(compute + memory, self.layer_host_us) / duty
         self.slowdown = energy.power_cap_slowdown(compute, memory, window, self.power) if self.power else 1.0
         if self.slowdown == 1.0:
             return costs
@@ -138,14 +142,17 @@ class _Pass:
         sums: dict[int, tuple] = {}
         for gpu, costs, times in self.segments:
             if id(costs) not in sums:
-                compute = sum(c.gpu_us for c in costs if c.op.kind in ("gemm", "sdpa"))
-                sums[id(costs)] = (compute, sum(c.gpu_us for c in costs) - compute,
-                                   sum(c.gpu_us * c.utilization for c in costs), _group_sums(costs))
-            compute, mem, weighted, groups = sums[id(costs)]
-            load = self.load.setdefault(gpu, energy.GpuLoad())
+                comp = [c for c in costs if c.op.kind in ("gemm", "sdpa")]
+                mem = [c for c in costs if c.op.kind not in ("gemm", "sdpa")]
+                sums[id(costs)] = (sum(c.gpu_us for c in comp), sum(c.gpu_us for c in mem),
+                                   sum(c.gpu_us * c.utilization for c in comp),
+                                   sum(c.gpu_us * c.utilization for c in mem), _group_sums(costs))
+            compute, memory_us, comp_occ, mem_occ, groups = sums[id(costs)]
+            load = self.load.setdefault(gpu, energy.GpuLoad(slowdown=self.slowdown))
             load.compute_us += compute * times
-            load.memory_us += mem * times
-            load.weighted_us += weighted * times
+            load.memory_us += memory_us * times
+            load.compute_occ_us += comp_occ * times
+            load.memory_occ_us += mem_occ * times
             _add_groups(self.groups, groups, times)
 
     def transfer(self, gpu: int, nbytes: float) -> None:
@@ -161,7 +168,8 @@ class _Pass:
         joules = 0.0
         for g in range(gpus):
             span = self.clock.last_us.get(g, 0.0) - self.clock.first_us.get(g, 0.0)
-            joules += energy.gpu_energy_j(self.load.get(g, energy.GpuLoad()), span, self.clock.total_us, self.power)
+            joules += energy.gpu_energy_j(self.load.get(g, energy.GpuLoad(slowdown=self.slowdown)), span,
+                                          self.clock.total_us, self.power)
         return joules
 
 
@@ -174,13 +182,25 @@ def _placement(spec: ModelSpec, w: Workload, dev: DeviceSpec):
         return pipeline_placement(spec, w.gpus, w.dtype_bytes, 1e18)
 
 
+def _with_input_copies(p: "_Pass", layer: list[OpCost], place, g: int, w: Workload) -> list[OpCost]:
+    """A layer's kernels, led by the small inputs accelerate's hook copies to its GPU: the
+    rotary cos/sin from the rotary module's GPU, position ids from the input GPU."""
+    if place is None:
+        return layer
+    small = 2 * w.seq * 128 * w.dtype_bytes
+    n = (2 if place.rotary_gpu >= 0 and g != place.rotary_gpu else 0) + (1 if g != place.embed_gpu else 0)
+    t = p.prof.p2p_us(small) or 15.0
+    return [comm_cost("input copy", small, t)] * n + layer
+
+
 def _single_or_pipeline(p: _Pass, ops: ForwardOps, spec: ModelSpec, w: Workload) -> list[float]:
     """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another."""
     e, t = w.dtype_bytes, w.tokens
-    layer = p.set_power_cap(p.price(ops.layer))
+    place = _placement(spec, w, p.dev) if w.gpus > 1 else None
+    duty = max(place.layers_per_gpu) / spec.layers if place else 1.0
+    layer = p.set_power_cap(p.price(ops.layer), duty)
     pre, post = p.price(ops.pre), p.price(ops.post)
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
-    place = _placement(spec, w, p.dev) if w.gpus > 1 else None
     hidden_bytes = t * spec.hidden * e
     embed_gpu = place.embed_gpu if place else 0
     p.run(embed_gpu, pre, fixed_per_kernel * len(pre))
@@ -194,7 +214,7 @@ def _single_or_pipeline(p: _Pass, ops: ForwardOps, spec: ModelSpec, w: Workload)
         if g != cur:
             p.transfer(g, hidden_bytes)
             cur = g
-        p.run(g, layer, p.layer_host_us + (p.hook_us if place else 0.0), times=n)
+        p.run(g, _with_input_copies(p, layer, place, g, w), p.layer_host_us + (p.hook_us if place else 0.0), times=n)
     norm_gpu, head_gpu = (place.final_norm_gpu, place.head_gpu) if place else (0, 0)
     n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
     for g, costs in ((norm_gpu, post[:n_norm]), (head_gpu, post[n_norm:])):
@@ -256,7 +276,7 @@ def _replicated(p: _Pass, spec: ModelSpec, w: Workload) -> list[float]:
         p.clock.busy_us[g] = p.clock.busy_us[0]
         p.clock.first_us[g] = p.clock.first_us[0]
         p.clock.last_us[g] = p.clock.last_us[0]
-        p.load[g] = p.load.get(0, energy.GpuLoad())
+        p.load[g] = p.load.get(0, energy.GpuLoad(slowdown=p.slowdown))
     return [per] * w.gpus
 
 

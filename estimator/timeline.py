@@ -21,19 +21,20 @@ class Clock:
     last_us: dict = field(default_factory=dict)   # gpu index -> last kernel end
     sync: bool = False   # CPU execution: the host computes each kernel itself, nothing overlaps
 
-    def run(self, gpu: int, steps: Sequence[tuple[float, float]]) -> None:
-        """Launch kernels (host_us, gpu_us) one after another on `gpu`."""
+    def run(self, gpu: int, steps: Sequence[tuple[float, float, bool]]) -> None:
+        """Launch kernels (host_us, gpu_us, blocking) one after another on `gpu`. A blocking step
+        (a cross-device .to() without non_blocking) makes the host wait until the GPU is done."""
         h, g = self.host_us, self.gpu_us
         start0 = None
         busy = 0.0
-        for host, dur in steps:
+        for host, dur, blocking in steps:
             h += host
             start = h if h > g else g
             if start0 is None:
                 start0 = start
             g = start + dur
             busy += dur
-            if self.sync:
+            if blocking or self.sync:
                 h = g
         self._account(gpu, start0 if start0 is not None else g, g, busy)
         self.host_us, self.gpu_us = h, g
@@ -49,13 +50,13 @@ class Clock:
                 left = times - i - 1
                 self.host_us += inc[0] * left
                 self.gpu_us += inc[1] * left
-                self._account(gpu, self.gpu_us, self.gpu_us, sum(d for _, d in steps) * left)
+                self._account(gpu, self.gpu_us, self.gpu_us, sum(s[1] for s in steps) * left)
                 return
             prev = inc
 
     def wait(self, gpu: int, host_us: float, gpu_us: float) -> None:
         """A transfer or collective: a launch then a blocking span on the critical path."""
-        self.run(gpu, [(host_us, gpu_us)])
+        self.run(gpu, [(host_us, gpu_us, True)])
 
     def _account(self, gpu: int, start: float, end: float, busy: float) -> None:
         self.busy_us[gpu] = self.busy_us.get(gpu, 0.0) + busy
