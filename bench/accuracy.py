@@ -419,9 +419,10 @@ def _table_notes(ref: list[dict[str, Any]]) -> list[str]:
     return [rst_escape(n) for n in notes] + [""]
 
 
-def record_misses(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Write today's misses (never raising an existing allowance) and return them."""
-    old = known_misses()
+def record_misses(rows: list[dict[str, Any]], reset: bool = False) -> dict[str, dict[str, float]]:
+    """Write today's misses and return them. An existing allowance is never raised unless
+    `reset` (--reset-misses: a model change that trades rows; say which in the commit)."""
+    old = {} if reset else known_misses()
     allowed: dict[str, dict[str, float]] = {}
     for r in rows:
         for m in METRICS:
@@ -444,8 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     import sys
     argv = sys.argv[1:] if argv is None else argv
     rows = evaluate(load_recorded())
-    if "--record-misses" in argv:
-        misses = record_misses(rows)
+    if "--record-misses" in argv or "--reset-misses" in argv:
+        misses = record_misses(rows, reset="--reset-misses" in argv)
         print(f"wrote {KNOWN_MISSES_FILE.relative_to(ROOT)}: {sum(len(v) for v in misses.values())} known misses")
     ref = parse_reference()
     for path in (write_accuracy_rst(rows, ref), write_accuracy_png(rows), write_seed_reference(ref)):
