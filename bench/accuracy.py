@@ -219,11 +219,19 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
         "kernel-profiled cases " + ", ".join(f"``{c}``" for c in DESIGN_CASES)
         + " in whichever file they appear. All other rows (other workloads, the second machine "
         f"``h100x1-*``) are held out: {len(held)} held-out and {len(rows) - len(held)} design rows.", ""]
+    out += [
+        "What the split can and cannot show: every number the estimator uses comes from "
+        "microbenchmarks (``reports/calibration/``: kernel grids, access patterns, host overhead of "
+        "tiny models, power loops), never from these forward passes. But the *form* of the model "
+        "(which kernels exist, the power model, blocking cross-GPU copies, the power-cap slowdown) "
+        "was chosen while looking at the errors of all rows, held-out ones included; the held-out "
+        "errors are therefore not a clean test of those choices, only of the numbers.", ""]
     out += section("All rows") + summary_table(summarize(rows))
     out += section("Held-out rows") + summary_table(summarize(held, totals=False) + [_stats(held, "held-out rows")])
     out += section("Gate") + grid(
         ["Metric", "Bound", "Pass", "Fail", "Held-out pass", "Held-out fail"],
         [[LABELS[m], pct(GATE_BOUNDS[m]), *gate_counts(rows)[m], *gate_counts(held)[m]] for m in METRICS])
+    out += section("Repeatability of the calibration") + repeatability_lines(rows)
     out += section("Reference estimator") + reference_lines(ref)
     bad = [(r, gate_failures(r)) for r in rows]
     bad = [(r, f) for r, f in bad if f]
@@ -244,6 +252,48 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
         ".. image:: accuracy.png", "   :alt: estimated vs measured runtime, log-log, with y = x and a 5% band", ""]
     write_atomic(path, "\n".join(out).rstrip("\n") + "\n")
     return path
+
+
+CALIBRATION = REPORTS / "calibration"
+REPEAT_RUNS = ("h100x1-run2a.json", "h100x1-run2b.json")  # two calibrations, same machine, minutes apart
+
+
+def repeatability(rows: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    """How far estimates move between two calibration runs: (rows moved > 2%, max move) for the
+    whole profile and for kernel tables + power alone (host overhead held equal)."""
+    from estimator.profile import Profile
+    from estimator.profile_merge import merge
+    a, b = (json.loads((CALIBRATION / n).read_text()) for n in REPEAT_RUNS)
+    multi = json.loads((CALIBRATION / "h100x4-run1.json").read_text())
+
+    def profile(run: dict, host: dict) -> Profile:
+        merged = merge(run, [multi])
+        merged["host"] = host
+        return Profile(merged, "repeatability")
+    variants = {"whole profile": (profile(a, a["host"]), profile(b, b["host"])),
+                "kernels and power (host equal)": (profile(a, a["host"]), profile(b, a["host"]))}
+    out = {}
+    for name, (pa, pb) in variants.items():
+        moves = []
+        for r in rows:
+            w = Workload(batch=r["batch"], seq=r["seq"], dtype=r["dtype"], gpus=r["gpus"], parallel="pipeline")
+            ea, eb = estimate(r["model"], "H100", w, pa), estimate(r["model"], "H100", w, pb)
+            moves.append(max(abs(getattr(eb, m) / getattr(ea, m) - 1)
+                             for m in ("runtime_ms", "memory_gb", "energy_j_per_token")))
+        out[name] = (sum(1 for x in moves if x > 0.02), max(moves))
+    return out
+
+
+def repeatability_lines(rows: list[dict[str, Any]]) -> list[str]:
+    rep = repeatability(rows)
+    body = [[name, len(rows), moved, pct(worst)] for name, (moved, worst) in rep.items()]
+    return [f"Two calibration runs on the same H100 machine, minutes apart (``{REPEAT_RUNS[0]}``, "
+            f"``{REPEAT_RUNS[1]}``), each used alone to re-estimate every recorded row. Kernel "
+            "tables and power repeat within about 2%; the host overhead of the eager model does not "
+            "(the same tiny-model timing differed up to 2x between runs on these shared virtual "
+            "machines), which moves host-bound rows. The shipped profile therefore takes the median "
+            "host overhead of all five calibration runs (``estimator/profile_merge.py``).", ""] + grid(
+        ["Profile part compared", "Rows", "Rows moved > 2%", "Largest move"], body)
 
 
 def write_accuracy_png(rows: list[dict[str, Any]], path: Path = REPORTS / "accuracy.png") -> Path:
@@ -419,6 +469,26 @@ def _table_notes(ref: list[dict[str, Any]]) -> list[str]:
     return [rst_escape(n) for n in notes] + [""]
 
 
+def write_benchmark_rst(rows: list[dict[str, Any]], path: Path = REPORTS / "benchmark_h100.rst") -> Path:
+    """The user's table (16 x 1024, six models, 1/2/4 GPUs) from the recorded 4 x H100 run,
+    with estimates from the current code instead of those made on the day."""
+    from .report import render_rst
+    doc = json.loads((MEASURED / "h100x4-16x1024.json").read_text(encoding="utf-8"))
+    table = []
+    for r in rows:
+        if r["source"] != "h100x4-16x1024.json":
+            continue
+        failing = out_of_bounds(r["error"], {m: allowed_error(row_id(r), m) for m in METRICS})
+        table.append(dict(r, status="failed" if failing else "passed", reason="; ".join(failing) or None))
+    text = render_rst(table, doc.get("machine"))
+    note = ("Measured values: ``reports/measured/h100x4-16x1024.json`` (``pytest bench/`` on a lent "
+            "4 x H100 80GB HBM3 machine, 2026-11-26). Estimated values: the current estimator "
+            "(``python -m bench.accuracy`` regenerates this file). Rows listed under \"Outside bounds\" "
+            "exceed the CI gate's bound for that row (``reports/known_misses.json``).")
+    write_atomic(path, text.replace("\nSingle GPU\n", f"\n{note}\n\nSingle GPU\n", 1))
+    return path
+
+
 def record_misses(rows: list[dict[str, Any]], reset: bool = False) -> dict[str, dict[str, float]]:
     """Write today's misses and return them. An existing allowance is never raised unless
     `reset` (--reset-misses: a model change that trades rows; say which in the commit)."""
@@ -449,7 +519,8 @@ def main(argv: list[str] | None = None) -> None:
         misses = record_misses(rows, reset="--reset-misses" in argv)
         print(f"wrote {KNOWN_MISSES_FILE.relative_to(ROOT)}: {sum(len(v) for v in misses.values())} known misses")
     ref = parse_reference()
-    for path in (write_accuracy_rst(rows, ref), write_accuracy_png(rows), write_seed_reference(ref)):
+    for path in (write_accuracy_rst(rows, ref), write_accuracy_png(rows), write_seed_reference(ref),
+                 write_benchmark_rst(rows)):
         print(f"wrote {path.relative_to(ROOT)}")
     for m, (inside, outside) in gate_counts(rows).items():
         print(f"{m}: {inside} pass, {outside} fail (bound {pct(GATE_BOUNDS[m])})")
