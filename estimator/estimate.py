@@ -230,6 +230,8 @@ def _single_or_pipeline(p: _Pass, ops: ForwardOps, spec: ModelSpec, w: Workload)
     for g in range(w.gpus):
         n = per_gpu_layers[g]
         peaks = [memory.layer_working_set(spec, t, e) if n else 0.0]
+        if n and g == embed_gpu:
+            peaks[0] += memory.embedding_outputs(spec, t, w.seq, e)
         if g == norm_gpu:
             peaks.append(memory.final_norm_working_set(spec, t, e))
         if g == head_gpu:
@@ -268,7 +270,8 @@ def _replicated(p: _Pass, spec: ModelSpec, w: Workload) -> list[float]:
     layer_w = spec.layers * spec.layer_params() / shards
     rest = spec.embedding_params() / shards + spec.head_params() / shards + spec.norm_params()
     weights = (layer_w + rest) * e
-    peak = max(memory.layer_working_set(spec, t, e, shards), memory.head_working_set(spec, t, e, 1),
+    peak = max(memory.layer_working_set(spec, t, e, shards) + memory.embedding_outputs(spec, t, w.seq, e),
+               memory.head_working_set(spec, t, e, 1),
                memory.final_norm_working_set(spec, t, e))
     per = weights + memory.kv_cache_bytes(spec, t, e, spec.layers, shards) + peak + t * 8 + memory.CUBLAS_WORKSPACE_BYTES
     # every GPU does the same: copy the per-GPU timing so energy counts all of them

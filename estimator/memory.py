@@ -19,10 +19,10 @@ def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float
     h, f = spec.hidden, spec.ffn // shards
     qd = spec.heads // shards * spec.head_dim
     kvd = max(1, spec.kv_heads // shards) * spec.head_dim
-    base = 2 * h  # residual stream + the normed input kept by the caller
+    base = 2 * h  # the layer's input (held by the model's loop, also the residual) + normed input
     if spec.family == "llama":
         attn = base + 4 * qd + 2 * kvd          # q, k, v and three rotary temporaries of q
-        mlp = base + 3 * f                      # act(gate), up, and their product
+        mlp = base + h + 3 * f                  # + post-attention residual; act(gate), up, product
     elif spec.family == "opt":
         attn = base + 2 * qd + 2 * kvd          # q, q*scaling, k, v
         mlp = base + 2 * f                      # fc1 output and relu output
@@ -49,3 +49,11 @@ def final_norm_working_set(spec: ModelSpec, t: int, e: int) -> float:
     if spec.norm == "rmsnorm":
         return t * spec.hidden * (e + 2 * FP32)
     return 2.0 * t * spec.hidden * e
+
+
+def embedding_outputs(spec: ModelSpec, t: int, seq: int, e: int) -> float:
+    """Embedding outputs the decoder's forward keeps referenced while its layers run
+    (``inputs_embeds``, and OPT's / GPT-2's position embeddings): they count at a peak inside a
+    layer on the embedding GPU, not at the LM head (the decoder has returned by then)."""
+    positions = {"opt": t, "gpt2": seq}.get(spec.family, 0)
+    return (t + positions) * spec.proj_dim * e

@@ -176,7 +176,10 @@ def load_model(name_or_path: str) -> ModelSpec:
         cfg = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EstimatorError(f"malformed config {path}: {str(exc).splitlines()[0]}") from None
-    name = name_or_path if path.parent.parent.parent == ZOO_DIR or not Path(name_or_path).exists() else None
+    if not isinstance(cfg, dict):
+        raise EstimatorError(f"malformed config {path}: not a JSON object")
     if path.is_relative_to(ZOO_DIR):
         name = str(path.parent.relative_to(ZOO_DIR))
-    return ModelSpec.from_hf_config(cfg, name=name or (cfg.get("_name_or_path") or str(path)))
+    else:
+        name = cfg.get("_name_or_path") or str(path)
+    return ModelSpec.from_hf_config(cfg, name=name)

@@ -1,0 +1,56 @@
+"""The estimator is meant for sweeps: one estimate must take well under a millisecond once warm,
+and a few milliseconds for a workload it has never priced."""
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+
+from estimator import Workload, estimate, get_device, load_model
+from estimator.profile import PROFILE_DIR, load_profile_file, shipped_profile
+
+pytest.importorskip("pytest_benchmark")
+
+
+def _check_median(benchmark, limit_s: float) -> None:
+    if getattr(benchmark, "disabled", False):  # --benchmark-disable: the function ran once, no stats
+        return
+    median = benchmark.stats.stats.median
+    assert median < limit_s, f"median {median * 1e3:.3f} ms >= {limit_s * 1e3:.3f} ms"
+
+
+def test_speed_opt_1_3b_single_gpu(benchmark):
+    spec, dev = load_model("facebook/opt-1.3b"), get_device("H100")
+    w = Workload(16, 1024, "float16")
+    est = benchmark(estimate, spec, dev, w)
+    assert est.runtime_ms > 0 and est.profile.endswith("h100-sxm5-80gb.json")
+    _check_median(benchmark, 1e-3)
+
+
+def test_speed_clm_1_1b_four_gpu_pipeline(benchmark):
+    spec, dev = load_model("AICrossSim/clm-1.1b"), get_device("H100")
+    w = Workload(16, 1024, "bfloat16", gpus=4, parallel="pipeline")
+    est = benchmark(estimate, spec, dev, w)
+    assert len(est.memory_gb_per_gpu) == 4 and est.runtime_ms > 0
+    _check_median(benchmark, 1e-3)
+
+
+@pytest.mark.parametrize("model,w", [
+    ("facebook/opt-1.3b", Workload(7, 333, "float16")),
+    ("AICrossSim/clm-400m", Workload(5, 779, "bfloat16", gpus=3)),
+    ("mistralai/Mistral-7B-v0.1", Workload(3, 1021, "bfloat16", gpus=4, parallel="tensor")),
+])
+def test_cold_estimate_of_a_new_workload(model, w):
+    """A freshly loaded profile (empty memo) and a shape nothing else prices: still < 5 ms."""
+    assert shipped_profile("h100-sxm5-80gb") is not None
+    prof = load_profile_file(PROFILE_DIR / "h100-sxm5-80gb.json")   # fresh object: nothing memoized
+    assert not prof._memo
+    spec, dev = load_model(model), get_device("H100")
+    gc.collect()
+    t0 = time.perf_counter()
+    est = estimate(spec, dev, w, profile=prof)
+    elapsed = time.perf_counter() - t0
+    assert est.runtime_ms > 0
+    assert prof._memo, "the estimate priced its kernels through the profile"
+    assert elapsed < 5e-3, f"cold estimate took {elapsed * 1e3:.2f} ms"
