@@ -301,7 +301,8 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     runtime_s = runtime_us * 1e-6
     joules = p.energy_j(w.gpus)
     busy = sum(p.clock.busy_us.values()) / max(1, len(p.clock.busy_us))
-    host = p.clock.host_us
+    host = p.clock.host_work_us
+    critical_gpu_us = sum(p.clock.busy_us.values()) if w.parallel == "pipeline" or w.gpus == 1 else busy
     breakdown = []
     for g in p.groups.values():
         bounds = g.pop("_bound")
@@ -317,5 +318,5 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
                                                         parallel=w.parallel if w.gpus > 1 else "single"),
         runtime_ms=runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
         energy_j_per_token=None if joules is None else joules / w.tokens, throughput_tokens_per_s=w.tokens / runtime_s, fits=fits,
-        host_ms=host / 1e3, gpu_busy_ms=busy / 1e3, bound="host" if host >= p.clock.gpu_us * 0.9 else "gpu",
+        host_ms=host / 1e3, gpu_busy_ms=busy / 1e3, bound="host" if host >= critical_gpu_us else "gpu",
         params=spec.param_count(), profile=prof.source, breakdown=breakdown, notes=notes)

@@ -117,14 +117,15 @@ class ModelSpec:
                       learned_positions=a["max_positions"], proj_dim=a["hidden"],
                       tied_embeddings=cfg.get("tie_word_embeddings", True))
         else:
-            kv = cfg.get("num_key_value_heads") or heads
+            # transformers' defaults when the field is absent: Llama = heads, Mistral 8, Qwen2 32
+            kv = cfg.get("num_key_value_heads") or {"mistral": 8, "qwen2": 32}.get(model_type, heads)
             head_dim = cfg.get("head_dim") or a["hidden"] // heads
             qkv_bias = True if model_type == "qwen2" else bool(cfg.get("attention_bias", False))
             kw.update(kv_heads=kv, head_dim=head_dim, qkv_bias=qkv_bias,
                       out_bias=False if model_type == "qwen2" else bool(cfg.get("attention_bias", False)),
                       mlp_bias=bool(cfg.get("mlp_bias", False)), gated_mlp=True, norm="rmsnorm",
                       activation=cfg.get("hidden_act", "silu"), learned_positions=0, proj_dim=a["hidden"],
-                      tied_embeddings=cfg.get("tie_word_embeddings", model_type == "qwen2"))
+                      tied_embeddings=cfg.get("tie_word_embeddings", False))
             if heads % kv:
                 raise EstimatorError(f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")
         spec = cls(**kw)

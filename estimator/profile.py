@@ -26,7 +26,7 @@ class Profile:
     """Lookup tables built once from a profile dict; times in microseconds."""
     raw: dict
     source: str                       # path of the JSON, or "datasheet (scaled from ...)"
-    compute_scale: float = 1.0        # datasheet mode: reference peak / this device's peak
+    compute_scales: dict = field(default_factory=dict)  # datasheet mode, per dtype: reference peak / this device's
     memory_scale: float = 1.0         # datasheet mode: reference bandwidth / this device's bandwidth
     _gemm: dict = field(default_factory=dict)
     _sdpa: dict = field(default_factory=dict)
@@ -48,6 +48,10 @@ class Profile:
         self._allreduce = {int(n): LogGrid([(b, t) for b, t in pts])
                            for n, pts in (self.raw.get("allreduce") or {}).items() if pts}
 
+    def compute_scale(self, dtype: str) -> float:
+        """Datasheet mode: how much slower this device's peak is for `dtype` (1.0 when calibrated)."""
+        return self.compute_scales.get(dtype.removesuffix("_unaligned"), 1.0)
+
     @property
     def kind(self) -> str:
         return self.raw.get("kind", "gpu")
@@ -63,12 +67,12 @@ class Profile:
         table = self._gemm.get(dtype) or self._gemm.get("float16")
         if (n % 8 or k % 8) and f"{dtype}_unaligned" in self._gemm:
             table = self._gemm[f"{dtype}_unaligned"]
-        return 2.0 * m * n * k / table(m, n, k) * self.compute_scale
+        return 2.0 * m * n * k / table(m, n, k) * self.compute_scale(dtype)
 
     def sdpa_us(self, bh: int, seq: int, d: int, dtype: str) -> float:
         tables = self._sdpa.get(dtype) or self._sdpa.get("float16") or next(iter(self._sdpa.values()))
         d0 = min(tables, key=lambda x: abs(math.log(x / d)))
-        return 2.0 * bh * seq * seq * d / tables[d0](bh, seq) * self.compute_scale
+        return 2.0 * bh * seq * seq * d / tables[d0](bh, seq) * self.compute_scale(dtype)
 
     def copy_us(self, nbytes: float) -> float:
         """Time of a device copy of `nbytes` (read nbytes, write nbytes)."""
@@ -105,7 +109,7 @@ class Profile:
         """Best calibrated GEMM rate of a dtype (FLOP/s): utilization 1 for the power model."""
         if dtype not in self._peaks:
             pts = self.raw["gemm"].get(dtype) or self.raw["gemm"]["float16"]
-            self._peaks[dtype] = max(2.0 * m * n * k / (t * 1e-6) for m, n, k, t in pts) / self.compute_scale
+            self._peaks[dtype] = max(2.0 * m * n * k / (t * 1e-6) for m, n, k, t in pts) / self.compute_scale(dtype)
         return self._peaks[dtype]
 
     def peak_bandwidth(self) -> float:
@@ -183,7 +187,7 @@ def _datasheet_profile(key: str) -> Profile:
     power["idle_w"] = device.idle_power_w
     raw["power"] = power
     return Profile(raw, f"datasheet (curves of {REFERENCE_PROFILE} scaled by peak ratios)",
-                   compute_scale=ref_dev.tflops["float16"] / device.tflops["float16"],
+                   compute_scales={d: ref_dev.tflops[d] / device.tflops[d] for d in ref_dev.tflops},
                    memory_scale=ref_dev.memory_bandwidth_gb_s / device.memory_bandwidth_gb_s)
 
 

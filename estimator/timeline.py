@@ -19,6 +19,7 @@ class Clock:
     busy_us: dict = field(default_factory=dict)   # gpu index -> kernel time
     first_us: dict = field(default_factory=dict)  # gpu index -> first kernel start
     last_us: dict = field(default_factory=dict)   # gpu index -> last kernel end
+    host_work_us: float = 0.0   # host time spent launching (not waiting on blocking copies)
     sync: bool = False   # CPU execution: the host computes each kernel itself, nothing overlaps
 
     def run(self, gpu: int, steps: Sequence[tuple[float, float, bool]]) -> None:
@@ -29,6 +30,7 @@ class Clock:
         busy = 0.0
         for host, dur, blocking in steps:
             h += host
+            self.host_work_us += host
             start = h if h > g else g
             if start0 is None:
                 start0 = start
@@ -50,6 +52,7 @@ class Clock:
                 left = times - i - 1
                 self.host_us += inc[0] * left
                 self.gpu_us += inc[1] * left
+                self.host_work_us += sum(s[0] for s in steps) * left
                 self._account(gpu, self.gpu_us, self.gpu_us, sum(s[1] for s in steps) * left)
                 return
             prev = inc

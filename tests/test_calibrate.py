@@ -54,7 +54,10 @@ def test_sdpa(profile: dict) -> None:
 def test_copy_grows_with_bytes(profile: dict) -> None:
     rows = sorted(profile["copy"])
     assert len(rows) >= 3 and all(us > 0 for _, us in rows)
-    assert rows[-1][1] > rows[0][1]
+    # 256x more bytes than the smallest point: at least 10x the fastest point's time, even when a
+    # loaded 2-core machine stalls one small point (a plain first-vs-last comparison flaked)
+    assert rows[-1][0] >= 64 * rows[0][0]
+    assert rows[-1][1] > 10 * min(us for _, us in rows)
 
 
 def test_launch_and_floor(profile: dict) -> None:

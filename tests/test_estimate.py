@@ -110,10 +110,6 @@ def test_big_workload_is_gpu_bound(model, dtype, prof):
     assert est.runtime_ms == pytest.approx(est.gpu_busy_ms, rel=0.02)
 
 
-@pytest.mark.xfail(strict=True, reason="estimate.py:317 classifies bound from clock.host_us, which since "
-                                       "f9a3717 includes the time the host is blocked on cross-GPU copies / "
-                                       "collectives (timeline.py: blocking steps set h = g), so every GPU-heavy "
-                                       "pipeline or tensor-parallel run is reported host-bound")
 @pytest.mark.parametrize("model,w", [
     ("opt-1.3b", Workload(16, 1024, "float16", gpus=2)),
     ("clm-1.1b", Workload(16, 1024, "bfloat16", gpus=4)),
@@ -235,10 +231,6 @@ def test_datasheet_scales_the_reference_curves():
     assert bw == pytest.approx(h100.memory_bandwidth_gb_s / a5000.memory_bandwidth_gb_s, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="profile.py:186 scales every dtype's GEMM/SDPA curves by the float16 "
-                                       "peak ratio; the A5000's float32 peak is 41.6% of the H100's "
-                                       "(27.8 vs 66.9 TFLOPS) but its fp16 peak only 11.2%, so float32 GEMMs "
-                                       "come out 3.7x too slow (5.7 TFLOPS achieved, 20% of its datasheet peak)")
 def test_datasheet_scales_float32_by_the_float32_peak():
     h100, a5000 = get_device("H100"), get_device("RTX A5000")
     ph, pa = profile_for(h100), profile_for(a5000)
