@@ -20,12 +20,12 @@ class Case:
     gpus: int          # 0 = the CPU case
     parallel: str
     dtype: str         # "auto" = the model's own
+    device: str = "gpu"  # short name of the machine's GPU, for readable ids (opt-1.3b-H100-1gpu)
 
     @property
     def id(self) -> str:
         short = self.model.split("/")[-1]
-        where = "cpu" if self.gpus == 0 else f"{self.gpus}gpu"
-        parts = [short, where]
+        parts = [short, "cpu"] if self.gpus == 0 else [short, self.device, f"{self.gpus}gpu"]
         if (self.batch, self.seq) != (16, 1024):
             parts.append(f"{self.batch}x{self.seq}")
         if self.gpus > 1 and self.parallel != "pipeline":
@@ -57,8 +57,14 @@ def detect() -> Machine:
     return Machine(torch.cuda.device_count(), name, dev, None)
 
 
-def enumerate_cases(models, batches, seqs, gpus, parallel, dtype) -> list[Case]:
-    cases = [Case(m, b, s, n, p, dtype) for m in models for b in batches for s in seqs for n in gpus
+def device_tag() -> str:
+    """Short name of this machine's GPU for case ids ("H100"), or "gpu" when unknown."""
+    m = detect()
+    return m.device.aliases[0] if m.device else "gpu"
+
+
+def enumerate_cases(models, batches, seqs, gpus, parallel, dtype, device: str = "gpu") -> list[Case]:
+    cases = [Case(m, b, s, n, p, dtype, device) for m in models for b in batches for s in seqs for n in gpus
              for p in (parallel if n > 1 else ("pipeline",))]
     seen, unique = set(), []
     for c in cases:

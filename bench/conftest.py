@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cases import cpu_case, detect, enumerate_cases
+from bench.cases import cpu_case, detect, device_tag, enumerate_cases
 from bench.plugin import get_bench_config
 
 
@@ -11,7 +11,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
     cfg = get_bench_config(metafunc.config)
-    cases = enumerate_cases(cfg.models, cfg.batch, cfg.seq, cfg.gpus, cfg.parallel, cfg.dtype)
+    cases = enumerate_cases(cfg.models, cfg.batch, cfg.seq, cfg.gpus, cfg.parallel, cfg.dtype, device_tag())
     if detect().gpu_count == 0:
         cases.append(cpu_case(cfg.models, cfg.dtype))
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])

@@ -29,7 +29,7 @@ class Estimate:
     throughput_tokens_per_s: float
     fits: bool
     host_ms: float
-    gpu_busy_ms: float
+    gpu_busy_ms: float                  # kernel time on the critical path (pipeline: all stages)
     bound: str                          # host | gpu: what the critical path mostly waits on
     params: int
     profile: str
@@ -54,8 +54,10 @@ def _validate(spec: ModelSpec, w: Workload) -> None:
                              f"({spec.kv_heads}) divisible by {w.gpus}")
 
 
-def comm_cost(name: str, nbytes: float, us: float) -> OpCost:
-    return OpCost(Op(name, "communication", "comm", 0.0, nbytes), us, "communication", 0.5)
+def comm_cost(name: str, nbytes: float, us: float, blocking: bool = True) -> OpCost:
+    """A transfer: a p2p `.to()` blocks the host ("comm"); an NCCL collective does not."""
+    kind = "comm" if blocking else "collective"
+    return OpCost(Op(name, "communication", kind, 0.0, nbytes), us, "communication", 0.5)
 
 
 def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float, bool]]:
@@ -261,12 +263,12 @@ def _replicated(p: _Pass, spec: ModelSpec, w: Workload) -> list[float]:
         ar = p.prof.allreduce_us(nbytes, w.gpus)
         if ar is None:  # ring all-reduce moves 2(n-1)/n of the data over each GPU's link
             ar = 2 * (w.gpus - 1) / w.gpus * nbytes / (p.dev.interconnect_gb_s * 1e9) * 1e6 + 20.0
-        layer = layer + [comm_cost("all-reduce", nbytes, ar)] * 2
+        layer = layer + [comm_cost("all-reduce", nbytes, ar, blocking=False)] * 2
     p.run(0, layer, p.layer_host_us, times=spec.layers)
     p.run(0, post, fixed * len(post))
     if shards > 1:  # all-gather of the vocab-sharded logits
         nbytes = (w.gpus - 1) / w.gpus * t * spec.vocab * e
-        p.run(0, [comm_cost("all-gather", nbytes, nbytes / (p.dev.interconnect_gb_s * 1e9) * 1e6)], 5.0)
+        p.run(0, [comm_cost("all-gather", nbytes, nbytes / (p.dev.interconnect_gb_s * 1e9) * 1e6, blocking=False)], 5.0)
     layer_w = spec.layers * spec.layer_params() / shards
     rest = spec.embedding_params() / shards + spec.head_params() / shards + spec.norm_params()
     weights = (layer_w + rest) * e
@@ -318,5 +320,5 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
                                                         parallel=w.parallel if w.gpus > 1 else "single"),
         runtime_ms=runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
         energy_j_per_token=None if joules is None else joules / w.tokens, throughput_tokens_per_s=w.tokens / runtime_s, fits=fits,
-        host_ms=host / 1e3, gpu_busy_ms=busy / 1e3, bound="host" if host >= critical_gpu_us else "gpu",
+        host_ms=host / 1e3, gpu_busy_ms=critical_gpu_us / 1e3, bound="host" if host >= critical_gpu_us else "gpu",
         params=spec.param_count(), profile=prof.source, breakdown=breakdown, notes=notes)

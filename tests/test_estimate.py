@@ -258,11 +258,12 @@ def test_breakdown_sums_to_gpu_busy_time(model, w, prof):
 
 @pytest.mark.parametrize("model,gpus", [("opt-1.3b", 2), ("clm-1.1b", 4), ("opt-6.7b", 8)])
 def test_pipeline_breakdown_sums_busy_time_of_every_gpu(model, gpus, prof, h100):
-    """In a pipeline the breakdown adds up all GPUs, gpu_busy_ms is the mean over GPUs with work."""
+    """In a pipeline the stages run one after another: the breakdown and gpu_busy_ms both add up
+    every GPU's kernels (the critical path), and the runtime is at least that."""
     est = run(model, Workload(16, 1024, "float16", gpus=gpus), prof)
-    used = pipeline_placement(load_model(model), gpus, 2, h100.memory_gb * GB).gpus_used
     total = sum(g["time_ms"] for g in est.breakdown)
-    assert total == pytest.approx(est.gpu_busy_ms * used, rel=0.01)
+    assert total == pytest.approx(est.gpu_busy_ms, rel=0.01)
+    assert est.runtime_ms >= est.gpu_busy_ms * 0.999
     assert any(g["group"] == "communication" for g in est.breakdown)
 
 

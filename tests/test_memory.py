@@ -73,7 +73,8 @@ def test_single_gpu_memory_to_the_byte_opt_1_3b(prof, h100):
     weights = params * e
     cache = 2 * L * T * h * e
     working = max(T * e * (h + V),                  # final hidden state + logits
-                  T * e * max(6 * h, 2 * h + 2 * f),  # inside a decoder layer
+                  T * e * max(6 * h, 2 * h + 2 * f)  # inside a decoder layer ...
+                  + 2 * T * h * e,                  # ... + inputs_embeds and position embeddings
                   2 * T * h * e)                    # final LayerNorm in/out
     expected = weights + cache + working + 8 * T + 32 * MIB
     est = estimate("facebook/opt-1.3b", h100, Workload(b, s, "float16"), profile=prof)
@@ -82,6 +83,36 @@ def test_single_gpu_memory_to_the_byte_opt_1_3b(prof, h100):
     assert est.memory_gb == est.memory_gb_per_gpu[0]
     assert est.params == params
     assert est.fits
+
+
+def test_single_gpu_memory_to_the_byte_mistral_layer_bound(prof, h100):
+    """Mistral's vocabulary is small against its FFN: the peak is inside a decoder layer."""
+    b, s, e = 16, 1024, 2
+    T, h, f, V, L, kvd = b * s, 4096, 14336, 32000, 32, 8 * 128
+    params = 7_241_732_096                          # MistralForCausalLM(Mistral-7B-v0.1).num_parameters()
+    layer = T * e * (2 * h + h + 3 * f)             # input, normed input, residual; act(gate), up, product
+    embeds = T * h * e                              # inputs_embeds, referenced while the layers run
+    assert layer + embeds > T * e * (h + V)         # ... and that beats hidden state + logits
+    expected = params * e + 2 * L * T * kvd * e + layer + embeds + 8 * T + 32 * MIB
+    est = estimate("Mistral-7B-v0.1", h100, Workload(b, s, "bfloat16"), profile=prof)
+    assert est.memory_gb * GB == pytest.approx(expected, abs=1.0)
+
+
+def test_single_gpu_memory_to_the_byte_small_vocab_opt(prof, h100):
+    """An OPT with a tiny vocabulary: the peak is a decoder layer's MLP, plus the token and
+    position embedding outputs the decoder still references."""
+    from estimator.model import ModelSpec
+    spec = ModelSpec.from_hf_config(dict(model_type="opt", hidden_size=2048, num_hidden_layers=4,
+                                         num_attention_heads=32, ffn_dim=8192, vocab_size=1000,
+                                         max_position_embeddings=2048), name="tiny-vocab-opt")
+    b, s, e = 8, 512, 2
+    T, h, f, V, L = b * s, 2048, 8192, 1000, 4
+    params = V * h + 2050 * h + L * (4 * h * h + 4 * h + 2 * h * f + f + h + 4 * h) + 2 * h
+    assert spec.param_count() == params
+    working = T * e * (2 * h + 2 * f) + 2 * T * h * e
+    expected = params * e + 2 * L * T * h * e + working + 8 * T + 32 * MIB
+    est = estimate(spec, h100, Workload(b, s, "float16"), profile=prof)
+    assert est.memory_gb * GB == pytest.approx(expected, abs=1.0)
 
 
 def test_use_cache_false_drops_exactly_the_cache(prof, h100):
@@ -104,13 +135,14 @@ def test_memory_grows_linearly_with_tokens(prof, h100):
 # ---- several GPUs ------------------------------------------------------------------------------
 
 def fixed_part(model, dev, prof, b, s, **kw) -> list[float]:
-    """Per-GPU memory that does not grow with tokens (weights + cuBLAS workspace).
+    """Per-GPU memory that does not grow with the sequence (weights + cuBLAS workspace).
 
-    Every other term (cache, working sets, logits, input ids) is proportional to the token count
-    and the split does not depend on the workload, so 2 m(T) - m(2T) leaves only the fixed part.
+    Every other term (cache, working sets, logits, input ids, position embeddings) is proportional
+    to the sequence length at a fixed batch, and the split does not depend on the workload, so
+    2 m(s) - m(2s) leaves only the fixed part.
     """
     one = mem_bytes(estimate(model, dev, Workload(b, s, **kw), profile=prof))
-    two = mem_bytes(estimate(model, dev, Workload(2 * b, s, **kw), profile=prof))
+    two = mem_bytes(estimate(model, dev, Workload(b, 2 * s, **kw), profile=prof))
     return [2 * x - y for x, y in zip(one, two)]
 
 
