@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .compare import ERROR_BASIS, METRICS, errors
+from .compare import ERROR_BASIS, METRICS, _number, errors
 
 SCHEMA_VERSION = 1
 NA = "n/a"
@@ -28,14 +28,7 @@ SUBHEADERS = ("Measured", "Estimated", "Error")
 
 # -- number formats -------------------------------------------------------------------------
 
-def _finite(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+_finite = _number  # one definition of "a finite number", shared with compare.py
 
 
 def fmt_fixed2(value: Any) -> str:
