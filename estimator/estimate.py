@@ -110,11 +110,13 @@ class _Pass:
         self.slowdown = 1.0
 
     def price(self, ops: tuple[Op, ...]) -> list[OpCost]:
-        costs = [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32) for op in ops]
-        if self.slowdown != 1.0:
-            costs = [replace(c, gpu_us=c.gpu_us * self.slowdown) if c.op.kind in ("gemm", "sdpa") else c
-                     for c in costs]
-        return costs
+        """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
+        return self._slowed([price(op, self.dev, self.prof, self.w.dtype, self.w.tf32) for op in ops])
+
+    def _slowed(self, costs: list[OpCost]) -> list[OpCost]:
+        if self.slowdown == 1.0:
+            return costs
+        return [replace(c, gpu_us=c.gpu_us * self.slowdown) if c.op.kind in ("gemm", "sdpa") else c for c in costs]
 
     def set_power_cap(self, costs: list[OpCost], duty: float = 1.0) -> list[OpCost]:
         """Clock slowdown of compute kernels under the power limit, judged on one decoder layer
@@ -125,9 +127,7 @@ class _Pass:
         memory = sum(c.gpu_us for c in costs) - compute
         window = max(compute + memory, self.layer_host_us) / duty
         self.slowdown = energy.power_cap_slowdown(compute, memory, window, self.power) if self.power else 1.0
-        if self.slowdown == 1.0:
-            return costs
-        return [replace(c, gpu_us=c.gpu_us * self.slowdown) if c.op.kind in ("gemm", "sdpa") else c for c in costs]
+        return self._slowed(costs)
 
     def run(self, gpu: int, costs: list[OpCost], host_us: float, times: int = 1) -> None:
         if not costs or times == 0:
@@ -299,7 +299,7 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     else:
         mem = _replicated(p, spec, w)
     p.summarize()
-    runtime_us = p.clock.total_us + float(prof.raw.get("sync_us", 0.0))
+    runtime_us = p.clock.total_us
     runtime_s = runtime_us * 1e-6
     joules = p.energy_j(w.gpus)
     busy = sum(p.clock.busy_us.values()) / max(1, len(p.clock.busy_us))
