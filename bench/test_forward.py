@@ -74,13 +74,20 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
             if on_gpu:
                 measure.sync(gpus)
 
-        benchmark.pedantic(step, rounds=bench_config.rounds, warmup_rounds=bench_config.warmup, iterations=1)
-        stats = benchmark.stats.stats
-        runtime_ms = stats.median * 1e3
-        mem = measure.peak_memory(step, gpus) if on_gpu else None
-        en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
+        try:
+            benchmark.pedantic(step, rounds=bench_config.rounds, warmup_rounds=bench_config.warmup, iterations=1)
+            stats = benchmark.stats.stats
+            runtime_ms = stats.median * 1e3
+            mem = measure.peak_memory(step, gpus) if on_gpu else None
+            en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
+        except torch.cuda.OutOfMemoryError:
+            oom = f"out of memory in the forward pass (estimated {est.memory_gb:.1f} GB on the busiest GPU)"
+        else:
+            oom = None
     finally:
         ctx.__exit__(None, None, None)
+    if oom:
+        pytest.skip(oom)
     measured = {
         "runtime_ms": runtime_ms,
         "runtime_ms_rounds": [x * 1e3 for x in stats.data],
