@@ -57,10 +57,6 @@ class Clock:
                 return
             prev = inc
 
-    def wait(self, gpu: int, host_us: float, gpu_us: float) -> None:
-        """A transfer or collective: a launch then a blocking span on the critical path."""
-        self.run(gpu, [(host_us, gpu_us, True)])
-
     def _account(self, gpu: int, start: float, end: float, busy: float) -> None:
         self.busy_us[gpu] = self.busy_us.get(gpu, 0.0) + busy
         self.first_us.setdefault(gpu, start)
