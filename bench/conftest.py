@@ -5,6 +5,17 @@ import pytest
 
 from bench.cases import cpu_case, detect, device_tag, enumerate_cases
 from bench.plugin import get_bench_config
+from estimator.errors import EstimatorError
+from estimator.model import load_model
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A misspelt --bench-models name is a one-line usage error, not a collection traceback."""
+    for name in get_bench_config(config).models:
+        try:
+            load_model(name)
+        except EstimatorError as exc:
+            raise pytest.UsageError(f"--bench-models: {exc}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

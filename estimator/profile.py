@@ -30,7 +30,6 @@ class Profile:
     memory_scale: float = 1.0         # datasheet mode: reference bandwidth / this device's bandwidth
     _gemm: dict = field(default_factory=dict)
     _sdpa: dict = field(default_factory=dict)
-    _peaks: dict = field(default_factory=dict)
     _memo: dict = field(default_factory=dict)   # table lookups are pure: (kind, args) -> us
 
     def __post_init__(self) -> None:
@@ -104,19 +103,6 @@ class Profile:
         else:
             t = table(nbytes)
         return max(t * self.memory_scale, self.floor_us)
-
-    def peak_flops(self, dtype: str) -> float:
-        """Best calibrated GEMM rate of a dtype (FLOP/s): utilization 1 for the power model."""
-        if dtype not in self._peaks:
-            pts = self.raw["gemm"].get(dtype) or self.raw["gemm"]["float16"]
-            self._peaks[dtype] = max(2.0 * m * n * k / (t * 1e-6) for m, n, k, t in pts) / self.compute_scale(dtype)
-        return self._peaks[dtype]
-
-    def peak_bandwidth(self) -> float:
-        """Best calibrated copy bandwidth (bytes read + written per second)."""
-        if "bandwidth" not in self._peaks:
-            self._peaks["bandwidth"] = max(2.0 * b / (t * 1e-6) for b, t in self.raw["copy"]) / self.memory_scale
-        return self._peaks["bandwidth"]
 
     @property
     def floor_us(self) -> float:
