@@ -10,9 +10,10 @@ from estimator import EstimatorError, Workload, estimate, load_model
 from estimator.device import host_device
 from estimator.profile import Profile
 
-# The CPU case runs on shared 2-core CI machines against a 5-second CPU description: its bound
-# is wide, but it still fails when the model of a synchronous (CPU) forward pass goes wrong.
-CPU_BOUNDS = {"runtime_ms": 0.3, "throughput_tokens_per_s": 0.3}
+# The CPU case runs on shared 2-core CI machines: the same forward pass measured 136-173 ms from
+# one session to the next (all rounds of a session move together), so its bound is wide; it still
+# fails when the model of a synchronous (CPU) forward pass goes wrong.
+CPU_BOUNDS = {"runtime_ms": 0.5, "throughput_tokens_per_s": 0.5}
 METRICS = ("runtime_ms", "memory_gb", "energy_j_per_token", "throughput_tokens_per_s")
 
 
