@@ -6,7 +6,7 @@
 """
 from .device import DeviceSpec, get_device, list_devices
 from .errors import EstimatorError
-from .estimate import Estimate, estimate
+from .api import Estimate, estimate
 from .model import ModelSpec, load_model, zoo_names
 from .workload import Workload
 

@@ -7,9 +7,9 @@ import sys
 
 from tabulate import tabulate
 
-from .device import list_devices
+from .device import GB, list_devices
 from .errors import EstimatorError
-from .estimate import estimate
+from .api import estimate
 from .model import load_model, zoo_names
 from .workload import PARALLEL_MODES, Workload, normalize_dtype
 
@@ -61,7 +61,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
             ["host / GPU busy", f"{est.host_ms:.2f} / {est.gpu_busy_ms:.2f} ms ({est.bound}-bound)"]]
     print(tabulate(rows, tablefmt="simple"))
     print()
-    table = [[b["group"], f"{b['time_ms']:.3f}", b["kernels"], f"{b['flops'] / 1e12:.3f}", f"{b['bytes'] / 1e9:.3f}", b["bound"]]
+    table = [[b["group"], f"{b['time_ms']:.3f}", b["kernels"], f"{b['flops'] / 1e12:.3f}", f"{b['bytes'] / GB:.3f}", b["bound"]]
              for b in sorted(est.breakdown, key=lambda b: -b["time_ms"])]
     print(tabulate(table, headers=["operator group", "GPU ms", "kernels", "TFLOP", "GB moved", "bound"]))
     for note in est.notes:

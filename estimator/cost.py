@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .device import DeviceSpec
+from .device import GB, DeviceSpec
 from .ops import Op
 from .profile import Profile
 
@@ -23,17 +23,13 @@ def matmul_key(dtype: str, tf32: bool) -> str:
 def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool = False) -> OpCost:
     """Calibrated time of `op`; datasheet peaks classify the bound, kernel occupancy drives the
     power model. Pure, so memoized on the profile."""
-    key = ("price", op, device.key, dtype, tf32)
-    cost = profile._memo.get(key)
-    if cost is None:
-        cost = profile._memo[key] = _price(op, device, profile, dtype, tf32)
-    return cost
+    return profile.memoized(("price", op, device.key, dtype, tf32), _price, op, device, profile, dtype, tf32)
 
 
 def _price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool) -> OpCost:
     key = matmul_key(dtype, tf32)
     peak_flops = device.matmul_tflops(dtype, tf32) * 1e12
-    peak_bw = device.memory_bandwidth_gb_s * 1e9
+    peak_bw = device.memory_bandwidth_gb_s * GB
     if op.kind == "gemm":
         t = max(profile.gemm_us(*op.shape, key), profile.floor_us)
     elif op.kind == "sdpa":

@@ -11,6 +11,7 @@ from typing import Any
 from estimator.errors import EstimatorError, closest
 
 DEVICES_DIR = Path(__file__).parent / "devices"
+GB = 1e9  # bytes: memory is sold and reported in 10^9 bytes (torch's GiB is 2^30)
 
 # JSON field -> DeviceSpec.tflops key; all dense (no 2:4 sparsity), tensor cores except float32.
 TFLOPS_FIELDS = {"tflops_float16": "float16", "tflops_bfloat16": "bfloat16",

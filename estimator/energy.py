@@ -1,6 +1,6 @@
 """Power model: joules of a forward pass, summed over every GPU taking part.
 
-Board power comes from the calibration's power microbenchmarks: a GEMM loop (``gemm_w``, at the
+Board power comes from the calibration's power microbenchmarks (profile.PowerModel): a GEMM loop (``gemm_w``, at the
 power limit, running at ``gemm_sustained_tflops`` instead of ``gemm_burst_tflops``), a copy loop,
 a forward-pass-like mix of the two (``mixed_w`` at ``mixed_compute_fraction`` of GEMM time), and
 the launch-bound floor (``launch_bound_w``: clocks up, tiny kernels). Energy per unit of work is
@@ -14,6 +14,10 @@ weighting); gaps inside a GPU's busy span draw the floor; a pipeline stage waiti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .profile import PowerModel
 
 
 @dataclass
@@ -30,30 +34,31 @@ class GpuLoad:
         return self.compute_us + self.memory_us
 
 
-def unconstrained_powers_w(power: dict) -> tuple[float, float]:
+def unconstrained_powers_w(power: PowerModel) -> tuple[float, float]:
     """(GEMM, memory-bound) power of kernels running free of the power limit."""
-    p_gemm = power["gemm_w"]
-    if power.get("gemm_burst_tflops") and power.get("gemm_sustained_tflops"):
-        p_gemm *= power["gemm_burst_tflops"] / power["gemm_sustained_tflops"]
-    f_mix = power.get("mixed_compute_fraction", 0.0)
-    p_mem = power["memory_w"]
-    if "mixed_w" in power and 0 < f_mix < 1:
-        p_mem = max(p_mem, (power["mixed_w"] - f_mix * p_gemm) / (1 - f_mix))
+    p_gemm = power.gemm_w
+    if power.gemm_burst_tflops and power.gemm_sustained_tflops:
+        p_gemm *= power.gemm_burst_tflops / power.gemm_sustained_tflops
+    f_mix = power.mixed_compute_fraction or 0.0
+    p_mem = power.memory_w
+    if power.mixed_w is not None and 0 < f_mix < 1:
+        p_mem = max(p_mem, (power.mixed_w - f_mix * p_gemm) / (1 - f_mix))
     return p_gemm, p_mem
 
 
-def gpu_energy_j(load: GpuLoad, span_us: float, total_us: float, power: dict) -> float:
+def gpu_energy_j(load: GpuLoad, span_us: float, total_us: float, power: PowerModel) -> float:
     """Energy of one GPU: its kernels, active gaps within its span, waiting outside it."""
-    floor = power["launch_bound_w"]
+    floor = power.launch_bound_w
     p_gemm, p_mem = unconstrained_powers_w(power)
     kernels = (floor * load.busy_us + (p_gemm / load.slowdown - floor) * load.compute_occ_us
                + (p_mem - floor) * load.memory_occ_us)
     gaps = max(0.0, span_us - load.busy_us)
     waiting = max(0.0, total_us - max(span_us, load.busy_us))
-    return 1e-6 * (kernels + gaps * floor + waiting * power.get("hot_idle_w", power["idle_w"]))
+    hot_idle_w = power.idle_w if power.hot_idle_w is None else power.hot_idle_w
+    return 1e-6 * (kernels + gaps * floor + waiting * hot_idle_w)
 
 
-def power_cap_slowdown(compute_us: float, memory_us: float, window_us: float, power: dict) -> float:
+def power_cap_slowdown(compute_us: float, memory_us: float, window_us: float, power: PowerModel) -> float:
     """Factor on compute-kernel time when a busy stretch would draw more than the power limit.
 
     Unconstrained GEMM power is the capped GEMM-loop power scaled by burst/sustained throughput
@@ -61,11 +66,11 @@ def power_cap_slowdown(compute_us: float, memory_us: float, window_us: float, po
     point consistent. If the stretch's average exceeds the limit, clocks drop until it does not:
     (P_g*tc + P_m*tm + P_i*ti) / (s*tc + tm + ti) = limit, solved for s (at least 1).
     """
-    needed = ("gemm_w", "gemm_burst_tflops", "gemm_sustained_tflops", "power_limit_w")
-    if compute_us <= 0 or not all(power.get(k) for k in needed):
+    needed = (power.gemm_w, power.gemm_burst_tflops, power.gemm_sustained_tflops, power.power_limit_w)
+    if compute_us <= 0 or not all(needed):
         return 1.0
     p_gemm, p_mem = unconstrained_powers_w(power)
     idle_us = max(0.0, window_us - compute_us - memory_us)
-    joules = p_gemm * compute_us + p_mem * memory_us + power["launch_bound_w"] * idle_us
-    s = (joules / power["power_limit_w"] - memory_us - idle_us) / compute_us
+    joules = p_gemm * compute_us + p_mem * memory_us + power.launch_bound_w * idle_us
+    s = (joules / power.power_limit_w - memory_us - idle_us) / compute_us
     return max(1.0, s)

@@ -8,10 +8,15 @@ layer (all in bytes per token, T tokens, e bytes per element, h hidden, f FFN, q
 """
 from __future__ import annotations
 
-from .model import ModelSpec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import ModelSpec
+    from .placement import Placement
 
 CUBLAS_WORKSPACE_BYTES = 32 * 2**20  # torch's default CUBLAS_WORKSPACE_CONFIG :4096:8 (8 x 4 MiB)
 FP32 = 4
+INPUT_ID_BYTES = 8  # input_ids are int64, on GPU 0
 
 
 def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float:
@@ -20,15 +25,7 @@ def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float
     qd = spec.heads // shards * spec.head_dim
     kvd = max(1, spec.kv_heads // shards) * spec.head_dim
     base = 2 * h  # the layer's input (held by the model's loop, also the residual) + normed input
-    if spec.family == "llama":
-        attn = base + 4 * qd + 2 * kvd          # q, k, v and three rotary temporaries of q
-        mlp = base + h + 3 * f                  # + post-attention residual; act(gate), up, product
-    elif spec.family == "opt":
-        attn = base + 2 * qd + 2 * kvd          # q, q*scaling, k, v
-        mlp = base + 2 * f                      # fc1 output and relu output
-    else:  # gpt2
-        attn = base + (qd + 2 * kvd) + 2 * qd   # fused qkv, attention output and its contiguous copy
-        mlp = base + 3 * f                      # c_fc output and two gelu_new temporaries
+    attn, mlp = (base + n for n in spec.arch.layer_live_per_token(spec, qd, kvd, f))
     norm = h + (FP32 + FP32) * h / e if spec.norm == "rmsnorm" else 0  # fp32 copy + pow in RMSNorm
     return t * e * max(attn, mlp, norm)
 
@@ -55,5 +52,43 @@ def embedding_outputs(spec: ModelSpec, t: int, seq: int, e: int) -> float:
     """Embedding outputs the decoder's forward keeps referenced while its layers run
     (``inputs_embeds``, and OPT's / GPT-2's position embeddings): they count at a peak inside a
     layer on the embedding GPU, not at the LM head (the decoder has returned by then)."""
-    positions = {"opt": t, "gpt2": seq}.get(spec.family, 0)
-    return (t + positions) * spec.proj_dim * e
+    return (t + spec.arch.position_rows(t, seq)) * spec.proj_dim * e
+
+
+
+def placed_bytes_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e: int) -> list[float]:
+    """Peak bytes of each GPU of a one-GPU or pipeline run: its weights, the K/V cache of its
+    layers, the largest working set of the parts it runs (a GPU other than the head's gets the
+    logits back on GPU 0 from accelerate's hook), input ids on GPU 0, and a cuBLAS workspace on
+    every GPU that holds or runs anything."""
+    logits = t * spec.vocab * e
+    mem = []
+    for g, n in enumerate(place.layers_per_gpu):
+        peaks = [layer_working_set(spec, t, e) if n else 0.0]
+        if n and g == place.embed_gpu:
+            peaks[0] += embedding_outputs(spec, t, seq, e)
+        if g == place.final_norm_gpu:
+            peaks.append(final_norm_working_set(spec, t, e))
+        if g == place.head_gpu:
+            peaks.append(head_working_set(spec, t, e))
+        if g == 0 and place.head_gpu != 0:
+            peaks.append(logits)
+        weights = place.weight_bytes_per_gpu[g]
+        used = weights > 0 or n > 0 or g == 0
+        extra = t * INPUT_ID_BYTES if g == 0 else 0
+        mem.append(weights + kv_cache_bytes(spec, t, e, n) + max(peaks) + extra
+                   + (CUBLAS_WORKSPACE_BYTES if used else 0))
+    return mem
+
+
+def replica_bytes(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> float:
+    """Peak bytes of one GPU of a data (shards 1, `t` tokens of its batch share) or tensor
+    parallel run (every layer, embedding and head split `shards` ways; norms replicated)."""
+    layer_w = spec.layers * spec.layer_params() / shards
+    rest = spec.embedding_params() / shards + spec.head_params() / shards + spec.norm_params()
+    weights = (layer_w + rest) * e
+    peak = max(layer_working_set(spec, t, e, shards) + embedding_outputs(spec, t, seq, e),
+               head_working_set(spec, t, e, 1),
+               final_norm_working_set(spec, t, e))
+    return (weights + kv_cache_bytes(spec, t, e, spec.layers, shards) + peak + t * INPUT_ID_BYTES
+            + CUBLAS_WORKSPACE_BYTES)

@@ -1,7 +1,7 @@
 """ModelSpec: the architecture facts the estimator needs, read from a Hugging Face config.
 
-One alias table maps the HF field names of each family (OPT, GPT-2, Llama-like) onto one set of
-names. Parameter counts follow the modules transformers builds from the same config.
+Each family (estimator.families) maps its HF field names onto one set of names and fills in
+transformers' defaults. Parameter counts follow the modules transformers builds from the same config.
 """
 from __future__ import annotations
 
@@ -10,29 +10,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from . import families
 from .errors import EstimatorError, closest
 
 ZOO_DIR = Path(__file__).parent / "zoo"
-
-# model_type -> family whose forward pass (kernel sequence) the estimator knows.
-FAMILIES = {"opt": "opt", "gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama"}
-
-# family -> {our name: HF field name}
-ALIASES = {
-    "opt": dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
-                ffn="ffn_dim", vocab="vocab_size", max_positions="max_position_embeddings"),
-    "gpt2": dict(hidden="n_embd", layers="n_layer", heads="n_head", vocab="vocab_size",
-                 max_positions="n_positions"),
-    "llama": dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
-                  ffn="intermediate_size", vocab="vocab_size", max_positions="max_position_embeddings"),
-}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     model_type: str          # HF model_type (opt, gpt2, llama, mistral, qwen2)
-    family: str              # opt | gpt2 | llama: decides the kernel sequence
+    family: str              # opt | gpt2 | llama: the estimator.families entry of its code
     hidden: int
     layers: int
     heads: int
@@ -52,6 +40,11 @@ class ModelSpec:
     proj_dim: int            # OPT word_embed_proj_dim (== hidden elsewhere)
     dtype: str | None        # the config's torch_dtype, if any
     use_cache: bool          # model(input_ids) keeps K/V of every layer when true
+
+    @property
+    def arch(self) -> families.Family:
+        """The family's knowledge of its eager code: kernels, working sets, module tree."""
+        return families.BY_NAME[self.family]
 
     # ---- parameter counts (elements), as transformers builds the modules -------------------
     @property
@@ -92,46 +85,15 @@ class ModelSpec:
         if not isinstance(cfg, dict):
             raise EstimatorError("model config must be a JSON object")
         model_type = cfg.get("model_type")
-        if model_type not in FAMILIES:
+        family = families.family_of(model_type)
+        if family is None:
             raise EstimatorError(
                 f"unsupported model_type {model_type!r} in config of {name or 'model'}: supported "
-                f"{', '.join(sorted(FAMILIES))}")
-        family = FAMILIES[model_type]
-        a = {k: _field(cfg, v, name) for k, v in ALIASES[family].items()}
-        heads = a["heads"]
+                f"{', '.join(families.supported_model_types())}")
+        a = {k: _field(cfg, v, name) for k, v in family.aliases.items()}
         kw = dict(name=name or cfg.get("_name_or_path") or model_type, model_type=model_type,
-                  family=family, dtype=_dtype(cfg), use_cache=bool(cfg.get("use_cache", True)), **a)
-        if family == "opt":
-            kw.update(kv_heads=heads, head_dim=a["hidden"] // heads, qkv_bias=cfg.get("enable_bias", True),
-                      out_bias=cfg.get("enable_bias", True), mlp_bias=cfg.get("enable_bias", True),
-                      gated_mlp=False, norm="layernorm", activation=cfg.get("activation_function", "relu"),
-                      learned_positions=a["max_positions"] + 2,  # OPT offsets positions by 2
-                      proj_dim=cfg.get("word_embed_proj_dim") or a["hidden"],
-                      tied_embeddings=cfg.get("tie_word_embeddings", True))
-            if not cfg.get("do_layer_norm_before", True):
-                raise EstimatorError("unsupported OPT variant: do_layer_norm_before=false (opt-350m)")
-        elif family == "gpt2":
-            kw.update(kv_heads=heads, head_dim=a["hidden"] // heads, ffn=cfg.get("n_inner") or 4 * a["hidden"],
-                      qkv_bias=True, out_bias=True, mlp_bias=True, gated_mlp=False, norm="layernorm",
-                      activation=cfg.get("activation_function", "gelu_new"),
-                      learned_positions=a["max_positions"], proj_dim=a["hidden"],
-                      tied_embeddings=cfg.get("tie_word_embeddings", True))
-        else:
-            # transformers' defaults when the field is absent: Llama = heads, Mistral 8, Qwen2 32
-            kv = cfg.get("num_key_value_heads") or {"mistral": 8, "qwen2": 32}.get(model_type, heads)
-            head_dim = cfg.get("head_dim") or a["hidden"] // heads
-            qkv_bias = True if model_type == "qwen2" else bool(cfg.get("attention_bias", False))
-            kw.update(kv_heads=kv, head_dim=head_dim, qkv_bias=qkv_bias,
-                      out_bias=False if model_type == "qwen2" else bool(cfg.get("attention_bias", False)),
-                      mlp_bias=bool(cfg.get("mlp_bias", False)), gated_mlp=True, norm="rmsnorm",
-                      activation=cfg.get("hidden_act", "silu"), learned_positions=0, proj_dim=a["hidden"],
-                      tied_embeddings=cfg.get("tie_word_embeddings", False))
-            if heads % kv:
-                raise EstimatorError(f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")
-        spec = cls(**kw)
-        if spec.heads * spec.head_dim != spec.hidden and family != "llama":
-            raise EstimatorError(f"hidden size {spec.hidden} is not divisible by {spec.heads} heads")
-        return spec
+                  family=family.name, dtype=_dtype(cfg), use_cache=bool(cfg.get("use_cache", True)), **a)
+        return cls(**kw, **family.spec_fields(cfg, model_type, a))
 
 
 def _field(cfg: dict, key: str, name: str | None) -> int:

@@ -1,7 +1,7 @@
 """forward_ops: the kernels one eager forward pass launches, with FLOPs and bytes moved.
 
-The sequence follows what transformers' eager modules do for each family (OPT, GPT-2, and the
-Llama family), kernel by kernel, because for memory-bound parts and for host overhead the number
+The sequence follows what transformers' eager modules do, kernel by kernel (what differs between
+families comes from estimator.families), because for memory-bound parts and for host overhead the number
 of kernels matters as much as the arithmetic. Notation: T tokens (batch x seq), h hidden, f FFN
 width, e bytes per element, V vocabulary. GEMM FLOPs are 2·m·n·k; causal attention FLOPs are
 4·b·H·s²·d / 2 (QKᵀ and PV, half the scores masked), as in FlashAttention's accounting.
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from .model import ModelSpec
+if TYPE_CHECKING:
+    from .model import ModelSpec
 
 FP32 = 4  # bytes: RMSNorm and softmax statistics are computed in float32
+ATTENTION_PROJECTIONS = "attention projections"   # breakdown group of q/k/v/o GEMMs
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,13 @@ def gemm(name: str, group: str, m: int, n: int, k: int, e: int, bias: bool = Fal
 def ew(name: str, group: str, elems: float, bytes_per_elem: float, pattern: str = "binary") -> Op:
     """Elementwise kernel over `elems` elements moving `bytes_per_elem` bytes per element."""
     return Op(name, group, "elementwise", float(elems), float(elems * bytes_per_elem), pattern=pattern)
+
+
+def qkv_projections(spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    """Separate q, k and v projections of the normed input (q/kv widths `qd`, `kvd` of one shard)."""
+    g, h, bias = ATTENTION_PROJECTIONS, spec.hidden, spec.qkv_bias
+    return [gemm("q_proj", g, t, qd, h, e, bias), gemm("k_proj", g, t, kvd, h, e, bias),
+            gemm("v_proj", g, t, kvd, h, e, bias)]
 
 
 def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> Op:
@@ -87,19 +97,10 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) 
     heads, kv = max(1, spec.heads // shards), max(1, spec.kv_heads // shards)
     qd, kvd = heads * spec.head_dim, kv * spec.head_dim
     layer: list[Op] = []
-    attn, mlp = "attention projections", "mlp"
+    attn, mlp = ATTENTION_PROJECTIONS, "mlp"
     norm = layer_norm if spec.norm == "layernorm" else rms_norm
     layer += norm("input_norm", "norms", t, h, e)
-    if spec.family == "gpt2":
-        layer.append(gemm("qkv_proj", attn, t, qd + 2 * kvd, h, e, bias=True))
-    else:
-        layer += [gemm("q_proj", attn, t, qd, h, e, spec.qkv_bias),
-                  gemm("k_proj", attn, t, kvd, h, e, spec.qkv_bias),
-                  gemm("v_proj", attn, t, kvd, h, e, spec.qkv_bias)]
-    if spec.family == "opt":
-        layer.append(ew("q_scale", "attention", t * qd, 2 * e, "unary"))
-    if spec.family == "llama":
-        layer += rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
+    layer += spec.arch.qkv_ops(spec, t, qd, kvd, e)
     if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
         layer += [ew("cache_k", "kv cache", t * kvd, 2 * e, "strided_cat"),
                   ew("cache_v", "kv cache", t * kvd, 2 * e, "strided_cat")]
@@ -123,8 +124,7 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) 
         pre += [ew("embed_positions", "embeddings", t * h, 2 * e), ew("add_positions", "embeddings", t * h, 3 * e)]
     if spec.proj_dim != h:
         pre.append(gemm("project_in", "embeddings", t, h, spec.proj_dim, e))
-    if spec.family == "llama":  # rotary cos/sin tables: small kernels once per forward
-        pre += [ew(f"rope_table.{i}", "embeddings", seq * spec.head_dim, 2 * FP32) for i in range(6)]
+    pre += spec.arch.pre_layer_ops(spec, seq, e)
     post = norm("final_norm", "final norm", t, h, e)
     if spec.proj_dim != h:
         post.append(gemm("project_out", "lm head", t, spec.proj_dim, h, e))

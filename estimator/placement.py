@@ -42,8 +42,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from typing import TYPE_CHECKING
+
+from .device import GB
 from .errors import EstimatorError
-from .model import ModelSpec
+
+if TYPE_CHECKING:
+    from .model import ModelSpec
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the forward pass on one GPU, in the order the hidden state goes through them."""
+    part: str        # embeddings | rotary | layers | final norm | lm head
+    gpu: int
+    layers: int = 0  # decoder layers run here (part "layers")
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class Placement:
     final_norm_gpu: int
     weight_bytes_per_gpu: tuple[float, ...]  # parameter bytes resident on each GPU (tied weight once)
     boundaries: int                         # hidden-state copies between GPUs in one forward pass
-    rotary_gpu: int = -1                    # GPU of rotary_emb (Llama family), -1 when none
+    rotary_gpu: int = -1                    # GPU of rotary_emb in an accelerate split, else -1
 
     @property
     def gpus(self) -> int:
@@ -73,6 +86,16 @@ class Placement:
         raise IndexError(i)
 
     @property
+    def stages(self) -> tuple[Stage, ...]:
+        """Embeddings, the rotary module when it is on another GPU (its hook copies the hidden
+        state there, the decoder keeps its own), each GPU's run of layers, final norm, LM head."""
+        stages = [Stage("embeddings", self.embed_gpu)]
+        if self.rotary_gpu >= 0 and self.rotary_gpu != self.embed_gpu:
+            stages.append(Stage("rotary", self.rotary_gpu))
+        stages += [Stage("layers", g, n) for g, n in enumerate(self.layers_per_gpu) if n]
+        return (*stages, Stage("final norm", self.final_norm_gpu), Stage("lm head", self.head_gpu))
+
+    @property
     def rotary_copies(self) -> int:
         """Layers whose GPU differs from rotary_gpu: each copies the rotary cos/sin to itself."""
         if self.rotary_gpu < 0:
@@ -80,7 +103,7 @@ class Placement:
         return sum(n for g, n in enumerate(self.layers_per_gpu) if g != self.rotary_gpu)
 
 
-class _Node:
+class Node:
     """One module of the tree accelerate walks: size as accelerate counts it (params + buffers,
     tied head 0), param_bytes (what is resident), children (None for unsplittable)."""
     __slots__ = ("name", "size", "param_bytes", "children", "kind", "leaves")
@@ -94,61 +117,26 @@ class _Node:
         self.size, self.param_bytes, self.leaves = size, param_bytes, leaves
 
 
-def _tree(spec: ModelSpec, d: int) -> tuple[list[_Node], int]:
+def leaf(name: str, nbytes: int, kind: str) -> Node:
+    """An unsplittable module owning `nbytes` of parameters (a leaf module unless empty)."""
+    return Node(name, nbytes, nbytes, None, kind, 1 if nbytes else 0)
+
+
+def decoder_layers(name: str, count: int, layer_bytes: int, leaves_per_layer: int) -> Node:
+    """The layer list `name`: `count` unsplittable decoder layers of `leaves_per_layer` leaf modules."""
+    return Node(name, children=[Node(f"{name}.{i}", layer_bytes, layer_bytes, None, "layer", leaves_per_layer)
+                                for i in range(count)])
+
+
+def _tree(spec: ModelSpec, d: int) -> tuple[list[Node], int]:
     """Top-level modules in definition order, and the size of one decoder layer."""
-    h = spec.hidden
     layer_bytes = spec.layer_params() * d
-    norm_bytes = spec.norm_params() * d
-    # leaf modules (modules that own tensors) in one decoder layer
-    if spec.family == "opt":
-        per_layer_leaves = 8       # q k v out, self_attn_layer_norm, fc1, fc2, final_layer_norm
-    elif spec.family == "gpt2":
-        per_layer_leaves = 6       # ln_1, c_attn, attn.c_proj, ln_2, c_fc, mlp.c_proj
-    else:
-        per_layer_leaves = 9       # q k v o, gate up down, two norms
-
-    def leaf(name, nbytes, kind, buffers=0):
-        return _Node(name, nbytes + buffers, nbytes, None, kind, 1 if nbytes + buffers else 0)
-
-    if spec.family == "opt":
-        p = "model.decoder."
-        layers = [_Node(f"{p}layers.{i}", layer_bytes, layer_bytes, None, "layer", per_layer_leaves)
-                  for i in range(spec.layers)]
-        kids = [leaf(p + "embed_tokens", spec.vocab * spec.proj_dim * d, "embed"),
-                leaf(p + "embed_positions", spec.learned_positions * h * d, "pos")]
-        if spec.proj_dim != h:
-            kids += [leaf(p + "project_out", h * spec.proj_dim * d, "proj_out"),
-                     leaf(p + "project_in", spec.proj_dim * h * d, "proj_in")]
-        kids += [leaf(p + "final_layer_norm", norm_bytes, "norm"),
-                 _Node(p + "layers", children=layers)]
-        body = _Node("model", children=[_Node("model.decoder", children=kids)])
-    elif spec.family == "gpt2":
-        p = "transformer."
-        layers = [_Node(f"{p}h.{i}", layer_bytes, layer_bytes, None, "layer", per_layer_leaves)
-                  for i in range(spec.layers)]
-        body = _Node("transformer", children=[
-            leaf(p + "wte", spec.vocab * h * d, "embed"),
-            leaf(p + "wpe", spec.learned_positions * h * d, "pos"),
-            _Node(p + "drop", 0, 0, None, "drop", 0),   # Dropout: no tensors
-            _Node(p + "h", children=layers),
-            leaf(p + "ln_f", norm_bytes, "norm")])
-    else:
-        p = "model."
-        layers = [_Node(f"{p}layers.{i}", layer_bytes, layer_bytes, None, "layer", per_layer_leaves)
-                  for i in range(spec.layers)]
-        # inv_freq and original_inv_freq: float32 buffers of ceil(head_dim / 2) each, which
-        # compute_module_sizes counts at min(dtype, float32) bytes per element.
-        rotary = 2 * ((spec.head_dim + 1) // 2) * min(d, 4)
-        body = _Node("model", children=[
-            leaf(p + "embed_tokens", spec.vocab * h * d, "embed"),
-            _Node(p + "layers", children=layers),
-            leaf(p + "norm", norm_bytes, "norm"),
-            _Node(p + "rotary_emb", rotary, 0, None, "rotary", 1)])
     head = spec.head_params() * d          # 0 when tied: accelerate dedups the shared weight
-    return [body, _Node("lm_head", head, head, None, "head", 1 if head else 0)], layer_bytes
+    body = spec.arch.module_tree(spec, d, layer_bytes)
+    return [body, Node("lm_head", head, head, None, "head", 1 if head else 0)], layer_bytes
 
 
-def _max_layer(modules: list[_Node]) -> tuple[int, list[str]]:
+def _max_layer(modules: list[Node]) -> tuple[int, list[str]]:
     """accelerate's get_max_layer_size: largest leaf / no-split module, and all names at that size."""
     best, names = 0, []
     todo = list(modules)
@@ -179,7 +167,7 @@ def _walk(spec: ModelSpec, gpus: int, d: int, mem: float) -> dict:
 
     # ---- infer_auto_device_map ---------------------------------------------------------------
     tied = spec.tied_embeddings
-    placed: list[tuple[_Node, int]] = []
+    placed: list[tuple[Node, int]] = []
     used = [0] * gpus
     modules = list(top)
     max_size, max_names = _max_layer(modules)
@@ -192,7 +180,7 @@ def _walk(spec: ModelSpec, gpus: int, d: int, mem: float) -> dict:
             max_size, max_names = _max_layer(modules)
         if cur == gpus:   # accelerate would offload the rest to disk
             raise EstimatorError(
-                f"{spec.name} does not fit in {gpus} GPU(s) of {mem / 1e9:.3g} GB with "
+                f"{spec.name} does not fit in {gpus} GPU(s) of {mem / GB:.3g} GB with "
                 f"{d}-byte weights: accelerate would offload {m.name} and later modules to disk")
         cap = max_memory[cur]
         reserved = 0
@@ -233,8 +221,14 @@ def _walk(spec: ModelSpec, gpus: int, d: int, mem: float) -> dict:
     return dict(layers_per_gpu=layers_per_gpu, weight=weight, dev=dev)
 
 
-def _contains_kind(m: _Node, kind: str) -> bool:
+def _contains_kind(m: Node, kind: str) -> bool:
     return m.kind == kind or any(_contains_kind(c, kind) for c in m.children or ())
+
+
+def single_gpu_placement(spec: ModelSpec, dtype_bytes: int) -> Placement:
+    """The whole model on GPU 0 without accelerate: nothing crosses GPUs (rotary_gpu -1)."""
+    return Placement(layers_per_gpu=(spec.layers,), embed_gpu=0, head_gpu=0, final_norm_gpu=0,
+                     weight_bytes_per_gpu=(spec.param_count() * dtype_bytes,), boundaries=0)
 
 
 @lru_cache(maxsize=4096)

@@ -12,11 +12,19 @@ PARALLEL_MODES = ("pipeline", "data", "tensor")
 
 
 def normalize_dtype(dtype: str) -> str:
+    """'fp16', 'torch.bfloat16', 'float32', ... -> the canonical dtype name; EstimatorError if unknown."""
     d = str(dtype).replace("torch.", "").lower()
     d = DTYPE_ALIASES.get(d, d)
     if d not in DTYPE_BYTES:
         raise EstimatorError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPE_BYTES)}")
     return d
+
+
+def normalize_parallel(mode: str) -> str:
+    """A parallel mode as given, checked against PARALLEL_MODES; EstimatorError if unknown."""
+    if mode not in PARALLEL_MODES:
+        raise EstimatorError(f"unknown parallel mode {mode!r}: use one of {', '.join(PARALLEL_MODES)}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -41,9 +49,7 @@ class Workload:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise EstimatorError(f"{field} must be a positive integer, got {value!r}")
         object.__setattr__(self, "dtype", normalize_dtype(self.dtype))
-        if self.parallel not in PARALLEL_MODES:
-            raise EstimatorError(
-                f"unknown parallel mode {self.parallel!r}: use one of {', '.join(PARALLEL_MODES)}")
+        normalize_parallel(self.parallel)
 
     @property
     def tokens(self) -> int:

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from estimator import EstimatorError, Workload, estimate, get_device, load_model
+from estimator.device import GB
 from estimator.placement import pipeline_placement
-from estimator.profile import Profile, load_profile_file, profile_for
+from estimator.profile import (P2P_LATENCY_US, SMALL_COPY_US, PowerModel, Profile, load_profile_file,
+                               profile_for)
+from estimator.workload import normalize_parallel
 
 SYNTHETIC = Path(__file__).parent / "data" / "synthetic-profile.json"
-GB = 1e9
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +81,8 @@ def test_energy_positive_and_none_without_power(prof, no_power):
     with_power = run("opt-1.3b", w, prof)
     assert with_power.energy_j_per_token > 0
     # at least the idle draw for the whole pass, at most the GEMM-loop power for it
-    floor = prof.power["idle_w"] * with_power.runtime_ms / 1e3 / w.tokens
-    ceiling = prof.power["gemm_w"] * with_power.runtime_ms / 1e3 / w.tokens
+    floor = prof.power.idle_w * with_power.runtime_ms / 1e3 / w.tokens
+    ceiling = prof.power.gemm_w * with_power.runtime_ms / 1e3 / w.tokens
     assert floor < with_power.energy_j_per_token < ceiling
     without = run("opt-1.3b", w, no_power)
     assert without.energy_j_per_token is None
@@ -237,6 +239,46 @@ def test_datasheet_scales_float32_by_the_float32_peak():
     m = n = k = 8192
     ratio = pa.gemm_us(m, n, k, "float32") / ph.gemm_us(m, n, k, "float32")
     assert ratio == pytest.approx(h100.tflops["float32"] / a5000.tflops["float32"], rel=0.05)
+
+
+# ---- profile sections ------------------------------------------------------------------------------
+
+def test_power_section_is_typed(prof):
+    shipped = profile_for(get_device("H100")).power
+    assert isinstance(shipped, PowerModel) and shipped.power_limit_w and shipped.gemm_burst_tflops
+    assert isinstance(prof.power, PowerModel) and prof.power.hot_idle_w is None   # synthetic: 4 keys
+    assert Profile({**prof.raw, "power": {}}, "empty").power is None
+    raw = dict(prof.raw, power={k: v for k, v in prof.raw["power"].items() if k != "gemm_w"})
+    with pytest.raises(EstimatorError, match="power section lacks gemm_w"):
+        Profile(raw, "broken")
+
+
+def test_comm_falls_back_to_the_datasheet_link_without_measurements():
+    a5000 = get_device("RTX A5000")
+    pa = profile_for(a5000)     # datasheet profile: no p2p, no all-reduce measured
+    nbytes = 64e6
+    link = a5000.interconnect_gb_s
+    assert pa.transfer_us(nbytes, link) == nbytes / (link * GB) * 1e6 + P2P_LATENCY_US
+    assert pa.small_copy_us(1e4) == SMALL_COPY_US
+    assert pa.ring_allreduce_us(nbytes, 4, link) > 1.5 * nbytes / (link * GB) * 1e6
+    ph = profile_for(get_device("H100"))   # measured links win
+    assert ph.transfer_us(nbytes, link) == ph.p2p_us(nbytes) != pa.transfer_us(nbytes, link)
+
+
+def test_host_times_and_dispatch_hooks_fall_back_to_the_family(prof):
+    p = Profile(dict(prof.raw, host={"llama": {"per_layer_us": 3.0, "fixed_us": 7.0}}, dispatch={"llama": 2.5}), "x")
+    assert p.host_times("qwen2", "llama") == (3.0, 7.0)
+    assert p.host_times("opt", "opt") == (0.0, 0.0)
+    assert p.dispatch_hook_us("mistral", "llama") == 2.5 and p.dispatch_hook_us("gpt2", "gpt2") == 0.0
+    assert p.device_name == prof.raw["device_name"]
+
+
+def test_parallel_mode_is_checked_in_one_place():
+    assert normalize_parallel("tensor") == "tensor"
+    with pytest.raises(EstimatorError, match="unknown parallel mode 'Data'"):
+        normalize_parallel("Data")
+    with pytest.raises(EstimatorError, match="unknown parallel mode"):
+        Workload(parallel="expert")
 
 
 # ---- breakdown ------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from estimator import Workload, estimate, get_device, load_model
+from estimator.device import GB
 from estimator.memory import CUBLAS_WORKSPACE_BYTES, head_working_set, kv_cache_bytes, layer_working_set
 from estimator.placement import pipeline_placement
 from estimator.profile import load_profile_file
 
 SYNTHETIC = Path(__file__).parent / "data" / "synthetic-profile.json"
-GB = 1e9
 MIB = 2**20
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from estimator.errors import EstimatorError
 from estimator.model import ZOO_DIR, load_model, zoo_names
-from estimator.placement import Placement, pipeline_placement
+from estimator.placement import Placement, Stage, pipeline_placement, single_gpu_placement
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -157,6 +157,28 @@ def test_boundaries():
     # Qwen2.5-0.5B over 8: the tied 272 MB table fits no balanced GPU, so all lands on the last.
     p = pipeline_placement(load_model("Qwen/Qwen2.5-0.5B"), 8, 2, 80e9)
     assert p.layers_per_gpu == (0,) * 7 + (24,) and p.boundaries == 0 and p.embed_gpu == 7
+
+
+def test_stages_follow_the_hidden_state():
+    # Mistral over 4 GPUs: embeddings on 0, a copy to rotary_emb on 3, layers 0..3, norm and head on 3
+    p = pipeline_placement(load_model("mistralai/Mistral-7B-v0.1"), 4, 2, 80e9)
+    assert p.stages == (Stage("embeddings", 0), Stage("rotary", 3), Stage("layers", 0, 7), Stage("layers", 1, 9),
+                        Stage("layers", 2, 9), Stage("layers", 3, 7), Stage("final norm", 3), Stage("lm head", 3))
+    # GPT-2 over 4 GPUs: GPUs without layers are skipped; the head goes back to the embeddings' GPU
+    p = pipeline_placement(load_model("openai-community/gpt2"), 4, 2, 80e9)
+    assert [(s.part, s.gpu) for s in p.stages] == [("embeddings", 1), ("layers", 2), ("layers", 3),
+                                                   ("final norm", 3), ("lm head", 1)]
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_single_gpu_placement_is_the_one_gpu_map(name):
+    spec = load_model(name)
+    one, p = single_gpu_placement(spec, 2), pipeline_placement(spec, 1, 2, 80e9)
+    assert (one.layers_per_gpu, one.weight_bytes_per_gpu) == (p.layers_per_gpu, p.weight_bytes_per_gpu)
+    assert one.boundaries == p.boundaries == 0
+    assert [(s.part, s.gpu, s.layers) for s in one.stages] == [
+        ("embeddings", 0, 0), ("layers", 0, spec.layers), ("final norm", 0, 0), ("lm head", 0, 0)]
+    assert one.rotary_copies == 0
 
 
 def test_cached_and_frozen():

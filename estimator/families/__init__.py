@@ -1,0 +1,47 @@
+"""Model families by HF ``model_type``: the one place that knows how each family's code differs.
+
+Registering a family: import its Family instance here and add it to FAMILIES (see base.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import EstimatorError
+from .base import Family
+from .gpt2 import GPT2
+from .llama import LLAMA
+from .opt import OPT
+
+FAMILIES: tuple[Family, ...] = (LLAMA, OPT, GPT2)
+BY_NAME = {f.name: f for f in FAMILIES}
+BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
+
+# Model types host calibration measures: every supported one, each family's reference type first
+# (the others share its code, so their timings only refine it).
+HOST_MODEL_TYPES: tuple[str, ...] = (tuple(f.model_types[0] for f in FAMILIES)
+                                     + tuple(t for f in FAMILIES for t in f.model_types[1:]))
+
+
+def supported_model_types() -> list[str]:
+    return sorted(BY_MODEL_TYPE)
+
+
+def family_of(model_type: Any) -> Family | None:
+    """The family serving `model_type`, or None when the estimator does not know it."""
+    return BY_MODEL_TYPE.get(model_type)
+
+
+def code_family(model_type: str) -> str:
+    """Name of the family whose code runs `model_type` (itself when unknown): model types with
+    the same code pool their host-overhead measurements."""
+    family = BY_MODEL_TYPE.get(model_type)
+    return family.name if family else model_type
+
+
+def tiny_config_kwargs(model_type: str, layers: int) -> dict[str, Any]:
+    """kwargs for ``transformers.AutoConfig.for_model(**kw)``: a tiny random model of
+    `model_type` with `layers` decoder layers, as host-overhead calibration times it."""
+    family = BY_MODEL_TYPE.get(model_type)
+    if family is None:
+        raise EstimatorError(f"unknown model family {model_type!r}: use one of {', '.join(HOST_MODEL_TYPES)}")
+    return family.tiny_config_kwargs(model_type, layers)

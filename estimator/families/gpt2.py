@@ -1,0 +1,54 @@
+"""GPT-2 (openai-community/gpt2*): one fused qkv projection (Conv1D), learned positions, the
+eight-kernel gelu_new, and an MLP of n_inner (default 4 x hidden)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EstimatorError
+from ..ops import ATTENTION_PROJECTIONS, gemm
+from ..placement import Node, decoder_layers, leaf
+from .base import Family
+
+if TYPE_CHECKING:
+    from ..model import ModelSpec
+    from ..ops import Op
+
+
+class Gpt2(Family):
+    name = "gpt2"
+    model_types = ("gpt2",)
+    aliases = dict(hidden="n_embd", layers="n_layer", heads="n_head", vocab="vocab_size",
+                   max_positions="n_positions")
+    tiny_config = dict(n_embd=64, n_head=4, vocab_size=256, n_positions=128, bos_token_id=0, eos_token_id=0)
+
+    def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
+        if a["hidden"] % a["heads"]:
+            raise EstimatorError(f"hidden size {a['hidden']} is not divisible by {a['heads']} heads")
+        return dict(kv_heads=a["heads"], head_dim=a["hidden"] // a["heads"],
+                    ffn=cfg.get("n_inner") or 4 * a["hidden"], qkv_bias=True, out_bias=True, mlp_bias=True,
+                    gated_mlp=False, norm="layernorm", activation=cfg.get("activation_function", "gelu_new"),
+                    learned_positions=a["max_positions"], proj_dim=a["hidden"],
+                    tied_embeddings=cfg.get("tie_word_embeddings", True))
+
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+        return [gemm("qkv_proj", ATTENTION_PROJECTIONS, t, qd + 2 * kvd, spec.hidden, e, bias=True)]
+
+    def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:
+        # fused qkv, attention output and its contiguous copy | c_fc output and two gelu_new temporaries
+        return (qd + 2 * kvd) + 2 * qd, 3 * f
+
+    def position_rows(self, t: int, seq: int) -> int:
+        return seq   # position embeddings of one sequence, broadcast over the batch
+
+    def module_tree(self, spec: ModelSpec, d: int, layer_bytes: int) -> Node:
+        p = "transformer."
+        return Node("transformer", children=[
+            leaf(p + "wte", spec.vocab * spec.hidden * d, "embed"),
+            leaf(p + "wpe", spec.learned_positions * spec.hidden * d, "pos"),
+            Node(p + "drop", kind="drop"),   # Dropout: no tensors
+            # ln_1, c_attn, attn.c_proj, ln_2, c_fc, mlp.c_proj: 6 leaf modules per layer
+            decoder_layers(p + "h", spec.layers, layer_bytes, 6),
+            leaf(p + "ln_f", spec.norm_params() * d, "norm")])
+
+
+GPT2 = Gpt2()

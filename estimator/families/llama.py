@@ -1,0 +1,66 @@
+"""The Llama family (Llama, Mistral, Qwen2: one decoder layer code): RMSNorm, rotary positions,
+grouped K/V heads, a gated SiLU MLP; norm and rotary_emb are defined after the layers."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EstimatorError
+from ..ops import FP32, ew, qkv_projections, rotary
+from ..placement import Node, decoder_layers, leaf
+from .base import Family
+
+if TYPE_CHECKING:
+    from ..model import ModelSpec
+    from ..ops import Op
+
+# transformers' defaults when num_key_value_heads is absent: Llama = heads, Mistral 8, Qwen2 32
+KV_HEADS_DEFAULT = {"mistral": 8, "qwen2": 32}
+
+
+class Llama(Family):
+    name = "llama"
+    model_types = ("llama", "qwen2", "mistral")
+    aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
+                   ffn="intermediate_size", vocab="vocab_size", max_positions="max_position_embeddings")
+    tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
+                       intermediate_size=128, num_key_value_heads=2)
+
+    def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
+        heads = a["heads"]
+        kv = cfg.get("num_key_value_heads") or KV_HEADS_DEFAULT.get(model_type, heads)
+        qwen2 = model_type == "qwen2"   # Qwen2 always has q/k/v biases and no o_proj bias
+        fields = dict(kv_heads=kv, head_dim=cfg.get("head_dim") or a["hidden"] // heads,
+                      qkv_bias=True if qwen2 else bool(cfg.get("attention_bias", False)),
+                      out_bias=False if qwen2 else bool(cfg.get("attention_bias", False)),
+                      mlp_bias=bool(cfg.get("mlp_bias", False)), gated_mlp=True, norm="rmsnorm",
+                      activation=cfg.get("hidden_act", "silu"), learned_positions=0, proj_dim=a["hidden"],
+                      tied_embeddings=cfg.get("tie_word_embeddings", False))
+        if heads % kv:
+            raise EstimatorError(f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")
+        return fields
+
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+        return qkv_projections(spec, t, qd, kvd, e) + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
+
+    def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:
+        # rotary cos/sin tables: small kernels once per forward
+        return [ew(f"rope_table.{i}", "embeddings", seq * spec.head_dim, 2 * FP32) for i in range(6)]
+
+    def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:
+        # q, k, v and three rotary temporaries of q | post-attention residual; act(gate), up, product
+        return 4 * qd + 2 * kvd, spec.hidden + 3 * f
+
+    def module_tree(self, spec: ModelSpec, d: int, layer_bytes: int) -> Node:
+        p = "model."
+        # inv_freq and original_inv_freq: float32 buffers of ceil(head_dim / 2) each, which
+        # compute_module_sizes counts at min(dtype, float32) bytes per element.
+        rotary_bytes = 2 * ((spec.head_dim + 1) // 2) * min(d, 4)
+        return Node("model", children=[
+            leaf(p + "embed_tokens", spec.vocab * spec.hidden * d, "embed"),
+            # q k v o, gate up down, two norms: 9 leaf modules per layer
+            decoder_layers(p + "layers", spec.layers, layer_bytes, 9),
+            leaf(p + "norm", spec.norm_params() * d, "norm"),
+            Node(p + "rotary_emb", rotary_bytes, 0, None, "rotary", 1)])
+
+
+LLAMA = Llama()

@@ -1,0 +1,247 @@
+"""One forward pass as the GPUs run it: kernels priced, host and GPU time overlapped on the clock,
+load per GPU summed for energy; one GPU, a pipeline over accelerate's device map, or replicas
+(data / tensor parallel). Returns the pass and the peak memory of each GPU."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from . import energy, memory
+from .cost import OpCost, price
+from .device import GB, DeviceSpec
+from .errors import EstimatorError
+from .model import ModelSpec
+from .ops import Op, forward_ops
+from .placement import Placement, pipeline_placement, single_gpu_placement
+from .profile import ALLGATHER_HOST_US, Profile
+from .timeline import Clock
+from .workload import Workload
+
+COMPUTE_KINDS = ("gemm", "sdpa")   # kernels the power cap slows down
+
+
+def comm_cost(name: str, nbytes: float, us: float, blocking: bool = True) -> OpCost:
+    """A transfer: a p2p `.to()` blocks the host ("comm"); an NCCL collective does not."""
+    kind = "comm" if blocking else "collective"
+    return OpCost(Op(name, "communication", kind, 0.0, nbytes), us, "communication", 0.5)
+
+
+def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float, bool]]:
+    """Host time spread over the kernels; copies between GPUs block the host (PyTorch's
+    device-to-device .to() without non_blocking synchronizes the stream)."""
+    per = host_total_us / max(1, len(costs))
+    return [(per, c.gpu_us, c.op.kind == "comm") for c in costs]
+
+
+def _group_sums(costs: list[OpCost]) -> dict[str, list]:
+    """group -> [gpu us, flops, bytes, kernels, {bound: us}] for one pass over `costs`."""
+    sums: dict[str, list] = {}
+    for c in costs:
+        g = sums.setdefault(c.op.group, [0.0, 0.0, 0.0, 0, {}])
+        g[0] += c.gpu_us
+        g[1] += c.op.flops
+        g[2] += c.op.bytes
+        g[3] += 1
+        g[4][c.bound] = g[4].get(c.bound, 0.0) + c.gpu_us
+    return sums
+
+
+def _add_groups(groups: dict, sums: dict[str, list], times: int) -> None:
+    for name, (us, flops, nbytes, kernels, bounds) in sums.items():
+        g = groups.setdefault(name, {"group": name, "time_ms": 0.0, "flops": 0.0, "bytes": 0.0,
+                                     "kernels": 0, "_bound": {}})
+        g["time_ms"] += us * times / 1e3
+        g["flops"] += flops * times
+        g["bytes"] += nbytes * times
+        g["kernels"] += kernels * times
+        for k, v in bounds.items():
+            g["_bound"][k] = g["_bound"].get(k, 0.0) + v * times
+
+
+@dataclass
+class Pass:
+    """One forward pass on one device kind: prices ops, runs the clock, sums energy."""
+    spec: ModelSpec
+    dev: DeviceSpec
+    prof: Profile
+    w: Workload
+    hook_us: float = 0.0   # accelerate's dispatch hook per hooked module (pipeline over GPUs)
+    slowdown: float = 1.0  # power-cap factor on compute kernels, once set_power_cap has run
+    clock: Clock = field(init=False)
+    layer_host_us: float = field(init=False)  # eager host time per decoder layer
+    fixed_host_us: float = field(init=False)  # the rest of the pass, spread over its kernels
+    groups: dict = field(default_factory=dict)
+    load: dict[int, energy.GpuLoad] = field(default_factory=dict)
+    segments: list[tuple[int, list[OpCost], int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.clock = Clock(sync=self.prof.kind == "cpu")
+        self.layer_host_us, self.fixed_host_us = self.prof.host_times(self.spec.model_type, self.spec.family)
+
+    def price(self, ops: tuple[Op, ...]) -> list[OpCost]:
+        """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
+        return self._slowed([price(op, self.dev, self.prof, self.w.dtype, self.w.tf32) for op in ops])
+
+    def _slowed(self, costs: list[OpCost]) -> list[OpCost]:
+        if self.slowdown == 1.0:
+            return costs
+        return [replace(c, gpu_us=c.gpu_us * self.slowdown) if c.op.kind in COMPUTE_KINDS else c for c in costs]
+
+    def set_power_cap(self, costs: list[OpCost], duty: float = 1.0) -> list[OpCost]:
+        """Clock slowdown of compute kernels under the power limit, judged on one decoder layer
+        of a GPU busy `duty` of the time (a pipeline stage waits the rest: the limiter averages
+        over many passes, so a stage that works 1/N of the time rarely reaches it); returns the
+        layer's kernels with it applied."""
+        compute = sum(c.gpu_us for c in costs if c.op.kind in COMPUTE_KINDS)
+        memory_us = sum(c.gpu_us for c in costs) - compute
+        window = max(compute + memory_us, self.layer_host_us) / duty
+        power = self.prof.power
+        self.slowdown = energy.power_cap_slowdown(compute, memory_us, window, power) if power else 1.0
+        return self._slowed(costs)
+
+    def run(self, gpu: int, costs: list[OpCost], host_us: float, times: int = 1) -> None:
+        if not costs or times == 0:
+            return
+        steps = _steps(costs, host_us)
+        if times == 1:
+            self.clock.run(gpu, steps)
+        else:
+            self.clock.repeat(gpu, steps, times)
+        self.segments.append((gpu, costs, times))
+
+    def transfer(self, gpu: int, nbytes: float) -> None:
+        """Copy activations to `gpu` (accelerate hook: host overhead, then a blocking p2p copy)."""
+        t = self.prof.transfer_us(nbytes, self.dev.interconnect_gb_s)
+        self.run(gpu, [comm_cost("p2p copy", nbytes, t)], self.hook_us)
+
+    def summarize(self) -> None:
+        """Breakdown per operator group and load per GPU, each distinct kernel list summed once."""
+        sums: dict[int, tuple] = {}
+        for gpu, costs, times in self.segments:
+            if id(costs) not in sums:
+                comp = [c for c in costs if c.op.kind in COMPUTE_KINDS]
+                mem = [c for c in costs if c.op.kind not in COMPUTE_KINDS]
+                sums[id(costs)] = (sum(c.gpu_us for c in comp), sum(c.gpu_us for c in mem),
+                                   sum(c.gpu_us * c.utilization for c in comp),
+                                   sum(c.gpu_us * c.utilization for c in mem), _group_sums(costs))
+            compute, memory_us, comp_occ, mem_occ, groups = sums[id(costs)]
+            load = self.load.setdefault(gpu, energy.GpuLoad(slowdown=self.slowdown))
+            load.compute_us += compute * times
+            load.memory_us += memory_us * times
+            load.compute_occ_us += comp_occ * times
+            load.memory_occ_us += mem_occ * times
+            _add_groups(self.groups, groups, times)
+
+    def breakdown(self) -> list[dict]:
+        """Per operator group: time_ms, flops, bytes, kernels and the bound taking most of its time."""
+        out = []
+        for g in self.groups.values():
+            bounds = g.pop("_bound")
+            g["bound"] = max(bounds, key=bounds.get) if bounds else "host"
+            out.append(g)
+        return out
+
+    def energy_j(self, gpus: int) -> float | None:
+        power = self.prof.power
+        if not power:
+            return None
+        joules = 0.0
+        for g in range(gpus):
+            span = self.clock.last_us.get(g, 0.0) - self.clock.first_us.get(g, 0.0)
+            joules += energy.gpu_energy_j(self.load.get(g, energy.GpuLoad(slowdown=self.slowdown)), span,
+                                          self.clock.total_us, power)
+        return joules
+
+
+def _pipeline(spec: ModelSpec, w: Workload, dev: DeviceSpec) -> Placement:
+    """accelerate's balanced split; where the weights overflow the GPUs, the split they would get
+    with unlimited memory (the estimate then reports that it does not fit)."""
+    try:
+        return pipeline_placement(spec, w.gpus, w.dtype_bytes, dev.memory_gb * GB)
+    except EstimatorError:
+        return pipeline_placement(spec, w.gpus, w.dtype_bytes, 1e18)
+
+
+def _with_input_copies(p: Pass, layer: list[OpCost], place: Placement, g: int, w: Workload) -> list[OpCost]:
+    """A layer's kernels, led by the small inputs accelerate's hook copies to its GPU: the
+    rotary cos/sin from the rotary module's GPU, position ids from the input GPU."""
+    n = (2 if place.rotary_gpu >= 0 and g != place.rotary_gpu else 0) + (1 if g != place.embed_gpu else 0)
+    if n == 0:
+        return layer
+    small = 2 * w.seq * 128 * w.dtype_bytes
+    return [comm_cost("input copy", small, p.prof.small_copy_us(small))] * n + layer
+
+
+def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[float]:
+    """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another:
+    the hidden state walks the placement's stages once."""
+    e, t = w.dtype_bytes, w.tokens
+    ops = forward_ops(spec, w.batch, w.seq, e)
+    layer = p.set_power_cap(p.price(ops.layer), max(place.layers_per_gpu) / spec.layers)
+    pre, post = p.price(ops.pre), p.price(ops.post)
+    fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
+    n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
+    parts = {"embeddings": pre, "final norm": post[:n_norm], "lm head": post[n_norm:]}
+    hidden_bytes = t * spec.hidden * e
+    cur = place.embed_gpu
+    for stage in place.stages:
+        if stage.part == "rotary":   # rotary_emb's hook copies the hidden state there; the decoder
+            p.transfer(stage.gpu, hidden_bytes)   # goes on with its own copy, so `cur` stays
+            continue
+        if stage.gpu != cur:
+            p.transfer(stage.gpu, hidden_bytes)
+            cur = stage.gpu
+        if stage.part == "layers":
+            p.run(stage.gpu, _with_input_copies(p, layer, place, stage.gpu, w), p.layer_host_us + p.hook_us,
+                  times=stage.layers)
+        else:
+            costs = parts[stage.part]
+            p.run(stage.gpu, costs, fixed_per_kernel * len(costs))
+    if place.head_gpu != 0:  # accelerate's io_same_device hook returns outputs on GPU 0
+        p.transfer(0, t * spec.vocab * e)
+    return memory.placed_bytes_per_gpu(spec, place, t, w.seq, e)
+
+
+def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
+    """data / tensor parallel: every GPU runs the same kernels on its shard, one process each."""
+    e = w.dtype_bytes
+    shards = w.gpus if w.parallel == "tensor" else 1
+    batch = w.batch // w.gpus if w.parallel == "data" else w.batch
+    t = batch * w.seq
+    ops = forward_ops(spec, batch, w.seq, e, shards)
+    layer = p.set_power_cap(p.price(ops.layer))
+    pre, post = p.price(ops.pre), p.price(ops.post)
+    fixed = p.fixed_host_us / max(1, len(pre) + len(post))
+    p.run(0, pre, fixed * len(pre))
+    link = p.dev.interconnect_gb_s
+    if shards > 1:  # two all-reduces of the hidden state per layer (after attention, after MLP)
+        nbytes = t * spec.hidden * e
+        ar = p.prof.ring_allreduce_us(nbytes, w.gpus, link)
+        layer = layer + [comm_cost("all-reduce", nbytes, ar, blocking=False)] * 2
+    p.run(0, layer, p.layer_host_us, times=spec.layers)
+    p.run(0, post, fixed * len(post))
+    if shards > 1:  # all-gather of the vocab-sharded logits
+        nbytes = (w.gpus - 1) / w.gpus * t * spec.vocab * e
+        p.run(0, [comm_cost("all-gather", nbytes, p.prof.allgather_us(nbytes, link), blocking=False)],
+              ALLGATHER_HOST_US)
+    # every GPU does the same: copy the per-GPU timing so energy counts all of them
+    for g in range(1, w.gpus):
+        p.clock.busy_us[g] = p.clock.busy_us[0]
+        p.clock.first_us[g] = p.clock.first_us[0]
+        p.clock.last_us[g] = p.clock.last_us[0]
+        p.load[g] = p.load.get(0, energy.GpuLoad(slowdown=p.slowdown))
+    return [memory.replica_bytes(spec, t, w.seq, e, shards)] * w.gpus
+
+
+def forward_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> tuple[Pass, list[float]]:
+    """The pass, summarized, and the peak bytes of each GPU."""
+    if w.gpus > 1 and w.parallel != "pipeline":
+        p = Pass(spec, dev, prof, w)
+        mem = _replicated(p, spec, w)
+    elif w.gpus > 1:
+        p = Pass(spec, dev, prof, w, hook_us=prof.dispatch_hook_us(spec.model_type, spec.family))
+        mem = _placed(p, spec, w, _pipeline(spec, w, dev))
+    else:
+        p = Pass(spec, dev, prof, w)
+        mem = _placed(p, spec, w, single_gpu_placement(spec, w.dtype_bytes))
+    p.summarize()
+    return p, mem

@@ -1,0 +1,74 @@
+"""The family registry: every supported model_type has one family, the families answer every
+generic module, and the tiny configs host calibration times build the models it always built."""
+from __future__ import annotations
+
+import pytest
+
+from estimator import families
+from estimator.errors import EstimatorError
+from estimator.families.base import Family
+from estimator.model import ModelSpec, load_model, zoo_names
+
+HOOKS = ("spec_fields", "qkv_ops", "layer_live_per_token", "module_tree")
+
+
+def test_every_model_type_has_exactly_one_family():
+    assert families.supported_model_types() == ["gpt2", "llama", "mistral", "opt", "qwen2"]
+    owners = [t for f in families.FAMILIES for t in f.model_types]
+    assert len(owners) == len(set(owners))
+    assert {f.name for f in families.FAMILIES} == set(families.BY_NAME) == {"opt", "gpt2", "llama"}
+
+
+@pytest.mark.parametrize("family", families.FAMILIES, ids=lambda f: f.name)
+def test_family_implements_every_hook(family):
+    for hook in HOOKS:
+        assert getattr(type(family), hook) is not getattr(Family, hook), f"{family.name} lacks {hook}"
+    assert family.model_types[0] == family.name and family.aliases["layers"]
+
+
+def test_spec_knows_its_family():
+    for name in zoo_names():
+        spec = load_model(name)
+        assert spec.arch is families.family_of(spec.model_type) and spec.arch.name == spec.family
+
+
+def test_code_family_pools_model_types_with_the_same_code():
+    assert {t: families.code_family(t) for t in families.HOST_MODEL_TYPES} == {
+        "llama": "llama", "mistral": "llama", "qwen2": "llama", "opt": "opt", "gpt2": "gpt2"}
+    assert families.code_family("falcon") == "falcon"   # unknown: pooled alone
+
+
+def test_host_calibration_measures_every_model_type_reference_first():
+    assert families.HOST_MODEL_TYPES == ("llama", "opt", "gpt2", "qwen2", "mistral")
+
+
+def test_unknown_tiny_config_is_one_line():
+    with pytest.raises(EstimatorError, match="unknown model family 'falcon': use one of llama, opt"):
+        families.tiny_config_kwargs("falcon", 2)
+
+
+transformers = pytest.importorskip("transformers")
+
+# What host calibration built before the kwargs became family data (calibrate._tiny_config).
+_COMMON = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128)
+BEFORE = {
+    "llama": lambda n: transformers.LlamaConfig(intermediate_size=128, num_key_value_heads=2, num_hidden_layers=n,
+                                                **_COMMON),
+    "qwen2": lambda n: transformers.Qwen2Config(intermediate_size=128, num_key_value_heads=2, num_hidden_layers=n,
+                                                **_COMMON),
+    "mistral": lambda n: transformers.MistralConfig(intermediate_size=128, num_key_value_heads=2,
+                                                    num_hidden_layers=n, **_COMMON),
+    "opt": lambda n: transformers.OPTConfig(ffn_dim=128, word_embed_proj_dim=64, num_hidden_layers=n, **_COMMON),
+    "gpt2": lambda n: transformers.GPT2Config(n_embd=64, n_head=4, n_layer=n, vocab_size=256, n_positions=128,
+                                              bos_token_id=0, eos_token_id=0),
+}
+
+
+@pytest.mark.parametrize("model_type", families.HOST_MODEL_TYPES)
+@pytest.mark.parametrize("layers", [2, 12])
+def test_tiny_config_is_the_one_calibration_built(model_type, layers):
+    kw = families.tiny_config_kwargs(model_type, layers)
+    cfg = transformers.AutoConfig.for_model(**kw)
+    assert cfg.to_dict() == BEFORE[model_type](layers).to_dict()
+    spec = ModelSpec.from_hf_config(cfg.to_dict(), name=f"tiny-{model_type}")   # the estimator reads it
+    assert spec.model_type == model_type and spec.layers == layers and spec.hidden == 64
