@@ -1,17 +1,26 @@
-"""Measurements of one case: peak memory per GPU (CUDA allocator) and energy (NVML counters).
+"""Measurements of one case: runtime (pytest-benchmark), peak memory per GPU (CUDA allocator)
+and energy (NVML counters), each a typed result with its unit in the field names, and
+``Measured``, the ``measured`` block of a result row built from them.
 
-Runtime is measured by pytest-benchmark in the test itself (``benchmark.pedantic``); these are
-the other two trackers, each a small function returning a typed result with its unit in the name.
+Runtime is timed by pytest-benchmark in the test itself (``benchmark.pedantic``); ``latency``
+reads its statistics. The other two trackers are small functions that run the step themselves.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import torch
 
-from estimator import nvml
+from estimator.calibrate import nvml
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    runtime_ms: float                  # median of the timed rounds
+    runtime_ms_rounds: list[float]
+    runtime_ms_iqr: float
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,38 @@ class EnergyResult:
     iterations: int
     power_w: float | None              # average over all GPUs in use, summed
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The ``measured`` block of a result row; field order is the JSON key order of reports/."""
+
+    runtime_ms: float
+    runtime_ms_rounds: list[float]
+    runtime_ms_iqr: float
+    memory_gb: float | None
+    memory_gb_per_gpu: list[float] | None
+    energy_j_per_token: float | None
+    energy_window_s: float | None
+    power_w: float | None
+    throughput_tokens_per_s: float
+
+    @classmethod
+    def of(cls, latency: LatencyResult, memory: MemoryResult | None, energy: EnergyResult | None,
+           tokens: int) -> "Measured":
+        """None for a tracker that did not run (the CPU case has no allocator or energy counter)."""
+        return cls(latency.runtime_ms, latency.runtime_ms_rounds, latency.runtime_ms_iqr,
+                   memory.memory_gb if memory else None, memory.memory_gb_per_gpu if memory else None,
+                   energy.energy_j_per_token if energy else None, energy.window_s if energy else None,
+                   energy.power_w if energy else None, tokens / (latency.runtime_ms / 1e3))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def latency(stats: Any) -> LatencyResult:
+    """From pytest-benchmark's statistics (``benchmark.stats.stats``, in seconds)."""
+    return LatencyResult(stats.median * 1e3, [x * 1e3 for x in stats.data], stats.iqr * 1e3)
 
 
 def sync(gpus: int) -> None:

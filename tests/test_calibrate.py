@@ -1,13 +1,16 @@
-"""CPU calibration (quick mode) and the NVML helpers on a machine without a GPU."""
+"""CPU calibration (quick mode), its stages, profile merging and NVML on a machine without a GPU."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from estimator import calibrate as cal
-from estimator import nvml
+from estimator.calibrate import calibrate, collectives, grids, host, machine, merge, nvml, save_profile
+from estimator.calibrate.timing import Timer, median
+from estimator.errors import EstimatorError
 
 TOP_KEYS = ["schema_version", "kind", "device_name", "gpu_count", "driver", "torch", "transformers",
             "date", "hostname", "cpu", "duration_s", "gemm", "sdpa", "copy",
@@ -17,7 +20,7 @@ TOP_KEYS = ["schema_version", "kind", "device_name", "gpu_count", "driver", "tor
 @pytest.fixture(scope="module")
 def profile() -> dict:
     lines: list[str] = []
-    prof = cal.calibrate("cpu", quick=True, log=lines.append)
+    prof = calibrate("cpu", quick=True, log=lines.append)
     assert lines, "calibrate logs its progress"
     return prof
 
@@ -66,48 +69,48 @@ def test_launch_and_floor(profile: dict) -> None:
 
 
 def test_host_overhead(profile: dict) -> None:
-    host = profile["host"]
-    assert set(host) <= set(cal.HOST_FAMILIES)
+    measured = profile["host"]
+    assert set(measured) <= set(host.HOST_FAMILIES)
     for family in ("llama", "opt"):
-        assert host[family]["per_layer_us"] > 0
-        assert host[family]["layers_measured"] == list(cal.HOST_LAYERS)
-        assert isinstance(host[family]["fixed_us"], float)
+        assert measured[family]["per_layer_us"] > 0
+        assert measured[family]["layers_measured"] == list(host.HOST_LAYERS)
+        assert isinstance(measured[family]["fixed_us"], float)
 
 
 def test_json_and_save_round_trip(profile: dict, tmp_path) -> None:
     json.dumps(profile)
-    path = cal.save_profile(profile, tmp_path / "sub" / "cpu.json")
+    path = save_profile(profile, tmp_path / "sub" / "cpu.json")
     assert json.loads(path.read_text()) == profile
 
 
 def test_grids() -> None:
-    full = cal.gemm_points("gpu", "float16")
+    full = grids.gemm_points("gpu", "float16")
     assert len(full) == 4 * 7 * 7 + 4 * 3 * 4
     assert (16384, 131072, 4096) in full
-    assert len(cal.gemm_points("gpu", "tf32")) == 2 * 3 * 3 + 2 * 2
-    assert len(cal.sdpa_points("gpu", "bfloat16")) == 4 * 6 * 2
-    assert len(cal.sdpa_points("gpu", "float32")) == 4
-    assert cal.copy_sizes("gpu")[-1] == 2 * cal.GB and cal.copy_sizes("cpu")[-1] == 256 * cal.MB
-    assert cal.allreduce_group_sizes(1) == []
-    assert cal.allreduce_group_sizes(4) == [2, 4]
-    assert cal.allreduce_group_sizes(6) == [2, 4, 6]
+    assert len(grids.gemm_points("gpu", "tf32")) == 2 * 3 * 3 + 2 * 2
+    assert len(grids.sdpa_points("gpu", "bfloat16")) == 4 * 6 * 2
+    assert len(grids.sdpa_points("gpu", "float32")) == 4
+    assert grids.copy_sizes("gpu")[-1] == 2 * grids.GIB and grids.copy_sizes("cpu")[-1] == 256 * grids.MB
+    assert grids.allreduce_group_sizes(1) == []
+    assert grids.allreduce_group_sizes(4) == [2, 4]
+    assert grids.allreduce_group_sizes(6) == [2, 4, 6]
 
 
 def test_resolve_device() -> None:
-    assert cal.resolve_device("cpu").type == "cpu"
+    assert machine.resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
-        assert cal.resolve_device("auto").type == "cpu"
-        with pytest.raises(cal.EstimatorError):
-            cal.resolve_device("cuda")
-    with pytest.raises(cal.EstimatorError):
-        cal.resolve_device("tpu")
+        assert machine.resolve_device("auto").type == "cpu"
+        with pytest.raises(EstimatorError):
+            machine.resolve_device("cuda")
+    with pytest.raises(EstimatorError):
+        machine.resolve_device("tpu")
 
 
 def test_no_gpu_paths_are_empty() -> None:
     if torch.cuda.is_available():
         pytest.skip("machine has a GPU")
-    assert cal.measure_p2p() == []
-    assert cal.measure_allreduce(1) == {}
+    assert collectives.measure_p2p() == []
+    assert collectives.measure_allreduce(1) == {}
 
 
 @pytest.mark.skipif(nvml.nvml_available(), reason="NVML works on this machine")
@@ -125,13 +128,102 @@ def test_nvml_helpers_without_gpu() -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_allreduce_failure_is_recorded_as_empty() -> None:
     lines: list[str] = []
-    job = cal.AllreduceJob(2)  # the spawned workers cannot use CUDA here, so they fail
+    job = collectives.AllreduceJob(2)  # the spawned workers cannot use CUDA here, so they fail
     assert job.run(timeout_s=60, log=lines.append) == {}
     assert any("allreduce: failed" in line for line in lines)
     assert all(not p.is_alive() for p in job.ctx.processes)
 
 
 def test_allreduce_job_abort_kills_waiting_workers() -> None:
-    job = cal.AllreduceJob(2)
+    job = collectives.AllreduceJob(2)
     job.abort()
     assert all(not p.is_alive() for p in job.ctx.processes)
+
+
+def test_units_are_binary() -> None:
+    assert grids.MB == 1 << 20 and grids.GIB == 1 << 30
+    assert grids.COLLECTIVE_SIZES == tuple(n * grids.MB for n in (1, 16, 64, 256))
+    assert set(collectives.ALLREDUCE_REPS) == set(grids.COLLECTIVE_SIZES)
+
+
+def test_median_is_the_statistical_median() -> None:
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5  # the mean of the two middle values, not the upper
+    assert isinstance(median([1, 2]), float)
+
+
+def test_timer_on_cpu() -> None:
+    timer = Timer(torch.device("cpu"), target_ms=1.0)
+    assert not timer.cuda and not timer.can_prefill and timer.cycles_per_us == 0.0
+    x = torch.ones(1024)
+    assert timer.per_call_us(lambda: x + 1) > 0
+    assert timer.elapsed_us(lambda: x + 1, 10) == timer.last_enqueue_us > 0
+    assert timer.prefill_for(10, 2.0) == pytest.approx(10 * 2.0 * 1.3 + 100.0)
+
+
+def test_header_fields() -> None:
+    head = machine.header(torch.device("cpu"))
+    assert list(head) == TOP_KEYS[:-1]  # 'elementwise' is added by the kernel stage
+    assert head["schema_version"] == machine.SCHEMA_VERSION
+    assert head["cpu"].startswith(machine.cpu_name())
+
+
+def test_tiny_configs() -> None:
+    for family in host.HOST_FAMILIES:
+        cfg = host.tiny_config(family, 3)
+        assert cfg.num_hidden_layers == 3 and cfg.vocab_size == 256
+    with pytest.raises(EstimatorError):
+        host.tiny_config("bloom", 2)
+
+
+@pytest.mark.parametrize("family", ["llama", "opt", "gpt2"])
+def test_split_device_map(family: str) -> None:
+    model = host.tiny_model(family, host.DISPATCH_LAYERS, torch.device("cpu"))
+    dmap = host.split_device_map(model, host.DISPATCH_LAYERS)
+    layers = [k for k in dmap if k.rsplit(".", 1)[-1].isdigit()]
+    assert len(layers) == host.DISPATCH_LAYERS
+    assert [dmap[k] for k in layers] == [0] * 3 + [1] * 3
+    embeddings = [k for k in dmap if "emb" in k or k.endswith((".wte", ".wpe"))]
+    assert embeddings and all(dmap[k] == 0 for k in embeddings)
+    assert dmap["lm_head"] == (0 if model.config.tie_word_embeddings else 1)
+
+
+def test_dispatch_overhead_without_two_gpus() -> None:
+    pytest.importorskip("accelerate")
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("machine has two GPUs")
+    assert host.dispatch_overhead_us() == {}
+
+
+def _run(hostname: str, gpus: int, host_us: dict[str, float], **extra) -> dict:
+    return {"hostname": hostname, "date": "d", "gpu_count": gpus, "gemm": {"float16": [[1, 1, 1, hostname]]},
+            "host": {f: {"per_layer_us": v, "fixed_us": 10 * v} for f, v in host_us.items()}, **extra}
+
+
+def test_merge_pools_host_overhead_and_takes_multi_gpu_parts() -> None:
+    base = _run("a", 1, {"llama": 1.0, "opt": 5.0})
+    runs = [_run("b", 4, {"mistral": 3.0, "opt": 7.0}, p2p=[[1, 2.0]], allreduce={"2": []},
+                 dispatch={"llama": 1.0}),
+            _run("c", 4, {"qwen2": 2.0}, p2p=[[1, 9.0]], dispatch={"llama": 3.0, "opt": 4.0})]
+    out = merge.merge(base, runs)
+    assert out["gemm"] == base["gemm"]  # kernel tables from the base run
+    assert set(out["host"]) == {"llama", "opt"}  # the base run's families
+    assert out["host"]["llama"] == {"per_layer_us": 2.0, "fixed_us": 20.0, "samples": 3}  # llama-like pooled
+    assert out["host"]["opt"] == {"per_layer_us": 6.0, "fixed_us": 60.0, "samples": 2}
+    assert out["p2p"] == [[1, 2.0]] and out["allreduce"] == {"2": []}  # the first multi-GPU run
+    assert out["dispatch"] == {"llama": 2.0}  # median over multi-GPU runs, families of the first
+    assert out["merged_from"] == ["a d x1", "b d x4", "c d x4"]
+    assert "p2p" not in merge.merge(base, [])
+
+
+def test_merge_cli_and_light_imports(tmp_path) -> None:
+    paths = []
+    for name, run in (("base", _run("a", 1, {"gpt2": 1.0})), ("more", _run("b", 1, {"gpt2": 3.0}))):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(run))
+    out = tmp_path / "merged.json"
+    code = ("import sys, runpy; sys.argv = ['merge', *sys.argv[1:]]; "
+            "runpy.run_module('estimator.calibrate.merge', run_name='__main__'); "
+            "import estimator.calibrate.nvml; assert 'torch' not in sys.modules, 'merge/nvml import torch'")
+    subprocess.run([sys.executable, "-c", code, str(out), *map(str, paths)], check=True)
+    assert json.loads(out.read_text())["host"]["gpt2"]["per_layer_us"] == 2.0

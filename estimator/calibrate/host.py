@@ -1,0 +1,147 @@
+"""Host overhead of eager transformers code, measured on tiny random models of each family.
+
+``time_host_overhead`` times tiny models of two depths on one device: per-layer and fixed wall
+time. ``dispatch_overhead_us`` times the same kind of model split over two GPUs by accelerate's
+``dispatch_model``, which wraps every top-level module in an ``AlignDevicesHook`` that inspects
+and moves its inputs: for small models that host time adds to every layer.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Optional, Sequence
+
+import torch
+
+from ..families import HOST_MODEL_TYPES, tiny_config_kwargs
+from .timing import Log, free, median, sync
+
+HOST_FAMILIES = HOST_MODEL_TYPES
+HOST_LAYERS = (2, 12)  # a 10-layer difference: the per-layer time stands well above noise
+DISPATCH_LAYERS = 6
+
+
+def tiny_config(model_type: str, layers: int) -> Any:
+    """A tiny random transformers config of one model type (its family module holds the sizes)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(**tiny_config_kwargs(model_type, layers))
+
+
+def tiny_model(family: str, layers: int, device: torch.device) -> torch.nn.Module:
+    """A tiny random causal LM of one family on `device` (fp16 on GPU, fp32 on CPU), eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_config(tiny_config(family, layers))
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def time_models(models: Sequence[torch.nn.Module], device: torch.device, warmup: int = 5,
+                calls: int = 40, sync_devices: Optional[Sequence[torch.device]] = None) -> list[float]:
+    """Median wall time (us) of model(input_ids) per model, each call synchronised.
+
+    Inputs live on `device`; each call waits for every one of `sync_devices` (default: `device`)
+    before and after. Calls alternate between the models so that drifts hit all alike.
+    """
+    waits = list(sync_devices or [device])
+    ids = torch.randint(0, 256, (1, 8), device=device)
+    times: list[list[float]] = [[] for _ in models]
+    with torch.inference_mode():
+        for i in range(warmup + calls):
+            for model, row in zip(models, times):
+                for d in waits:
+                    sync(d)
+                t0 = time.perf_counter()
+                model(ids)
+                for d in waits:
+                    sync(d)
+                if i >= warmup:
+                    row.append((time.perf_counter() - t0) * 1e6)
+    return [median(row) for row in times]
+
+
+def preload_host_models(families: Sequence[str] = HOST_FAMILIES) -> None:
+    """Import transformers and run each tiny model once on the CPU, so that one-off import and
+    set-up costs stay out of the GPU host-overhead timings (errors surface there, not here)."""
+    for family in families:
+        try:
+            with torch.inference_mode():
+                tiny_model(family, 1, torch.device("cpu"))(torch.zeros(1, 8, dtype=torch.long))
+        except Exception:
+            pass
+
+
+def time_host_overhead(device: torch.device, families: Sequence[str] = HOST_FAMILIES,
+                       log: Log = print) -> dict[str, dict[str, Any]]:
+    """Per-layer and fixed wall time of tiny models (L=2 vs L=12) per family: eager host overhead."""
+    out: dict[str, dict[str, Any]] = {}
+    lo, hi = HOST_LAYERS
+    for family in families:
+        models: list[torch.nn.Module] = []
+        try:
+            models = [tiny_model(family, n, device) for n in (lo, hi)]
+            t_lo, t_hi = time_models(models, device)
+        except Exception as exc:  # a transformers version without this family: skip, keep going
+            log(f"  host {family}: failed ({type(exc).__name__}: {exc}), skipped")
+            continue
+        finally:
+            del models
+            free(device)
+        per_layer = (t_hi - t_lo) / (hi - lo)
+        out[family] = {"per_layer_us": round(per_layer, 3),
+                       "fixed_us": round(t_lo - lo * per_layer, 3),
+                       "layers_measured": [lo, hi]}
+        log(f"host {family}: {per_layer:.1f} us/layer + {t_lo - lo * per_layer:.1f} us fixed")
+    return out
+
+
+def split_device_map(model: torch.nn.Module, layers: int) -> dict[str, int]:
+    """accelerate device_map putting the first half of the layers (and embeddings) on GPU 0,
+    the rest, the final norm and lm_head on GPU 1 (lm_head with the embeddings when tied)."""
+    device_map: dict[str, int] = {}
+    base = model.base_model_prefix
+    inner = getattr(model, base)
+    if hasattr(inner, "decoder"):  # OPT: model.decoder.{embed_tokens, layers, ...}
+        inner, base = inner.decoder, f"{base}.decoder"
+    for n, child in inner.named_children():
+        if isinstance(child, torch.nn.ModuleList):
+            for i in range(len(child)):
+                device_map[f"{base}.{n}.{i}"] = 0 if i < layers // 2 else 1
+        else:
+            device_map[f"{base}.{n}"] = 0 if "emb" in n or n in ("wte", "wpe") else 1
+    device_map["lm_head"] = 1
+    if model.config.tie_word_embeddings:
+        device_map["lm_head"] = device_map.get(f"{base}.embed_tokens", device_map.get(f"{base}.wte", 0))
+    return device_map
+
+
+def dispatch_overhead_us(families: Sequence[str] = HOST_FAMILIES, log: Log = print) -> dict[str, float]:
+    """Per hooked module: (time dispatched over 2 GPUs - time on one GPU) / hooked modules."""
+    from accelerate import dispatch_model
+    from accelerate.hooks import remove_hook_from_module
+
+    if torch.cuda.device_count() < 2:
+        return {}
+    gpu0, gpus = torch.device("cuda", 0), [torch.device("cuda", 0), torch.device("cuda", 1)]
+    out = {}
+    for family in families:
+        model = None
+        try:
+            model = tiny_model(family, DISPATCH_LAYERS, gpu0)
+            [plain] = time_models([model], gpu0, sync_devices=gpus)
+            device_map = split_device_map(model, DISPATCH_LAYERS)
+            dispatch_model(model, device_map=device_map)
+            [split] = time_models([model], gpu0, sync_devices=gpus)
+            out[family] = max(0.0, (split - plain) / len(device_map))
+            log(f"dispatch hooks {family}: {plain:.0f} us plain, {split:.0f} us split over 2 GPUs, "
+                f"{out[family]:.1f} us per hooked module ({len(device_map)} modules)")
+        except Exception as exc:  # noqa: BLE001 - calibration must not crash on one family
+            log(f"dispatch hooks {family}: failed ({(str(exc).splitlines() or [''])[0][:120]})")
+        finally:
+            if model is not None:
+                with contextlib.suppress(Exception):
+                    remove_hook_from_module(model, recurse=True)
+            model = None
+            torch.cuda.empty_cache()
+    return out

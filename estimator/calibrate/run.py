@@ -1,0 +1,62 @@
+"""The calibration run: every stage in order on one machine, and the profile's JSON file."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .collectives import AllreduceJob, measure_p2p
+from .host import dispatch_overhead_us, preload_host_models, time_host_overhead
+from .kernels import time_kernels
+from .machine import header, resolve_device
+from .power import measure_power
+from .timing import Log
+
+
+def _device_context(device: torch.device) -> contextlib.AbstractContextManager:
+    """torch.cuda.device(device) for GPUs, a no-op for CPU."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def calibrate(device: str = "auto", quick: bool = False, log: Log = print) -> dict[str, Any]:
+    """Measure this machine with microbenchmarks and return the profile dict (see the package doc)."""
+    t_start = time.perf_counter()
+    say: Log = lambda msg: log(f"[{time.perf_counter() - t_start:5.1f} s] {msg}")  # noqa: E731
+    dev = resolve_device(device)
+    profile = header(dev)
+    gpu = profile["kind"] == "gpu"
+    say(f"calibrating {profile['device_name']} ({profile['kind']}{', quick' if quick else ''})")
+    # All-reduce workers import torch while the GPU idles for the power baseline (CPU work
+    # there cannot disturb a reading); they touch no GPU until job.run() releases them.
+    job = AllreduceJob(profile["gpu_count"]) if gpu else None
+    try:
+        with _device_context(dev):
+            if gpu:  # first, while the GPU is still cool and idle
+                profile["power"] = measure_power(dev, profile["gpu_count"], quick, say,
+                                                 idle_task=preload_host_models)
+            time_kernels(dev, profile, quick, say)
+            profile["host"] = time_host_overhead(dev, log=say)
+        if gpu and profile["gpu_count"] >= 2:
+            profile["dispatch"] = dispatch_overhead_us(log=say)
+        if gpu:
+            profile["p2p"] = measure_p2p(quick=quick, log=say)
+            profile["allreduce"] = job.run(log=say)
+    finally:
+        if job is not None:
+            job.abort()
+    profile["duration_s"] = round(time.perf_counter() - t_start, 2)
+    say(f"calibration done in {profile['duration_s']} s")
+    return profile
+
+
+def save_profile(profile: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a profile as indented JSON (parent folders created); returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(profile, indent=1) + "\n")
+    return out
