@@ -13,14 +13,14 @@ from typing import Any, Callable
 
 import pytest
 
+from estimator.errors import EstimatorError
+from estimator.workload import DTYPE_BYTES, PARALLEL_MODES, normalize_dtype, normalize_parallel
+
 from .compare import METRICS
 
 DEFAULT_MODELS = ("facebook/opt-1.3b", "facebook/opt-6.7b", "AICrossSim/clm-60m",
                   "AICrossSim/clm-200m", "AICrossSim/clm-400m", "AICrossSim/clm-1.1b")
-DTYPES = ("auto", "float16", "bfloat16", "float32")
-DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16",
-                 "fp32": "float32", "float": "float32"}
-PARALLEL_MODES = ("pipeline", "data", "tensor")
+DTYPES = ("auto", *DTYPE_BYTES)  # "auto" = the model's own dtype; the rest as the estimator spells them
 
 
 @dataclass(frozen=True)
@@ -116,18 +116,23 @@ def parse_fraction(raw: str) -> float:
 
 
 def parse_dtype(raw: str) -> str:
-    text = raw.strip().lower().replace("torch.", "")
-    text = DTYPE_ALIASES.get(text, text)
-    if text not in DTYPES:
-        raise ValueError(f"{raw.strip()!r} is not one of {', '.join(DTYPES)}")
-    return text
+    """'auto' or a dtype the estimator knows (its aliases too: fp16, bf16, torch.float32, ...)."""
+    text = raw.strip().lower()
+    if text == "auto":
+        return text
+    try:
+        return normalize_dtype(text)
+    except EstimatorError:
+        raise ValueError(f"{raw.strip()!r} is not one of {', '.join(DTYPES)}") from None
 
 
 def parse_parallel(raw: str) -> tuple[str, ...]:
     modes = _items(raw.lower())
     for mode in modes:
-        if mode not in PARALLEL_MODES:
-            raise ValueError(f"{mode!r} is not one of {', '.join(PARALLEL_MODES)}")
+        try:
+            normalize_parallel(mode)
+        except EstimatorError:
+            raise ValueError(f"{mode!r} is not one of {', '.join(PARALLEL_MODES)}") from None
     return tuple(modes)
 
 
@@ -161,41 +166,34 @@ class Option:
         return "benchopt_" + self.field
 
 
-OPTIONS = (
-    Option("--bench-models", "models", ",".join(DEFAULT_MODELS), parse_names,
-           "comma-separated Hugging Face model names"),
-    Option("--bench-gpus", "gpus", "1,2,4,8", parse_positive_ints,
-           "comma-separated GPU counts"),
-    Option("--bench-batch", "batch", "16", parse_positive_ints, "comma-separated batch sizes"),
-    Option("--bench-seq", "seq", "1024", parse_positive_ints,
-           "comma-separated sequence lengths"),
-    Option("--bench-dtype", "dtype", "auto", parse_dtype,
-           "auto (the model's own dtype), float16, bfloat16 or float32"),
-    Option("--bench-parallel", "parallel", "pipeline", parse_parallel,
-           "comma-separated multi-GPU modes from pipeline, data, tensor"),
-    Option("--bench-rounds", "rounds", "5", parse_positive_int, "timed rounds per case"),
-    Option("--bench-warmup", "warmup", "2", parse_non_negative_int,
-           "untimed warm-up rounds per case"),
-    Option("--bench-energy-window-s", "energy_window_s", "1.0", parse_positive_float,
-           "minimum seconds of work per energy reading"),
-)
-BOUND_OPTIONS = (
-    Option("--bound-runtime", "bound_runtime", "0.10", parse_fraction,
-           "allowed |relative error| of runtime"),
-    Option("--bound-memory", "bound_memory", "0.05", parse_fraction,
-           "allowed |relative error| of memory"),
-    Option("--bound-energy", "bound_energy", "0.15", parse_fraction,
-           "allowed |relative error| of energy per token"),
-    Option("--bound-throughput", "bound_throughput", "0.10", parse_fraction,
-           "allowed |relative error| of throughput"),
-)
-REPORT_OPTIONS = (
-    Option("--bench-report-dir", "report_dir", "reports", parse_dir,
-           "directory of the .rst/.json report (command line: relative to the current "
-           "directory; ini: relative to the ini file)"),
-    Option("--bench-report-name", "report_name", "", parse_report_name,
-           "report file name without suffix; empty = chosen by the benchmark test"),
-)
+def _options(prefix: str, table: tuple[tuple[str, str, Callable[[str], Any], str], ...]) -> tuple[Option, ...]:
+    """Options from (field, default, parser, help) rows; the flag is prefix + field with dashes."""
+    return tuple(Option(prefix + field.removeprefix("bound_").replace("_", "-"), field, default, parse, text)
+                 for field, default, parse, text in table)
+
+
+OPTIONS = _options("--bench-", (
+    ("models", ",".join(DEFAULT_MODELS), parse_names, "comma-separated Hugging Face model names"),
+    ("gpus", "1,2,4,8", parse_positive_ints, "comma-separated GPU counts"),
+    ("batch", "16", parse_positive_ints, "comma-separated batch sizes"),
+    ("seq", "1024", parse_positive_ints, "comma-separated sequence lengths"),
+    ("dtype", "auto", parse_dtype, f"auto (the model's own dtype), {', '.join(DTYPES[1:-1])} or {DTYPES[-1]}"),
+    ("parallel", "pipeline", parse_parallel, f"comma-separated multi-GPU modes from {', '.join(PARALLEL_MODES)}"),
+    ("rounds", "5", parse_positive_int, "timed rounds per case"),
+    ("warmup", "2", parse_non_negative_int, "untimed warm-up rounds per case"),
+    ("energy_window_s", "1.0", parse_positive_float, "minimum seconds of work per energy reading"),
+))
+BOUND_OPTIONS = _options("--bound-", tuple(
+    (f"bound_{name}", default, parse_fraction, f"allowed |relative error| of {what}")
+    for name, default, what in (("runtime", "0.10", "runtime"), ("memory", "0.05", "memory"),
+                                ("energy", "0.15", "energy per token"),
+                                ("throughput", "0.10", "throughput"))))
+REPORT_OPTIONS = _options("--bench-", (
+    ("report_dir", "reports", parse_dir, "directory of the .rst/.json report (command line: relative to "
+                                         "the current directory; ini: relative to the ini file)"),
+    ("report_name", "", parse_report_name, "report file name without suffix; empty = chosen by the "
+                                           "benchmark test"),
+))
 GROUPS = (("bench", "LLM forward-pass benchmark", OPTIONS),
           ("bench-bounds", "benchmark error bounds (fractions, 0.1 = 10%)", BOUND_OPTIONS),
           ("bench-report", "benchmark report files", REPORT_OPTIONS))

@@ -6,7 +6,8 @@ uses the fixtures and never imports the report module.
 Fixtures:
     bench_config   -> options.BenchConfig
     bench_recorder -> session.Recorder: ``record(row)``, ``default_name = "..."``, ``paths``
-    check_bounds   -> ``check_bounds(row, bounds=None) -> errors``; pytest.fail when outside
+    check_bounds   -> ``check_bounds(row, bounds=None) -> errors``: records the row with its
+                      out-of-bounds lines (no separate ``record`` needed); pytest.fail when outside
 """
 from __future__ import annotations
 
@@ -87,8 +88,9 @@ def bench_recorder(request: pytest.FixtureRequest) -> Recorder:
 
 @pytest.fixture
 def check_bounds(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
-    """``check_bounds(row, bounds=None)``: records row, fails the test if any error is out of
-    bounds (BenchConfig.bounds unless given), else returns the errors dict."""
+    """``check_bounds(row, bounds=None)``: records row (once: a row this test already passed to
+    ``bench_recorder.record`` is updated, not written again), fails the test if any error is out
+    of bounds (BenchConfig.bounds unless given), else returns the errors dict."""
     session, nodeid = get_session(request.config), request.node.nodeid
 
     def check(row: Mapping[str, Any],

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 import pytest
 
 from . import report
+from .machine import machine_info
 from .compare import ERROR_BASIS, errors, out_of_bounds
 from .options import BenchConfig
 
@@ -42,7 +43,7 @@ def _skip_message(longrepr: Any) -> str:
 
 class BenchSession:
     def __init__(self, config: BenchConfig,
-                 machine: Callable[[], dict[str, Any]] = report.machine_info) -> None:
+                 machine: Callable[[], dict[str, Any]] = machine_info) -> None:
         self.config = config
         self._machine_provider = machine
         self._machine: dict[str, Any] | None = None
@@ -74,7 +75,9 @@ class BenchSession:
             self.bench_items[item.nodeid] = callspec.id if callspec else item.name
 
     # -- recording ----------------------------------------------------------------------------
-    def record(self, nodeid: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    def _store(self, nodeid: str, row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Keep a copy of row (status 'recorded'); also says whether this test had already
+        stored a row under the same case id."""
         if not isinstance(row, Mapping):
             raise TypeError(f"bench_recorder.record() takes a dict row, got {type(row).__name__}")
         for key in ("measured", "estimated"):
@@ -83,17 +86,27 @@ class BenchSession:
         stored = copy.deepcopy(dict(row))
         stored["case_id"] = str(stored.get("case_id") or self.bench_items.get(nodeid) or nodeid)
         stored.update(nodeid=nodeid, status="recorded", reason=None)
-        self.rows[(nodeid, stored["case_id"])] = stored
+        key = (nodeid, stored["case_id"])
+        seen = key in self.rows
+        self.rows[key] = stored
         self.recorded_any = True
+        return stored, seen
+
+    def record(self, nodeid: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        stored, _ = self._store(nodeid, row)
         self.write()
         return stored
 
     def check(self, nodeid: str, row: Mapping[str, Any],
               bounds: Mapping[str, float] | None = None) -> dict[str, float | None]:
-        """Record row (again), then pytest.fail with one line per metric outside the bounds."""
+        """Record row with its out-of-bounds lines, then pytest.fail with one line per metric
+        outside the bounds. A row this test already recorded is updated in memory only: the
+        test's outcome (on_report, right after the call) writes the files once more anyway."""
         row_errors = errors(row)
         bad = out_of_bounds(row_errors, self.config.bounds if bounds is None else bounds)
-        stored = self.record(nodeid, dict(row, out_of_bounds=bad))
+        stored, seen = self._store(nodeid, dict(row, out_of_bounds=bad))
+        if not seen:
+            self.write()
         if bad:
             pytest.fail(f"{stored['case_id']}: estimate outside bounds, error = {ERROR_BASIS}:\n"
                         + "\n".join(bad), pytrace=False)

@@ -6,6 +6,7 @@ import torch
 
 from bench import build, measure
 from bench.cases import Case, detect
+from bench.compare import METRICS
 from estimator import EstimatorError, Workload, estimate, load_model
 from estimator.device import host_device
 from estimator.profile import Profile
@@ -14,7 +15,6 @@ from estimator.profile import Profile
 # one session to the next (all rounds of a session move together), so its bound is wide; it still
 # fails when the model of a synchronous (CPU) forward pass goes wrong.
 CPU_BOUNDS = {"runtime_ms": 0.5, "throughput_tokens_per_s": 0.5}
-METRICS = ("runtime_ms", "memory_gb", "energy_j_per_token", "throughput_tokens_per_s")
 
 
 def _skip_reason(case: Case) -> str | None:
@@ -50,7 +50,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
             device_name = machine.device.name
         else:
             prof = Profile(request.getfixturevalue("cpu_profile"), "cpu microbenchmarks at session start")
-            device_name = prof.raw["device_name"]
+            device_name = prof.device_name
             est = estimate(case.model, host_device(prof.raw), workload, prof)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
@@ -77,8 +77,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
 
         try:
             benchmark.pedantic(step, rounds=bench_config.rounds, warmup_rounds=bench_config.warmup, iterations=1)
-            stats = benchmark.stats.stats
-            runtime_ms = stats.median * 1e3
+            lat = measure.latency(benchmark.stats.stats)
             mem = measure.peak_memory(step, gpus) if on_gpu else None
             en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
         except torch.cuda.OutOfMemoryError:
@@ -89,17 +88,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         ctx.__exit__(None, None, None)
     if oom:
         pytest.skip(oom)
-    measured = {
-        "runtime_ms": runtime_ms,
-        "runtime_ms_rounds": [x * 1e3 for x in stats.data],
-        "runtime_ms_iqr": stats.iqr * 1e3,
-        "memory_gb": mem.memory_gb if mem else None,
-        "memory_gb_per_gpu": mem.memory_gb_per_gpu if mem else None,
-        "energy_j_per_token": en.energy_j_per_token if en else None,
-        "energy_window_s": en.window_s if en else None,
-        "power_w": en.power_w if en else None,
-        "throughput_tokens_per_s": tokens / (runtime_ms / 1e3),
-    }
+    measured = measure.Measured.of(lat, mem, en, tokens).as_dict()
     estimated = {k: getattr(est, k) for k in METRICS} | {
         "memory_gb_per_gpu": est.memory_gb_per_gpu, "host_ms": est.host_ms, "gpu_busy_ms": est.gpu_busy_ms,
         "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown}
@@ -108,5 +97,4 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     row = dict(case_id=case.id, model=case.model, device=device_name, device_short=short, gpus=gpus,
                parallel=case.parallel if gpus > 1 else "single", batch=case.batch, seq=case.seq, dtype=dtype,
                measured=measured, estimated=estimated)
-    bench_recorder.record(row)
-    check_bounds(row, None if on_gpu else CPU_BOUNDS)
+    check_bounds(row, None if on_gpu else CPU_BOUNDS)  # records the row and its verdict

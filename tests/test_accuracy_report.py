@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import accuracy
+from bench.accuracy import plot, recorded, reference, reports
 
 docutils_core = pytest.importorskip("docutils.core")
 from docutils import nodes  # noqa: E402
@@ -31,10 +31,10 @@ def body_rows(table: nodes.table) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reports")
-    rows = accuracy.evaluate(accuracy.load_recorded())
-    ref = accuracy.parse_reference()
-    accuracy.write_accuracy_rst(rows, ref, out / "accuracy.rst")
-    accuracy.write_seed_reference(ref, out / "seed_reference.rst")
+    rows = recorded.evaluate(recorded.load_recorded())
+    ref = reference.parse_reference()
+    reports.write_accuracy_rst(rows, ref, out / "accuracy.rst")
+    reports.write_seed_reference(ref, out / "seed_reference.rst")
     return out
 
 
@@ -45,7 +45,7 @@ def test_rst_is_docutils_clean(generated: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["accuracy.rst", "seed_reference.rst"])
 def test_committed_rst_is_docutils_clean(name: str) -> None:
-    doctree((accuracy.REPORTS / name).read_text(encoding="utf-8"))
+    doctree((recorded.REPORTS / name).read_text(encoding="utf-8"))
 
 
 def test_accuracy_rst_content(generated: Path) -> None:
@@ -60,20 +60,20 @@ def test_accuracy_rst_content(generated: Path) -> None:
 
 def test_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    path = accuracy.write_accuracy_png(accuracy.evaluate(accuracy.load_recorded()), tmp_path / "a.png")
+    path = plot.write_accuracy_png(recorded.evaluate(recorded.load_recorded()), tmp_path / "a.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_committed_png() -> None:
-    path = accuracy.REPORTS / "accuracy.png"
+    path = recorded.REPORTS / "accuracy.png"
     assert path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_held_out_split() -> None:
-    rows = accuracy.load_recorded()
-    held = [r for r in rows if accuracy.HELD_OUT(r)]
+    rows = recorded.load_recorded()
+    held = [r for r in rows if recorded.HELD_OUT(r)]
     assert held and len(held) < len(rows)
-    assert all(r["source"] not in accuracy.DESIGN_SOURCES and r["case_id"] not in accuracy.DESIGN_CASES
+    assert all(r["source"] not in recorded.DESIGN_SOURCES and r["case_id"] not in recorded.DESIGN_CASES
                for r in held)
     assert any(r["source"].startswith("h100x1-") for r in held)
 
@@ -88,3 +88,11 @@ def test_seed_reference_rows(generated: Path) -> None:
     assert len(runtime) == 24 and len(multi) == 12
     assert len(body_rows(tables[1])) == 24  # memory
     assert not any(r[0].startswith("AlCrossSim") for r in runtime)
+
+
+def test_benchmark_note_from_the_measured_file(tmp_path: Path) -> None:
+    path = reports.write_benchmark_rst(recorded.evaluate(recorded.load_recorded()), tmp_path / "b.rst")
+    machine = recorded.load_document(reports.BENCHMARK_SOURCE)["machine"]
+    text = path.read_text(encoding="utf-8")
+    assert f"on a lent {recorded.machine_label(machine)}, {machine['date'][:10]})" in text
+    doctree(text)

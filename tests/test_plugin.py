@@ -257,3 +257,57 @@ def test_third(bench_recorder):
     rst = (bench.path / "reports" / "bench-interrupted.rst").read_text()
     assert docutils_messages(rst) == ""
     assert not list((bench.path / "reports").glob(".*.tmp"))
+
+
+# -- recording happens once: check_bounds records, and does not write a recorded row again ------
+
+def _session(tmp_path, monkeypatch):
+    """A BenchSession writing to tmp_path/r.{rst,json}, with the list of files it writes."""
+    from bench import session
+    from bench.options import BenchConfig
+    writes, real = [], session.report.write_atomic
+    monkeypatch.setattr(session.report, "write_atomic",
+                        lambda path, text: (writes.append(Path(path).name), real(path, text)))
+    return session.BenchSession(BenchConfig(report_dir=tmp_path, report_name="r"),
+                                machine=lambda: {"gpu": None, "gpu_count": 0}), writes
+
+
+def _make_row(*args):
+    namespace = {}
+    exec(ROW_HELPER, namespace)
+    return namespace["make_row"](*args)
+
+
+def test_check_after_record_writes_once(tmp_path, monkeypatch):
+    s, writes = _session(tmp_path, monkeypatch)
+    s.record("t.py::a", _make_row("a", 105.0))
+    assert writes == ["r.json", "r.rst"]
+    s.check("t.py::a", _make_row("a", 105.0))
+    assert writes == ["r.json", "r.rst"]  # updated in memory; the test's outcome writes it
+    assert len(s.rows) == 1 and s.rows["t.py::a", "a"]["out_of_bounds"] == []
+    s.check("t.py::b", _make_row("b", 105.0))  # check_bounds alone records (and writes) once
+    assert writes == ["r.json", "r.rst"] * 2
+    a, b = s.rows["t.py::a", "a"], s.rows["t.py::b", "b"]
+    assert list(a) == list(b)  # the same stored row either way, key order included
+    assert {k: v for k, v in a.items() if k not in ("case_id", "nodeid")} == \
+           {k: v for k, v in b.items() if k not in ("case_id", "nodeid")}
+    with pytest.raises(pytest.fail.Exception, match="estimate outside bounds"):
+        s.check("t.py::a", _make_row("a", 130.0))
+    assert writes == ["r.json", "r.rst"] * 2
+    assert s.rows["t.py::a", "a"]["out_of_bounds"][0].startswith("runtime_ms: +30.0%")
+
+
+def test_check_bounds_alone_records_the_row(bench):
+    bench.makepyfile(test_once=ROW_HELPER + '''
+import pytest
+@pytest.mark.parametrize("est", [pytest.param(105.0, id="ok"), pytest.param(120.0, id="bad")])
+def test_case(est, request, check_bounds):
+    check_bounds(make_row(request.node.callspec.id, est))
+''')
+    assert run(bench).ret == pytest.ExitCode.TESTS_FAILED
+    cases = {c["case_id"]: c for c in load(bench.path / "reports" / "bench.json")["cases"]}
+    assert cases["ok"]["status"] == "passed" and cases["ok"]["out_of_bounds"] == []
+    assert cases["bad"]["status"] == "failed"
+    assert cases["bad"]["reason"] == "runtime_ms: +20.0% > 10.0%; throughput_tokens_per_s: -16.7% > 10.0%"
+    keys = list(cases["ok"])
+    assert keys.index("out_of_bounds") < keys.index("nodeid") < keys.index("status")  # as before

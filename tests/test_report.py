@@ -2,9 +2,6 @@
 import io
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -227,25 +224,6 @@ def test_write_atomic(tmp_path):
     assert os.listdir(target.parent) == ["r.rst"]  # no temporary left behind
 
 
-def test_machine_info_never_raises(monkeypatch):
-    info = report.machine_info()
-    for key in ("gpu", "gpu_count", "driver", "cpu", "hostname", "python", "torch",
-                "transformers", "accelerate", "git_commit", "dirty", "date"):
-        assert key in info
-    assert isinstance(info["gpu_count"], int)
-    json.dumps(info)
-    monkeypatch.setattr(report, "_gpus_from_nvml", lambda: 1 / 0)
-    monkeypatch.setattr(report.subprocess, "run", lambda *a, **k: 1 / 0)
-    broken = report.machine_info()
-    assert broken["gpu"] is None and broken["gpu_count"] == 0
-    assert broken["git_commit"] is None and broken["dirty"] is None
-
-
-def test_machine_info_does_not_import_torch():
-    # torch cannot be imported twice in a process (pytester restores sys.modules between
-    # in-process runs), so the report must only use a torch the benchmark already loaded
-    code = ("import sys, bench.report as r; info = r.machine_info(); "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(info['gpu_count'])")
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+def test_report_renders_only():
+    # probing the machine (NVML, torch, git, cpu) lives in bench.machine
+    assert not {"subprocess", "socket", "platform", "machine_info"} & set(vars(report))

@@ -1,0 +1,93 @@
+"""The recorded data set: every measured row of reports/measured/*.json, its id, the design /
+held-out split, and its re-estimate by the CURRENT estimator."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from estimator import Workload, estimate
+
+from ..compare import METRICS, errors, relative_error
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = ROOT / "reports"
+MEASURED = REPORTS / "measured"
+
+# -- Design rows: measurements that were looked at while building and calibrating the model.
+# A row is a design row when its file is in DESIGN_SOURCES (the calibration suite runs) or its
+# case id is in DESIGN_CASES, in whichever file it appears (these cases were kernel-profiled,
+# see reports/profiles/). Every other row - other workloads, the second machine h100x1-* - is
+# held out: it was never used to build the model.
+DESIGN_SOURCES: tuple[str, ...] = ("h100x4-16x1024.json", "h100x4-archs.json")
+DESIGN_CASES: tuple[str, ...] = ("gpt2-1gpu", "clm-1.1b-1gpu", "opt-1.3b-1gpu", "clm-60m-1gpu-1x128")
+
+
+def held_out(row: Mapping[str, Any]) -> bool:
+    """True when the row was never used while building the model (see DESIGN_SOURCES/CASES)."""
+    return row.get("source") not in DESIGN_SOURCES and row.get("case_id") not in DESIGN_CASES
+
+
+HELD_OUT: Callable[[Mapping[str, Any]], bool] = held_out
+
+
+def split(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """(held-out rows, design rows), each in the given order."""
+    rows = list(rows)
+    return [r for r in rows if held_out(r)], [r for r in rows if not held_out(r)]
+
+
+def machine_label(machine: Mapping[str, Any]) -> str:
+    """'4 x H100 80GB HBM3 machine' from a measured file's machine block."""
+    gpu = str(machine.get("gpu") or "unknown GPU").removeprefix("NVIDIA ")
+    return f"{machine.get('gpu_count') or 0} x {gpu} machine"
+
+
+def load_document(name: str) -> dict[str, Any]:
+    """One measured file (reports/measured/<name>) as written by ``pytest bench/``."""
+    return json.loads((MEASURED / name).read_text(encoding="utf-8"))
+
+
+def load_recorded(paths: Iterable[str | Path] | None = None) -> list[dict[str, Any]]:
+    """Every case with a measured runtime, annotated with `source` (file name) and `machine`."""
+    rows = []
+    for path in sorted(Path(p) for p in (paths if paths is not None else MEASURED.glob("*.json"))):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        label = machine_label(doc.get("machine") or {})
+        for case in doc.get("cases") or []:
+            # a finite, non-zero measured runtime (relative_error is None otherwise)
+            if relative_error(1.0, (case.get("measured") or {}).get("runtime_ms")) is not None:
+                rows.append(dict(case, source=path.name, machine=label))
+    return rows
+
+
+def row_id(row: Mapping[str, Any]) -> str:
+    return f"{Path(str(row.get('source'))).stem}/{row.get('case_id')}"
+
+
+def workload(row: Mapping[str, Any]) -> Workload:
+    """The estimator's Workload of a recorded row ('single' GPU rows are 1-GPU pipelines)."""
+    parallel = row.get("parallel") or "pipeline"
+    return Workload(int(row["batch"]), int(row["seq"]), str(row["dtype"]), int(row.get("gpus") or 1),
+                    "pipeline" if parallel == "single" else parallel)
+
+
+def reestimate(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The current estimator's four metrics (+ memory_gb_per_gpu) for a recorded row."""
+    e = estimate(row["model"], row["device"], workload(row))
+    return {**{m: getattr(e, m) for m in METRICS}, "memory_gb_per_gpu": list(e.memory_gb_per_gpu)}
+
+
+def evaluate(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with `estimated` replaced by a re-estimate and `error` added; an estimator
+    exception leaves estimated/error empty and its message in `estimate_error`."""
+    out = []
+    for row in rows:
+        new = dict(row, estimated={}, estimate_error=None)
+        try:
+            new["estimated"] = reestimate(row)
+        except Exception as exc:  # reported per row, never fatal for the report
+            new["estimate_error"] = f"{type(exc).__name__}: {exc}"
+        new["error"] = errors(new)
+        out.append(new)
+    return out
