@@ -27,7 +27,7 @@ class Op:
     flops: float
     bytes: float          # device-memory bytes read + written
     shape: tuple = ()     # gemm: (m, n, k); sdpa: (batch*heads, seq, head_dim)
-    pattern: str = ""     # elementwise: the memory-access pattern timed by calibration (elementwise.py)
+    pattern: str = ""     # elementwise: the memory-access pattern timed by calibration (calibrate/elementwise.py)
 
 
 @dataclass(frozen=True)

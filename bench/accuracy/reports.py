@@ -35,7 +35,7 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
         "",
         f"Error basis: {rst_escape(ERROR_BASIS)}; the tables give the absolute error in percent, "
         "positive errors mean the estimator over-predicts. Memory is the peak allocated on the "
-        f"busiest GPU. CI gate bounds (``bench/accuracy.py``): {bounds}.", ""]
+        f"busiest GPU. CI gate bounds (``bench/accuracy/gate.py``): {bounds}.", ""]
     out += section("How rows were split") + [
         "Design rows were looked at while building and calibrating the model: every row of "
         + ", ".join(f"``{s}``" for s in DESIGN_SOURCES) + " (the calibration suite runs), and the "
@@ -92,7 +92,7 @@ def repeatability_lines(rows: list[dict[str, Any]]) -> list[str]:
             "tables and power repeat within about 2%; the host overhead of the eager model does not "
             "(the same tiny-model timing differed up to 2x between runs on these shared virtual "
             "machines), which moves host-bound rows. The shipped profile therefore takes the median "
-            "host overhead of all five calibration runs (``estimator/profile_merge.py``).", ""] + grid(
+            "host overhead of all five calibration runs (``estimator/calibrate/merge.py``).", ""] + grid(
         ["Profile part compared", "Rows", "Rows moved > 2%", "Largest move"], body)
 
 
