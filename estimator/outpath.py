@@ -1,0 +1,70 @@
+"""Output files: checked writable before any measuring, then written atomically.
+
+A calibration (a minute of GPU time) or a benchmark case (minutes) must never be measured into
+a path that cannot take the result: ``check_writable`` fails first, with one line. Results are
+written to a temporary file next to the target and renamed into place, so a reader (or a crash)
+never sees half a file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import EstimatorError
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """`path` when a file can be created or replaced there (parent folders are created);
+    else an EstimatorError naming the path and the reason."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise EstimatorError(f"{what} {out} is a directory, expected a file path")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=out.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise EstimatorError(f"cannot write {what} {out}: {exc.strerror or exc}") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise EstimatorError(f"cannot write {what} {out}: the file is read-only")
+    return out
+
+
+def check_writable_dir(path: str | os.PathLike[str], what: str = "output folder", create: bool = True) -> Path:
+    """`path` as a folder new files can be created in, else EstimatorError. With create=False a
+    missing folder is not made: its nearest existing parent must take files instead."""
+    folder = Path(path).expanduser().absolute()
+    if folder.exists() and not folder.is_dir():
+        raise EstimatorError(f"{what} {folder} is a file, expected a folder")
+    if create:
+        check_writable(folder / "write-check", what)
+        return folder
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise EstimatorError(f"cannot write {what} {folder}: {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise EstimatorError(f"cannot write {what} {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write text to a temporary file next to path, then os.replace it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
