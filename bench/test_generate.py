@@ -1,0 +1,102 @@
+"""model.generate per case (``--bench-new-tokens N``), measured on one GPU beside the estimate:
+the whole call (pytest-benchmark, greedy, min_new_tokens = max_new_tokens = N, eos_token_id=None),
+TTFT (the same call with one new token), peak memory of a call and NVML energy per generated
+token over >= the energy window. Rows have the forward rows' schema (runtime = the whole call,
+throughput = generated tokens/s) plus ttft_ms, tpot_ms, generate_ms and
+generate_energy_j_per_token, and ``kind: generate`` (the RST's generation table)."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import NamedTuple
+
+import pytest
+import torch
+
+from bench import build, measure
+from bench.cases import detect
+from bench.compare import METRICS
+from bench.plugin import get_bench_config
+from estimator import EstimatorError, Workload, estimate, load_model
+
+TTFT_ROUNDS = 7
+
+
+class GenCase(NamedTuple):
+    model: str
+    batch: int
+    seq: int
+    new_tokens: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.batch}x{self.seq}+{self.new_tokens}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One case per model x batch x seq when --bench-new-tokens is set; else one case that skips."""
+    if "gen_case" not in metafunc.fixturenames:
+        return
+    cfg = get_bench_config(metafunc.config)
+    cases = [GenCase(m, b, s, cfg.new_tokens) for m in cfg.models for b in cfg.batch for s in cfg.seq]
+    if not cfg.new_tokens:
+        cases = [GenCase("", 0, 0, 0)]
+    metafunc.parametrize("gen_case", cases, ids=[c.id if c.model else "no-generation" for c in cases])
+
+
+def _skip_reason(case: GenCase) -> str | None:
+    if not case.new_tokens:
+        return "generation cases need --bench-new-tokens N"
+    m = detect()
+    if m.gpu_count == 0:
+        return "generation is measured on a GPU only (a CPU generate says nothing about the GPU model)"
+    return m.problem
+
+
+def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, check_bounds) -> None:
+    reason = _skip_reason(gen_case)
+    if reason:
+        pytest.skip(reason)
+    machine = detect()
+    spec = load_model(gen_case.model)
+    dtype = (spec.dtype or "float16") if bench_config.dtype == "auto" else bench_config.dtype
+    n, batch = gen_case.new_tokens, gen_case.batch
+    try:
+        est = estimate(spec, machine.device, Workload(batch=batch, seq=gen_case.seq, dtype=dtype, new_tokens=n))
+    except EstimatorError as exc:
+        pytest.skip(f"estimator cannot take this case: {exc}")
+    short = machine.device.aliases[0]
+    bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}"
+    generated = batch * n
+    with build.built(gen_case.model, dtype, "cuda:0", 1) as model:
+        ids = torch.randint(0, spec.vocab, (batch, gen_case.seq), device="cuda:0")
+        kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
+
+        def gen(tokens: int) -> None:
+            with torch.inference_mode():
+                model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, **kw)
+            measure.sync(1)
+
+        benchmark.pedantic(lambda: gen(n), rounds=bench_config.rounds, warmup_rounds=bench_config.warmup, iterations=1)
+        lat = measure.latency(benchmark.stats.stats)
+        gen(1)
+        ttft_rounds = []
+        for _ in range(TTFT_ROUNDS):
+            t0 = time.perf_counter()
+            gen(1)
+            ttft_rounds.append((time.perf_counter() - t0) * 1e3)
+        mem = measure.peak_memory(lambda: gen(n), 1)
+        en = measure.energy(lambda: gen(n), 1, generated, bench_config.energy_window_s)
+    ttft = statistics.median(ttft_rounds)
+    measured = measure.Measured.of(lat, mem, en, generated).as_dict() | {
+        "ttft_ms": ttft, "ttft_ms_rounds": ttft_rounds, "tpot_ms": (lat.runtime_ms - ttft) / max(1, n - 1),
+        "generate_ms": lat.runtime_ms, "generate_energy_j_per_token": en.energy_j_per_token}
+    estimated = {k: getattr(est, k) for k in METRICS} | {
+        "ttft_ms": est.ttft_ms, "tpot_ms": est.tpot_ms, "generate_ms": est.generate_ms,
+        "generate_energy_j_per_token": est.generate_energy_j_per_token, "host_ms": est.host_ms,
+        "gpu_busy_ms": est.gpu_busy_ms, "bound": est.bound, "profile": est.profile, "phases": est.phases,
+        "breakdown": est.breakdown}
+    row = dict(case_id=f"generate-{gen_case.id}-{dtype}", kind="generate", model=gen_case.model,
+               device=machine.device.name, device_short=short, gpus=1, parallel="single", batch=batch,
+               seq=gen_case.seq, new_tokens=n, dtype=dtype, measured=measured, estimated=estimated)
+    check_bounds(row, bench_config.generation_bounds)

@@ -1,0 +1,93 @@
+"""The kernels of model.generate's two phases, as transformers 5.x runs greedy decoding eagerly.
+
+``GenerationMixin._sample`` calls ``_prefill`` (one forward of the prompt with
+``logits_to_keep=1``: decoder layers and the final norm over every prompt token, the LM head on
+the last position only), then one decode step per further token: ``prepare_inputs_for_generation``
+and a forward of one token per sequence. In that forward the projections, the MLP and the LM head
+run on ``batch`` rows, ``DynamicLayer.update`` concatenates the new K/V onto the whole cache
+(``torch.cat([self.keys, key_states], dim=-2)``: a fresh copy of the cache every step, so its bytes
+grow with the cache) and SDPA runs one query per head over ``kv_len`` keys. After every forward,
+``_sample`` copies the last logits to float32, takes their argmax, concatenates the token onto
+``input_ids`` (and ``_update_model_kwargs_for_generation`` the attention mask), evaluates the
+stopping criteria and reads ``unfinished_sequences.max() == 0`` on the host: a synchronisation
+per step, so each step ends when the GPU has drained (on CUDA ``DeferredStopCheck`` is off).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from .ops import FP32, ForwardOps, Op, ew, forward_ops
+
+if TYPE_CHECKING:
+    from .model import ModelSpec
+
+GENERATE_GROUP = "generate"
+ID_BYTES = 8   # input_ids and the attention mask are int64
+CACHE_OPS = ("cache_k", "cache_v")
+
+
+def decode_attention(batch: int, heads: int, kv_heads: int, kv_len: int, d: int, e: int) -> Op:
+    """SDPA of one query per head over `kv_len` cached keys: reads K and V once (memory-bound);
+    shape (batch x heads, 1, kv_len, head_dim) tells cost.py to price it as a decode kernel."""
+    flops = 4.0 * batch * heads * kv_len * d
+    nbytes = e * batch * d * (2 * heads + 2 * kv_heads * kv_len)
+    return Op("sdpa", "attention", "sdpa", flops, nbytes, (batch * heads, 1, kv_len, d))
+
+
+def sampling_ops(batch: int, vocab: int, cur_len: int, e: int) -> list[Op]:
+    """_sample's own kernels after each forward (greedy, no logits processor active with
+    eos_token_id=None): logits[:, -1] to float32, argmax, cat onto input_ids and the attention
+    mask, MaxLengthCriteria's torch.full, ``unfinished & ~done``, ``max() == 0``."""
+    g = GENERATE_GROUP
+    ids = batch * (cur_len + 1)
+    return [ew("logits_to_fp32", g, batch * vocab, e + FP32, "cast"),
+            ew("argmax", g, batch * vocab, FP32, "reduce"),
+            ew("cat_input_ids", g, ids, 2 * ID_BYTES, "binary"),
+            ew("cat_attention_mask", g, ids, 2 * ID_BYTES, "binary"),
+            ew("stop_full", g, batch, ID_BYTES, "unary"),
+            ew("stop_not", g, batch, 2 * ID_BYTES, "unary"),
+            ew("stop_and", g, batch, 3 * ID_BYTES, "binary"),
+            ew("stop_max", g, batch, ID_BYTES, "reduce"),
+            ew("stop_eq", g, 1, 2 * ID_BYTES, "unary")]
+
+
+def _split_post(post: tuple[Op, ...]) -> tuple[list[Op], list[Op]]:
+    """(final norm and OPT's project_out, which run over every position | the LM head)."""
+    head = [op for op in post if op.name == "lm_head"]
+    return [op for op in post if op.name != "lm_head"], head
+
+
+@lru_cache(maxsize=256)
+def prefill_ops(spec: ModelSpec, batch: int, seq: int, e: int) -> ForwardOps:
+    """The prompt's forward inside generate: as model(input_ids), but logits of the last position
+    only, followed by the sampling kernels."""
+    full = forward_ops(spec, batch, seq, e)
+    body, _ = _split_post(full.post)
+    _, head = _split_post(forward_ops(spec, batch, 1, e).post)
+    return ForwardOps(full.pre, full.layer, tuple(body + head + sampling_ops(batch, spec.vocab, seq, e)))
+
+
+@lru_cache(maxsize=1024)
+def decode_ops(spec: ModelSpec, batch: int, kv_len: int, e: int) -> ForwardOps:
+    """One decode step with `kv_len` tokens in the cache after its update (prompt + tokens so far):
+    the forward of one token per sequence, the cache concatenation and attention over the whole
+    cache, then the sampling kernels."""
+    one = forward_ops(spec, batch, 1, e)
+    kvd, d = spec.kv_heads * spec.head_dim, spec.head_dim
+    # torch.cat reads the old cache (kv_len - 1 tokens) and the new token, writes kv_len tokens
+    cat_elems = batch * kvd * kv_len
+    cat_bytes_per_elem = e * (2 * kv_len - 1) / kv_len
+    layer = []
+    for op in one.layer:
+        if op.name in CACHE_OPS:
+            # both inputs are contiguous here (the old cache, one token): a plain copy's speed,
+            # not the strided one of the prefill's cat of a transposed view
+            layer.append(replace(op, flops=float(cat_elems), bytes=float(cat_elems * cat_bytes_per_elem),
+                                 pattern="copy"))
+        elif op.kind == "sdpa":
+            layer.append(decode_attention(batch, spec.heads, spec.kv_heads, kv_len, d, e))
+        else:
+            layer.append(op)
+    return ForwardOps(one.pre, tuple(layer), one.post + tuple(sampling_ops(batch, spec.vocab, kv_len, e)))

@@ -1,0 +1,161 @@
+"""model.generate on one GPU as phases: generate's set-up and the prefill (time to first token),
+then new_tokens - 1 decode steps over a growing KV cache (time per output token).
+
+Each phase is a ``schedule.Pass`` of its own: every step of ``_sample`` ends in a host
+synchronisation (``unfinished_sequences.max() == 0``), so steps do not overlap and a step takes
+max(host launches, GPU drain). A decode step's GPU work grows linearly with the cache (the
+``torch.cat`` of the cache and attention over it) and its host time is constant, so its time is
+convex in the step index: the first and the last step are simulated and the steps between
+averaged (exact while both ends are host-bound, the usual case; a slight over-estimate when the
+last steps turn GPU-bound). Two simulated steps keep an estimate with generation under 1 ms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from . import memory
+from .decode import decode_ops, prefill_ops
+from .device import DeviceSpec
+from .errors import EstimatorError
+from .model import ModelSpec
+from .ops import ForwardOps
+from .placement import single_gpu_placement
+from .profile import Profile
+from .schedule import Pass
+from .workload import Workload
+
+PHASES = ("prefill", "decode")
+BREAKDOWN_SUMS = ("time_ms", "flops", "bytes", "kernels")
+
+
+@dataclass
+class PhaseResult:
+    """One phase of the call: wall time, host launch time, GPU kernel time and energy (all GPU 0)."""
+    phase: str
+    steps: int
+    time_ms: float
+    host_ms: float
+    gpu_busy_ms: float
+    energy_j: float | None
+    breakdown: list[dict] = field(default_factory=list)   # per operator group, summed over its steps
+
+    def to_dict(self) -> dict:
+        return {"phase": self.phase, "steps": self.steps, "time_ms": self.time_ms, "host_ms": self.host_ms,
+                "gpu_busy_ms": self.gpu_busy_ms, "energy_j": self.energy_j}
+
+
+@dataclass
+class Generation:
+    """The whole generate call: its phases and the peak bytes on the GPU."""
+    prefill: PhaseResult
+    decode: PhaseResult
+    new_tokens: int
+    peak_bytes: float
+
+    @property
+    def ttft_ms(self) -> float:
+        return self.prefill.time_ms
+
+    @property
+    def tpot_ms(self) -> float:
+        """Mean decode step (0 when new_tokens == 1), as (generate - ttft) / (new_tokens - 1)."""
+        return self.decode.time_ms / self.decode.steps if self.decode.steps else 0.0
+
+    @property
+    def generate_ms(self) -> float:
+        return self.prefill.time_ms + self.decode.time_ms
+
+    @property
+    def energy_j(self) -> float | None:
+        if self.prefill.energy_j is None:
+            return None
+        return self.prefill.energy_j + (self.decode.energy_j or 0.0)
+
+    @property
+    def phases(self) -> list[PhaseResult]:
+        return [self.prefill, self.decode]
+
+
+def _step(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops: ForwardOps,
+          step_us: float, per_layer_us: float, lead_us: float = 0.0) -> Pass:
+    """One forward of generate plus its sampling kernels on a fresh clock, drained at the end
+    (the per-step synchronisation); `lead_us` of host-only work (generate's set-up) first."""
+    p = Pass(spec, dev, prof, w)
+    p.clock.host_us = lead_us
+    p.clock.host_work_us = lead_us
+    layer = p.set_power_cap(p.price(ops.layer))
+    pre, post = p.price(ops.pre), p.price(ops.post)
+    fixed = step_us / max(1, len(pre) + len(post))
+    p.run(0, pre, fixed * len(pre))
+    p.run(0, layer, per_layer_us, times=spec.layers)
+    p.run(0, post, fixed * len(post))
+    p.summarize()
+    return p
+
+
+def _phase(name: str, passes: list[Pass], steps: int) -> PhaseResult:
+    """`steps` steps priced from the simulated `passes` (their mean stands for every step)."""
+    if not passes or steps == 0:
+        return PhaseResult(name, 0, 0.0, 0.0, 0.0, 0.0, [])
+    k = steps / len(passes)
+    groups: dict[str, dict] = {}
+    for p in passes:
+        for g in p.breakdown():
+            acc = groups.setdefault(g["group"], {"phase": name, "group": g["group"], "bound": g["bound"],
+                                                 **{s: 0.0 for s in BREAKDOWN_SUMS}})
+            for s in BREAKDOWN_SUMS:
+                acc[s] += g[s] * k
+    for g in groups.values():
+        g["kernels"] = round(g["kernels"])
+    energies = [p.energy_j(1) for p in passes]
+    energy = None if energies[0] is None else sum(energies) * k
+    return PhaseResult(name, steps, sum(p.clock.total_us for p in passes) * k / 1e3,
+                       sum(p.clock.host_work_us for p in passes) * k / 1e3,
+                       sum(p.clock.busy_us.get(0, 0.0) for p in passes) * k / 1e3, energy, list(groups.values()))
+
+
+def generation_bytes(spec: ModelSpec, w: Workload) -> float:
+    """Peak allocated bytes of the call: the larger of the prefill's peak (cache of the prompt,
+    a layer's working set over the prompt, logits of the last position) and the last decode
+    step's (cache of seq + new_tokens - 1 tokens while torch.cat holds one layer's old K too)."""
+    e, b, s, n = w.dtype_bytes, w.batch, w.seq, w.new_tokens
+    weights = single_gpu_placement(spec, e).weight_bytes_per_gpu[0]
+    last_logits = b * spec.vocab * (e + memory.FP32)   # the logits row and its float32 copy
+    prefill_live = max(memory.layer_working_set(spec, b * s, e, seq=s) + memory.embedding_outputs(spec, b * s, s, e),
+                       memory.final_norm_working_set(spec, b * s, e), b * e * spec.hidden + last_logits)
+    prefill = memory.kv_cache_bytes(spec, b * s, e, spec.layers) + prefill_live + 2 * b * s * memory.INPUT_ID_BYTES
+    kv_end = b * (s + n - 1)
+    cat_old = b * (s + n - 2) * spec.kv_heads * spec.head_dim * e
+    decode_live = max(memory.layer_working_set(spec, b, e) + memory.embedding_outputs(spec, b, 1, e),
+                      b * e * spec.hidden + last_logits)
+    decode = (memory.kv_cache_bytes(spec, kv_end, e, spec.layers) + cat_old + decode_live
+              + 2 * b * (s + n) * memory.INPUT_ID_BYTES) if n > 1 else 0.0
+    return weights + max(prefill, decode) + memory.CUBLAS_WORKSPACE_BYTES
+
+
+def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Generation:
+    """Set-up + prefill, then new_tokens - 1 decode steps (greedy, no early stop), on one GPU."""
+    if w.gpus != 1:
+        raise EstimatorError(f"generation is modelled on one GPU; got gpus={w.gpus}")
+    if w.seq + w.new_tokens > spec.max_positions:
+        raise EstimatorError(f"seq + new_tokens = {w.seq + w.new_tokens} exceeds the {spec.max_positions} "
+                             f"positions of {spec.name}")
+    spec = spec if spec.use_cache else replace(spec, use_cache=True)   # generate always keeps the cache
+    host = prof.generate_host(spec.model_type, spec.family)
+    e, layers = w.dtype_bytes, spec.layers
+    prefill = _step(spec, dev, prof, w, prefill_ops(spec, w.batch, w.seq, e), host.step_us,
+                    host.step_per_layer_us, host.setup_total_us(layers))
+    steps = w.new_tokens - 1
+    kv_lens = sorted({w.seq + 1, w.seq + steps}) if steps else []
+    decode = [_step(spec, dev, prof, w, decode_ops(spec, w.batch, kv, e), host.step_us, host.step_per_layer_us)
+              for kv in kv_lens]
+    return Generation(_phase("prefill", [prefill], 1), _phase("decode", decode, steps), w.new_tokens,
+                      generation_bytes(spec, w))
+
+
+def generation_rows(est) -> list[list[str]]:
+    """The CLI's summary lines of an estimate with new_tokens (an api.Estimate)."""
+    energy = est.generate_energy_j_per_token
+    return [["time to first token", f"{est.ttft_ms:.2f} ms"], ["time per output token", f"{est.tpot_ms:.2f} ms"],
+            ["generate", f"{est.generate_ms:.1f} ms ({est.workload['new_tokens']} new tokens)"],
+            ["energy per generated token", "n/a" if energy is None else f"{energy:.4g} J/token"]]
