@@ -1,0 +1,164 @@
+"""Start one process per GPU through torchrun, collect one typed result per rank, and never
+leave a rank behind: the bench's data/tensor-parallel cases and any collective job use it.
+
+The launcher runs ``python -m torch.distributed.run`` as a subprocess in its own session, hands
+every rank the case as a JSON file (``argv[1]``) and a folder for results (``argv[2]``), and waits
+at most ``timeout_s``. A rank that crashes or hangs fails the case with the last lines of what
+the ranks wrote to stderr; every process that carries this launch's tag (torchrun gives its
+workers sessions of their own, so a process-group kill would miss them) is then killed, and the
+next case starts clean. NVLink multicast stays off for the children (../shared/NOTES.md).
+Several machines: every node runs the launcher with the same ``rdzv_endpoint`` and ``nnodes``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CHILD_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+TAG_VAR = "BENCH_LAUNCH_ID"
+STDERR_TAIL_LINES = 20
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RankResult:
+    """What one rank measured: step times between barriers, its peak memory, its GPU's energy."""
+    rank: int
+    times_ms: list[float] = field(default_factory=list)
+    peak_memory_gb: float = 0.0
+    energy_j: float | None = None
+    window_s: float = 0.0
+    steps: int = 0          # forward passes inside the energy window
+    tokens: int = 0         # tokens this rank processed per step
+    device: str = ""
+
+
+@dataclass
+class LaunchResult:
+    ok: bool
+    ranks: list[RankResult]
+    error: str = ""          # why the case failed: timeout, exit status, missing results
+    stderr_tail: str = ""
+    wall_s: float = 0.0
+
+
+def write_rank_result(out_dir: str | Path, result: RankResult) -> None:
+    """Called by a rank: its result, written atomically so the launcher never reads half a file."""
+    path = Path(out_dir) / f"rank-{result.rank}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(result)))
+    tmp.replace(path)
+
+
+def torchrun_command(module: str, case_path: Path, out_dir: Path, nproc: int, nnodes: int = 1,
+                     node_rank: int = 0, rdzv_endpoint: str | None = None, rdzv_id: str = "bench",
+                     log_dir: Path | None = None) -> list[str]:
+    """torchrun's command line; with `log_dir`, every rank's stderr goes to a file of its own
+    there (--redirects 2), so a failure can quote the rank and not torchrun's summary."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}"]
+    if log_dir is not None:
+        cmd += [f"--log-dir={log_dir}", "--redirects=2"]
+    if rdzv_endpoint:
+        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}", f"--rdzv-id={rdzv_id}",
+                f"--node-rank={node_rank}"]
+    else:
+        cmd += ["--standalone"]
+    return cmd + ["--max-restarts=0", "-m", module, str(case_path), str(out_dir)]
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Processes whose environment carries this launch's tag (Linux /proc; none elsewhere)."""
+    needle = f"{TAG_VAR}={tag}".encode()
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return [p for p in pids if p != os.getpid()]
+
+
+def _kill_all(proc: subprocess.Popen, tag: str) -> None:
+    """SIGTERM torchrun's group (it stops its workers), then SIGKILL whatever still carries the tag."""
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        for pid in tagged_pids(tag):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and (proc.poll() is None or tagged_pids(tag)):
+            time.sleep(0.05)
+        if proc.poll() is not None and not tagged_pids(tag):
+            return
+
+
+def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def _ranks_tail(log_dir: Path, launcher_err: Path) -> str:
+    """The last stderr lines of every local rank that wrote any, then torchrun's own."""
+    parts = []
+    for path in sorted(log_dir.glob("**/stderr.log")):
+        tail = _tail(path)
+        if tail.strip():
+            parts.append(f"[{path.parent.name}] {tail}")
+    return "\n".join(parts + [_tail(launcher_err, 5)])
+
+
+def launch(module: str, case: dict, nproc: int, timeout_s: float, nnodes: int = 1, node_rank: int = 0,
+           rdzv_endpoint: str | None = None, rdzv_id: str = "bench", env: dict | None = None) -> LaunchResult:
+    """Run `module` on `nproc` ranks of this node; one RankResult per local rank, or the failure."""
+    tag = uuid.uuid4().hex
+    with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
+        work = Path(tmp)
+        case_path, out_dir, err_path = work / "case.json", work / "results", work / "stderr.txt"
+        out_dir.mkdir()
+        case_path.write_text(json.dumps(case))
+        child_env = {**os.environ, **CHILD_ENV, **(env or {}), TAG_VAR: tag}
+        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), child_env.get("PYTHONPATH")) if p)
+        cmd = torchrun_command(module, case_path, out_dir, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id,
+                               work / "logs")
+        t0 = time.monotonic()
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=child_env,
+                                    start_new_session=True, cwd=str(REPO_ROOT))
+            try:
+                rc = proc.wait(timeout=timeout_s)
+                error = "" if rc == 0 else f"ranks exited with status {rc}"
+            except subprocess.TimeoutExpired:
+                error = f"timed out after {timeout_s:g} s"
+            _kill_all(proc, tag)
+        wall = time.monotonic() - t0
+        left = tagged_pids(tag)
+        if left:
+            error = (error + "; " if error else "") + f"processes left behind: {left}"
+        first = node_rank * nproc
+        ranks = []
+        for r in range(first, first + nproc):
+            path = out_dir / f"rank-{r}.json"
+            if path.exists():
+                ranks.append(RankResult(**json.loads(path.read_text())))
+        if not error and len(ranks) != nproc:
+            missing = sorted(set(range(first, first + nproc)) - {r.rank for r in ranks})
+            error = f"no result from ranks {missing}"
+        return LaunchResult(ok=not error, ranks=ranks, error=error,
+                            stderr_tail=_ranks_tail(work / "logs", err_path) if error else "", wall_s=wall)
