@@ -9,10 +9,15 @@ from typing import Any
 from ..errors import EstimatorError
 from .base import Family
 from .gpt2 import GPT2
+from .gpt_neox import GPT_NEOX
+from .gemma import GEMMA2, GEMMA3
 from .llama import LLAMA
+from .moe import MIXTRAL, QWEN3_MOE
 from .opt import OPT
+from .phi3 import PHI3
+from .qwen3 import QWEN3
 
-FAMILIES: tuple[Family, ...] = (LLAMA, OPT, GPT2)
+FAMILIES: tuple[Family, ...] = (LLAMA, OPT, GPT2, GPT_NEOX, PHI3, QWEN3, GEMMA2, GEMMA3, MIXTRAL, QWEN3_MOE)
 BY_NAME = {f.name: f for f in FAMILIES}
 BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 

@@ -4,7 +4,8 @@ A family is one piece of modeling code in transformers (OPT, GPT-2, Llama and th
 that share Llama's decoder layer). The generic modules ask it what differs between families:
 
 - model.py:     ``aliases`` and ``spec_fields`` read a config.json into a ModelSpec;
-- ops.py:       ``qkv_ops`` and ``pre_layer_ops`` add the family's own kernels;
+- ops.py:       ``qkv_ops`` and ``pre_layer_ops`` add the family's own kernels; the hooks after
+                them (norm, attention, MLP, embedding and head kernels) default to Llama's;
 - memory.py:    ``layer_live_per_token`` and ``position_rows`` count its live activations;
 - placement.py: ``module_tree`` is the module tree accelerate walks for a device map;
 - calibration:  ``tiny_config`` is the tiny random model host overhead is measured on.
@@ -15,6 +16,8 @@ and its tests (parameter counts, kernels and placement against transformers and 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from ..ops import dense_mlp, layer_norm, rms_norm, sdpa
 
 if TYPE_CHECKING:
     from ..model import ModelSpec
@@ -39,6 +42,51 @@ class Family:
 
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:
         """Kernels the family adds before the first layer, after the embeddings."""
+        return []
+
+    # ---- hooks whose defaults are the Llama / OPT / GPT-2 layer (override where the code differs)
+    def mlp_params(self, spec: ModelSpec) -> int:
+        """Parameters of one layer's MLP (a mixture-of-experts block counts router and experts)."""
+        return spec.dense_mlp_params()
+
+    def extra_layer_params(self, spec: ModelSpec) -> int:
+        """Parameters of a layer beyond q/k/v/o, the MLP and two norms (more norms, q/k norms)."""
+        return 0
+
+    def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]:
+        """One norm over `t` rows of `h`: LayerNorm's one kernel or LlamaRMSNorm's eight."""
+        return (layer_norm if spec.norm == "layernorm" else rms_norm)(name, group, t, h, e)
+
+    def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int) -> list[Op]:
+        """Attention from the cached q, k, v to the (batch, heads, seq, head_dim) output."""
+        return [sdpa("attention", batch, heads, kv, seq, spec.head_dim, e)]
+
+    def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]:
+        """Kernels on a sub-layer's output before its residual add (Gemma's post-norms)."""
+        return []
+
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
+        """The MLP from the normed input to its output (before the residual add)."""
+        return dense_mlp(spec, t, f, e)
+
+    def embedding_ops(self, spec: ModelSpec, batch: int, seq: int, e: int) -> list[Op]:
+        """Kernels after the token embedding (Gemma: the sqrt(hidden) scale, its eager masks)."""
+        return []
+
+    def head_ops(self, spec: ModelSpec, t: int, vocab: int, e: int) -> list[Op]:
+        """Kernels on the logits after the LM head (Gemma 2's final soft-capping)."""
+        return []
+
+    def has_final_norm(self, spec: ModelSpec) -> bool:
+        """Whether the decoder norms its output after the last layer (OPT-350m's post-LN does not)."""
+        return True
+
+    def attention_live_bytes(self, spec: ModelSpec, batch: int, seq: int, heads: int, e: int) -> float:
+        """Bytes alive at attention's busiest moment that grow with seq² (eager score matrices)."""
+        return 0.0
+
+    def estimate_notes(self, spec: ModelSpec, tokens: int) -> list[str]:
+        """Assumptions an estimate of `tokens` tokens per GPU rests on (MoE: the routing)."""
         return []
 
     def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:

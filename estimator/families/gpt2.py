@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EstimatorError
+from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..ops import ATTENTION_PROJECTIONS, gemm
 from ..placement import Node, decoder_layers, leaf
 from .base import Family
@@ -22,13 +22,13 @@ class Gpt2(Family):
     tiny_config = dict(n_embd=64, n_head=4, vocab_size=256, n_positions=128, bos_token_id=0, eos_token_id=0)
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
-        if a["hidden"] % a["heads"]:
-            raise EstimatorError(f"hidden size {a['hidden']} is not divisible by {a['heads']} heads")
+        divisible("n_embd", a["hidden"], "n_head", a["heads"])
         return dict(kv_heads=a["heads"], head_dim=a["hidden"] // a["heads"],
-                    ffn=cfg.get("n_inner") or 4 * a["hidden"], qkv_bias=True, out_bias=True, mlp_bias=True,
-                    gated_mlp=False, norm="layernorm", activation=cfg.get("activation_function", "gelu_new"),
+                    ffn=optional_size(cfg, "n_inner", 4 * a["hidden"]), qkv_bias=True, out_bias=True, mlp_bias=True,
+                    gated_mlp=False, norm="layernorm",
+                    activation=optional_text(cfg, "activation_function", "gelu_new"),
                     learned_positions=a["max_positions"], proj_dim=a["hidden"],
-                    tied_embeddings=cfg.get("tie_word_embeddings", True))
+                    tied_embeddings=optional_bool(cfg, "tie_word_embeddings", True))
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         return [gemm("qkv_proj", ATTENTION_PROJECTIONS, t, qd + 2 * kvd, spec.hidden, e, bias=True)]

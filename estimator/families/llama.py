@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EstimatorError
+from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..ops import FP32, ew, qkv_projections, rotary
 from ..placement import Node, decoder_layers, leaf
 from .base import Family
@@ -24,20 +24,23 @@ class Llama(Family):
                    ffn="intermediate_size", vocab="vocab_size", max_positions="max_position_embeddings")
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        intermediate_size=128, num_key_value_heads=2)
+    layer_leaves = 9   # q k v o, gate up down, two norms: leaf modules per decoder layer
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         heads = a["heads"]
-        kv = cfg.get("num_key_value_heads") or KV_HEADS_DEFAULT.get(model_type, heads)
+        kv = optional_size(cfg, "num_key_value_heads", KV_HEADS_DEFAULT.get(model_type, heads))
+        divisible("num_attention_heads", heads, "num_key_value_heads", kv)
+        head_dim = optional_size(cfg, "head_dim", None)
+        if head_dim is None:  # transformers' hidden_size // heads: only a whole number is a real layout
+            divisible("hidden_size", a["hidden"], "num_attention_heads", heads)
+            head_dim = a["hidden"] // heads
         qwen2 = model_type == "qwen2"   # Qwen2 always has q/k/v biases and no o_proj bias
-        fields = dict(kv_heads=kv, head_dim=cfg.get("head_dim") or a["hidden"] // heads,
-                      qkv_bias=True if qwen2 else bool(cfg.get("attention_bias", False)),
-                      out_bias=False if qwen2 else bool(cfg.get("attention_bias", False)),
-                      mlp_bias=bool(cfg.get("mlp_bias", False)), gated_mlp=True, norm="rmsnorm",
-                      activation=cfg.get("hidden_act", "silu"), learned_positions=0, proj_dim=a["hidden"],
-                      tied_embeddings=cfg.get("tie_word_embeddings", False))
-        if heads % kv:
-            raise EstimatorError(f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")
-        return fields
+        attention_bias = optional_bool(cfg, "attention_bias", False)
+        return dict(kv_heads=kv, head_dim=head_dim,
+                    qkv_bias=True if qwen2 else attention_bias, out_bias=False if qwen2 else attention_bias,
+                    mlp_bias=optional_bool(cfg, "mlp_bias", False), gated_mlp=True, norm="rmsnorm",
+                    activation=optional_text(cfg, "hidden_act", "silu"), learned_positions=0, proj_dim=a["hidden"],
+                    tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False))
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         return qkv_projections(spec, t, qd, kvd, e) + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
@@ -57,8 +60,7 @@ class Llama(Family):
         rotary_bytes = 2 * ((spec.head_dim + 1) // 2) * min(d, 4)
         return Node("model", children=[
             leaf(p + "embed_tokens", spec.vocab * spec.hidden * d, "embed"),
-            # q k v o, gate up down, two norms: 9 leaf modules per layer
-            decoder_layers(p + "layers", spec.layers, layer_bytes, 9),
+            decoder_layers(p + "layers", spec.layers, layer_bytes, self.layer_leaves),
             leaf(p + "norm", spec.norm_params() * d, "norm"),
             Node(p + "rotary_emb", rotary_bytes, 0, None, "rotary", 1)])
 

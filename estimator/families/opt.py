@@ -1,10 +1,15 @@
 """OPT (facebook/opt-*): learned positions offset by 2, q scaled before attention, ReLU MLP, and a
-decoder that defines its final norm before its layers."""
+decoder that defines its final norm before its layers.
+
+opt-350m norms after each residual add (do_layer_norm_before=false): the layer launches the same
+kernels in another order, and the decoder then has no final norm (nor has a pre-LN config with
+``_remove_final_layer_norm``); its embeddings are word_embed_proj_dim wide, with project_in and
+project_out around the decoder."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EstimatorError
+from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..ops import ew, qkv_projections
 from ..placement import Node, decoder_layers, leaf
 from .base import Family
@@ -23,18 +28,20 @@ class Opt(Family):
                        ffn_dim=128, word_embed_proj_dim=64)
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
-        bias = cfg.get("enable_bias", True)
-        fields = dict(kv_heads=a["heads"], head_dim=a["hidden"] // a["heads"], qkv_bias=bias, out_bias=bias,
-                      mlp_bias=bias, gated_mlp=False, norm="layernorm",
-                      activation=cfg.get("activation_function", "relu"),
-                      learned_positions=a["max_positions"] + 2,  # OPT offsets positions by 2
-                      proj_dim=cfg.get("word_embed_proj_dim") or a["hidden"],
-                      tied_embeddings=cfg.get("tie_word_embeddings", True))
-        if not cfg.get("do_layer_norm_before", True):
-            raise EstimatorError("unsupported OPT variant: do_layer_norm_before=false (opt-350m)")
-        if a["hidden"] % a["heads"]:
-            raise EstimatorError(f"hidden size {a['hidden']} is not divisible by {a['heads']} heads")
-        return fields
+        bias = optional_bool(cfg, "enable_bias", True)
+        final_norm = (optional_bool(cfg, "do_layer_norm_before", True)
+                      and not optional_bool(cfg, "_remove_final_layer_norm", False))
+        divisible("hidden_size", a["hidden"], "num_attention_heads", a["heads"])
+        return dict(kv_heads=a["heads"], head_dim=a["hidden"] // a["heads"], qkv_bias=bias, out_bias=bias,
+                    mlp_bias=bias, gated_mlp=False, norm="layernorm",
+                    activation=optional_text(cfg, "activation_function", "relu"),
+                    learned_positions=a["max_positions"] + 2,  # OPT offsets positions by 2
+                    proj_dim=optional_size(cfg, "word_embed_proj_dim", a["hidden"]),
+                    tied_embeddings=optional_bool(cfg, "tie_word_embeddings", True),
+                    extras=() if final_norm else (("final_norm", False),))
+
+    def has_final_norm(self, spec: ModelSpec) -> bool:
+        return spec.extra("final_norm", True)
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         return qkv_projections(spec, t, qd, kvd, e) + [ew("q_scale", "attention", t * qd, 2 * e, "unary")]
@@ -52,9 +59,10 @@ class Opt(Family):
         if spec.proj_dim != h:
             kids += [leaf(p + "project_out", h * spec.proj_dim * d, "proj_out"),
                      leaf(p + "project_in", spec.proj_dim * h * d, "proj_in")]
+        if self.has_final_norm(spec):
+            kids.append(leaf(p + "final_layer_norm", spec.norm_params() * d, "norm"))
         # q k v out, self_attn_layer_norm, fc1, fc2, final_layer_norm: 8 leaf modules per layer
-        kids += [leaf(p + "final_layer_norm", spec.norm_params() * d, "norm"),
-                 decoder_layers(p + "layers", spec.layers, layer_bytes, 8)]
+        kids.append(decoder_layers(p + "layers", spec.layers, layer_bytes, 8))
         return Node("model", children=[Node("model.decoder", children=kids)])
 
 

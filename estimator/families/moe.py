@@ -1,0 +1,168 @@
+"""Mixture-of-experts: Mixtral (mistralai/Mixtral-8x*) and Qwen3-MoE (Qwen/Qwen3-30B-A3B).
+
+Attention is Mistral's (Mixtral) or Qwen3's (q/k RMSNorms over head_dim before rotary); the MLP
+is a router and transformers' EAGER expert loop (modeling_mixtral.py / modeling_qwen3_moe.py,
+``experts_implementation="eager"``; transformers 5.x defaults to "grouped_mm", so the benchmark
+must ask for eager to run what is modelled here):
+
+    router: linear (T x E), softmax in float32, topk, (normalise: sum, div), cast
+    zeros_like(out); one_hot(top_k_index, E + 1); sum; greater; nonzero   <- host sync
+    for each expert that received tokens:
+        == num_experts (a bool on the host: sync); torch.where(mask[e]) (nonzero: sync)
+        hidden[token_idx] (index); linear gate_up (T_e x 2f x h); silu; mul; linear down
+        weights[token_idx, pos] (index); mul; (Mixtral: cast of the float32 product)
+        out.index_add_(token_idx, ...)
+
+Each expert hit waits for the GPU twice, so the loop does not overlap host and GPU: its kernels
+are marked "sync" (blocking). The GEMMs run at the routed token counts T_e. ROUTING ASSUMED:
+near uniform, T x top_k / E tokens per expert, every expert hit while T x top_k >> E (expected
+hits E (1 - (1 - k/E)^T)). That is what random weights give and what the benchmark measures;
+trained routers are skewed, which changes the per-expert GEMM shapes (not the FLOPs).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..config_fields import divisible, optional_bool, optional_size, optional_text, size
+from ..errors import EstimatorError
+from ..ops import FP32, Op, ew, gemm, qkv_projections, rms_norm, rotary
+from ..placement import Node, decoder_layers, leaf
+from .base import Family
+from .llama import LLAMA
+
+if TYPE_CHECKING:
+    from ..model import ModelSpec
+
+MLP = "mlp"
+ROUTER = "router"
+INDEX_BYTES = 8   # int64 token indices and the one-hot expert mask
+EXPERT_KEYS = {"num_local_experts": "num_experts", "num_experts": "num_local_experts"}
+
+
+def routing_note(spec: ModelSpec, tokens: int) -> str:
+    """The routing an estimate of `tokens` tokens assumes, in one line."""
+    e, k = spec.extra("experts"), spec.extra("top_k")
+    hits, per = expert_hits(e, k, tokens)
+    return (f"MoE routing assumed near uniform (random weights, as the benchmark measures): {tokens} tokens x "
+            f"top-{k} over {e} experts = {per:.0f} tokens on each of {hits} experts hit; trained routers are skewed")
+
+
+def expert_hits(experts: int, top_k: int, tokens: int) -> tuple[int, float]:
+    """(experts that receive tokens, tokens each) under uniform routing of `tokens` tokens."""
+    hits = max(1, min(experts, round(experts * (1.0 - (1.0 - top_k / experts) ** tokens))))
+    return hits, tokens * top_k / hits
+
+
+def sync_op(name: str, elems: float, nbytes_per: float) -> Op:
+    """A small kernel whose result the host reads (nonzero, bool of a tensor): blocks the host."""
+    return Op(name, ROUTER, "sync", float(elems), float(elems * nbytes_per), pattern="reduce")
+
+
+class MoE(Family):
+    """Mixtral (`qk_norm` False) and Qwen3-MoE (True): the same expert loop."""
+
+    def __init__(self, name: str, model_type: str, experts_key: str, ffn_key: str, qk_norm: bool) -> None:
+        self.name, self.model_types, self.qk_norm = name, (model_type,), qk_norm
+        self.experts_key = experts_key
+        self.aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
+                            ffn=ffn_key, vocab="vocab_size", max_positions="max_position_embeddings")
+        self.tiny_config = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+                                max_position_embeddings=128, intermediate_size=128, num_experts_per_tok=2,
+                                experts_implementation="eager",   # the loop modelled here, not grouped_mm
+                                **{experts_key: 4}, **({"moe_intermediate_size": 32, "head_dim": 16} if qk_norm else {}))
+
+    def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
+        heads = a["heads"]
+        kv = optional_size(cfg, "num_key_value_heads", 8 if not self.qk_norm else 4)
+        divisible("num_attention_heads", heads, "num_key_value_heads", kv)
+        # transformers 5.x maps num_experts <-> num_local_experts (attribute_map): accept either
+        key = self.experts_key if cfg.get(self.experts_key) is not None else EXPERT_KEYS[self.experts_key]
+        experts = size(cfg, key)
+        top_k = optional_size(cfg, "num_experts_per_tok", 2 if not self.qk_norm else 8)
+        if top_k > experts:
+            raise EstimatorError(f"num_experts_per_tok {top_k} exceeds {key} {experts}")
+        if self.qk_norm and (cfg.get("mlp_only_layers") or optional_size(cfg, "decoder_sparse_step", 1) != 1):
+            raise EstimatorError("unsupported Qwen3-MoE variant: dense layers (mlp_only_layers / decoder_sparse_step)")
+        head_dim = optional_size(cfg, "head_dim", None)
+        if head_dim is None:
+            divisible("hidden_size", a["hidden"], "num_attention_heads", heads)
+            head_dim = a["hidden"] // heads
+        bias = optional_bool(cfg, "attention_bias", False) if self.qk_norm else False
+        extras = dict(experts=experts, top_k=top_k,
+                      norm_topk=optional_bool(cfg, "norm_topk_prob", False) if self.qk_norm else True)
+        return dict(kv_heads=kv, head_dim=head_dim, qkv_bias=bias, out_bias=bias, mlp_bias=False, gated_mlp=True,
+                    norm="rmsnorm", activation=optional_text(cfg, "hidden_act", "silu"), learned_positions=0,
+                    proj_dim=a["hidden"], tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False),
+                    extras=tuple(sorted(extras.items())))
+
+    def estimate_notes(self, spec: ModelSpec, tokens: int) -> list[str]:
+        return [routing_note(spec, tokens)]
+
+    def mlp_params(self, spec: ModelSpec) -> int:
+        e = spec.extra("experts")
+        return e * spec.hidden + e * 3 * spec.hidden * spec.ffn   # router + gate_up/down of every expert
+
+    def extra_layer_params(self, spec: ModelSpec) -> int:
+        return 2 * spec.head_dim if self.qk_norm else 0
+
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+        ops = qkv_projections(spec, t, qd, kvd, e)
+        if self.qk_norm:
+            d = spec.head_dim
+            ops += rms_norm("q_norm", "norms", t * qd // d, d, e) + rms_norm("k_norm", "norms", t * kvd // d, d, e)
+        return ops + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
+
+    def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:
+        return LLAMA.pre_layer_ops(spec, seq, e)
+
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
+        h, n, k = spec.hidden, spec.extra("experts"), spec.extra("top_k")
+        ops = [gemm("router", ROUTER, t, n, h, e)]
+        if not self.qk_norm and e != FP32:
+            ops.append(ew("router_to_fp32", ROUTER, t * n, e + FP32, "cast"))
+        ops += [ew("router_softmax", ROUTER, t * n, e + FP32, "unary"), ew("topk", ROUTER, t * n, FP32, "reduce")]
+        if spec.extra("norm_topk"):
+            ops += [ew("topk_sum", ROUTER, t * k, FP32, "reduce"), ew("topk_div", ROUTER, t * k, 3 * FP32, "broadcast")]
+        if self.qk_norm and e != FP32:
+            ops.append(ew("weights_to_dtype", ROUTER, t * k, FP32 + e, "cast"))
+        mask = t * k * (n + 1)
+        ops += [ew("out_zeros", MLP, t * h, e, "unary"), ew("one_hot.zeros", ROUTER, mask, INDEX_BYTES, "unary"),
+                ew("one_hot.scatter", ROUTER, t * k, 2 * INDEX_BYTES, "binary"),
+                ew("mask_sum", ROUTER, mask, INDEX_BYTES, "reduce"), ew("hit_greater", ROUTER, n + 1, 2 * INDEX_BYTES, "unary"),
+                sync_op("hit_nonzero", n + 1, INDEX_BYTES)]
+        hits, per = expert_hits(n, k, t)
+        rows = max(1, round(per))
+        w = e if self.qk_norm else FP32   # Mixtral's routing weights stay float32
+        expert = [sync_op("is_padding_expert", 1, 2 * INDEX_BYTES), sync_op("where_nonzero", t * k, INDEX_BYTES),
+                  ew("gather_tokens", MLP, rows * h, 2 * e, "strided"), gemm("expert_gate_up", MLP, rows, 2 * f, h, e),
+                  ew("act", MLP, rows * f, 2 * e, "strided"), ew("gate_mul", MLP, rows * f, 3 * e),
+                  gemm("expert_down", MLP, rows, h, f, e), ew("gather_weights", ROUTER, rows, 2 * w, "strided"),
+                  ew("weight_mul", MLP, rows * h, 2 * e + w, "broadcast")]
+        if w != e:
+            expert.append(ew("to_dtype", MLP, rows * h, w + e, "cast"))
+        expert.append(ew("index_add", MLP, rows * h, 3 * e, "strided"))
+        return ops + expert * hits
+
+    def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:
+        # attention as Llama's (+ q/k norm outputs) | output buffer, router logits and float32
+        # probabilities, the one-hot mask (int64, top_k x (E + 1) per token), one expert's
+        # gathered rows, gate_up, act, product and down output at its routed share of the tokens
+        n, k = spec.extra("experts"), spec.extra("top_k")
+        share = k / n
+        router = n * (1 + FP32 // 2) + k * (n + 1) * INDEX_BYTES // 2
+        return 4 * qd + 2 * kvd + (qd + kvd if self.qk_norm else 0), \
+            spec.hidden + router + round(share * (2 * spec.hidden + 4 * f))
+
+    def module_tree(self, spec: ModelSpec, d: int, layer_bytes: int) -> Node:
+        p = "model."
+        rotary_bytes = 2 * ((spec.head_dim + 1) // 2) * min(d, 4)
+        # q k v o, router (gate), experts (one module, two 3-D parameters), two norms (+ q/k norms)
+        return Node("model", children=[
+            leaf(p + "embed_tokens", spec.vocab * spec.hidden * d, "embed"),
+            decoder_layers(p + "layers", spec.layers, layer_bytes, 10 if self.qk_norm else 8),
+            leaf(p + "norm", spec.norm_params() * d, "norm"),
+            Node(p + "rotary_emb", rotary_bytes, 0, None, "rotary", 1)])
+
+
+MIXTRAL = MoE("mixtral", "mixtral", "num_local_experts", "intermediate_size", qk_norm=False)
+QWEN3_MOE = MoE("qwen3_moe", "qwen3_moe", "num_experts", "moe_intermediate_size", qk_norm=True)
