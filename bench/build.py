@@ -12,11 +12,26 @@ from estimator.model import config_path
 TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 # Allocated memory may exceed the baseline by this much after a case (cuBLAS workspaces, per GPU).
 BASELINE_SLACK_BYTES = 64 * 2**20
+# A CPU case is built only when RAM available exceeds its estimated peak by this factor
+# (random initialisation and the allocator's slack come on top of the estimate).
+HOST_RAM_HEADROOM = 1.25
 
 
 def _config(name: str):
+    """The exact config file the estimator reads for `name` (a zoo name, a folder, or any
+    path/to/config.json: the file itself, never <its folder>/config.json)."""
     from transformers import AutoConfig
-    return AutoConfig.from_pretrained(str(config_path(name).parent))
+    return AutoConfig.from_pretrained(str(config_path(name)))
+
+
+def host_ram_problem(needed_bytes: float, available_bytes: int | None) -> str | None:
+    """Why a CPU case must not be built (its model and forward pass would not fit in the host
+    RAM available now, with HOST_RAM_HEADROOM to spare), or None. Unknown RAM: no objection.
+    opt-6.7b in float32 on a small machine otherwise dies in the kernel's OOM killer."""
+    if available_bytes is None or needed_bytes * HOST_RAM_HEADROOM <= available_bytes:
+        return None
+    return (f"out of host memory: needs about {needed_bytes / 1e9:.1f} GB of RAM, "
+            f"{available_bytes / 1e9:.1f} GB available")
 
 
 def build(name: str, dtype: str, device: str, gpus: int = 1) -> torch.nn.Module:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from estimator.device import DeviceSpec, get_device
 from estimator.errors import EstimatorError
@@ -24,7 +25,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        short = self.model.split("/")[-1]
+        short = short_model_name(self.model)
         parts = [short, "cpu"] if self.gpus == 0 else [short, self.device, f"{self.gpus}gpu"]
         if (self.batch, self.seq) != (16, 1024):
             parts.append(f"{self.batch}x{self.seq}")
@@ -33,6 +34,16 @@ class Case:
         if self.dtype != "auto":
             parts.append(self.dtype)
         return "-".join(parts)
+
+
+def short_model_name(model: str) -> str:
+    """'opt-1.3b' for a zoo name; for a path, the file's stem, or its folder's name when the
+    file is a config.json (my-model/config.json -> my-model), so path cases get distinct ids."""
+    path = model.rstrip("/")
+    if path.lower().endswith(".json"):
+        stem = Path(path).stem
+        return Path(path).parent.name or stem if stem == "config" else stem
+    return path.split("/")[-1]
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,20 @@ def _cpu() -> str | None:
     return platform.processor() or None
 
 
+def available_ram_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """Host memory a new allocation can get without swapping (MemAvailable), None if unknown."""
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)

@@ -15,12 +15,15 @@ import torch
 
 from estimator.calibrate import nvml
 
+from .rounds import median_ci
+
 
 @dataclass(frozen=True)
 class LatencyResult:
     runtime_ms: float                  # median of the timed rounds
     runtime_ms_rounds: list[float]
     runtime_ms_iqr: float
+    runtime_ms_spread: float | None = None  # half-width of the median's 95 % CI (bench/rounds.py)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Measured:
     energy_window_s: float | None
     power_w: float | None
     throughput_tokens_per_s: float
+    runtime_ms_spread: float | None = None  # half-width of the median's 95 % CI (bench/rounds.py)
+    runtime_rounds: int | None = None       # how many rounds the stopping rule took
 
     @classmethod
     def of(cls, latency: LatencyResult, memory: MemoryResult | None, energy: EnergyResult | None,
@@ -62,7 +67,8 @@ class Measured:
         return cls(latency.runtime_ms, latency.runtime_ms_rounds, latency.runtime_ms_iqr,
                    memory.memory_gb if memory else None, memory.memory_gb_per_gpu if memory else None,
                    energy.energy_j_per_token if energy else None, energy.window_s if energy else None,
-                   energy.power_w if energy else None, tokens / (latency.runtime_ms / 1e3))
+                   energy.power_w if energy else None, tokens / (latency.runtime_ms / 1e3),
+                   latency.runtime_ms_spread, len(latency.runtime_ms_rounds))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +76,8 @@ class Measured:
 
 def latency(stats: Any) -> LatencyResult:
     """From pytest-benchmark's statistics (``benchmark.stats.stats``, in seconds)."""
-    return LatencyResult(stats.median * 1e3, [x * 1e3 for x in stats.data], stats.iqr * 1e3)
+    lo, hi = median_ci(stats.data)
+    return LatencyResult(stats.median * 1e3, [x * 1e3 for x in stats.data], stats.iqr * 1e3, (hi - lo) / 2 * 1e3)
 
 
 def sync(gpus: int) -> None:

@@ -32,7 +32,7 @@ class BenchConfig:
     batch: tuple[int, ...] = (16,)
     seq: tuple[int, ...] = (1024,)
     dtype: str = "auto"  # "auto" = the model's own dtype
-    parallel: tuple[str, ...] = ("pipeline",)
+    parallel: tuple[str, ...] = ("pipeline", "data", "tensor")
     rounds: int = 5
     warmup: int = 2
     energy_window_s: float = 1.0
@@ -40,14 +40,29 @@ class BenchConfig:
     bound_memory: float = 0.05
     bound_energy: float = 0.15
     bound_throughput: float = 0.10
+    new_tokens: int = 0      # > 0: bench/test_generate.py measures model.generate of this many tokens
+    bound_ttft: float = 0.05
+    bound_tpot: float = 0.10
     report_dir: Path = Path("reports")
     report_name: str = ""  # "" = the benchmark test decides (bench_recorder.default_name)
+    calibrate: str = "auto"  # auto | always | never: see bench/calibration.py
+    profile: str = ""  # a profile JSON to estimate with as it is; "" = bench/calibration.py decides
+    nnodes: int = 1          # data/tensor cases: machines taking part (torchrun rendezvous)
+    node_rank: int = 0       # this machine's rank among them
+    rdzv_endpoint: str = ""  # host:port every node's launcher meets at; "" = this machine alone
+    dist_timeout_s: float = 300.0  # a data/tensor case whose ranks take longer fails
 
     @property
     def bounds(self) -> dict[str, float]:
         """Allowed |relative error| per metric, keyed by compare.METRICS."""
         return dict(zip(METRICS, (self.bound_runtime, self.bound_memory,
                                   self.bound_energy, self.bound_throughput)))
+
+    @property
+    def generation_bounds(self) -> dict[str, float]:
+        """Bounds of a generation row: TTFT, TPOT, peak memory, energy per generated token."""
+        return {"ttft_ms": self.bound_ttft, "tpot_ms": self.bound_tpot, "memory_gb": self.bound_memory,
+                "generate_energy_j_per_token": self.bound_energy}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready copy (lists, str path, plus the bounds dict)."""
@@ -149,6 +164,17 @@ def parse_report_name(raw: str) -> str:
     return name
 
 
+def parse_calibrate(raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in CALIBRATE_MODES:
+        raise ValueError(f"{raw.strip()!r} is not one of {', '.join(CALIBRATE_MODES)}")
+    return mode
+
+
+def parse_optional_path(raw: str) -> str:
+    return raw.strip()
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -173,28 +199,46 @@ def _options(prefix: str, table: tuple[tuple[str, str, Callable[[str], Any], str
 
 
 OPTIONS = _options("--bench-", (
-    ("models", ",".join(DEFAULT_MODELS), parse_names, "comma-separated Hugging Face model names"),
+    ("models", ",".join(DEFAULT_MODELS), parse_names, "comma-separated shipped model names or paths to "
+                                                          "config.json files (each built from that exact file)"),
     ("gpus", "1,2,4,8", parse_positive_ints, "comma-separated GPU counts"),
     ("batch", "16", parse_positive_ints, "comma-separated batch sizes"),
     ("seq", "1024", parse_positive_ints, "comma-separated sequence lengths"),
     ("dtype", "auto", parse_dtype, f"auto (the model's own dtype), {', '.join(DTYPES[1:-1])} or {DTYPES[-1]}"),
-    ("parallel", "pipeline", parse_parallel, f"comma-separated multi-GPU modes from {', '.join(PARALLEL_MODES)}"),
+    ("parallel", "pipeline,data,tensor", parse_parallel, f"comma-separated multi-GPU modes from {', '.join(PARALLEL_MODES)}"),
     ("rounds", "5", parse_positive_int, "timed rounds per case"),
     ("warmup", "2", parse_non_negative_int, "untimed warm-up rounds per case"),
     ("energy_window_s", "1.0", parse_positive_float, "minimum seconds of work per energy reading"),
+    ("nnodes", "1", parse_positive_int, "data/tensor parallel: machines taking part (torchrun --nnodes)"),
+    ("node_rank", "0", parse_non_negative_int, "data/tensor parallel: this machine's rank among --bench-nnodes"),
+    ("rdzv_endpoint", "", parse_optional_path, "data/tensor parallel: host:port of the torchrun rendezvous every node uses"),
+    ("dist_timeout_s", "300", parse_positive_float, "seconds a data/tensor-parallel case may take before it fails"),
+    ("new_tokens", "0", parse_non_negative_int, "generation cases (bench/test_generate.py): model.generate of N "
+                                               "new tokens per model, batch and seq on one GPU; 0 = none"),
 ))
 BOUND_OPTIONS = _options("--bound-", tuple(
     (f"bound_{name}", default, parse_fraction, f"allowed |relative error| of {what}")
     for name, default, what in (("runtime", "0.10", "runtime"), ("memory", "0.05", "memory"),
                                 ("energy", "0.15", "energy per token"),
-                                ("throughput", "0.10", "throughput"))))
+                                ("throughput", "0.10", "throughput"),
+                                ("ttft", "0.05", "time to first token (generation)"),
+                                ("tpot", "0.10", "time per output token (generation)"))))
 REPORT_OPTIONS = _options("--bench-", (
     ("report_dir", "reports", parse_dir, "directory of the .rst/.json report (command line: relative to "
                                          "the current directory; ini: relative to the ini file)"),
     ("report_name", "", parse_report_name, "report file name without suffix; empty = chosen by the "
                                            "benchmark test"),
 ))
+CALIBRATE_MODES = ("auto", "always", "never")
+CALIBRATION_OPTIONS = _options("--bench-", (
+    ("calibrate", "auto", parse_calibrate, "auto: calibrate a GPU without a shipped profile (cached per "
+                                           "user and machine) and measure the host; always: calibrate "
+                                           "again; never: measure nothing"),
+    ("profile", "", parse_optional_path, "profile JSON to estimate with, as it is (command line: relative "
+                                         "to the current directory; ini: to the ini file)"),
+))
 GROUPS = (("bench", "LLM forward-pass benchmark", OPTIONS),
+          ("bench-calibration", "which calibration profile the estimates use", CALIBRATION_OPTIONS),
           ("bench-bounds", "benchmark error bounds (fractions, 0.1 = 10%)", BOUND_OPTIONS),
           ("bench-report", "benchmark report files", REPORT_OPTIONS))
 
@@ -238,4 +282,10 @@ def from_pytest_config(config: pytest.Config) -> BenchConfig:
     else:
         base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
     values["report_dir"] = base / values["report_dir"]  # an absolute path stays as is
+    if values["profile"]:
+        ini_dir = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+        where = Path(config.invocation_params.dir) if "profile" in from_cli else ini_dir
+        values["profile"] = str(where / values["profile"])
+        if not Path(values["profile"]).is_file():
+            raise pytest.UsageError(f"--bench-profile: no such file {values['profile']}")
     return BenchConfig(**values)

@@ -64,6 +64,14 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.config.stash[SESSION_KEY].note_item(item)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before the first case is measured: the report folder must take files, or the run stops
+    with one line (a case measured for minutes must never be lost to an unwritable folder)."""
+    bench = session.config.stash.get(SESSION_KEY, None)
+    if bench is not None and bench.bench_items and not session.config.option.collectonly:
+        bench.check_writable()
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not session.written:

@@ -2,7 +2,7 @@
 
 A design aid, not a measurement of the suite: it shows which CUDA kernels the eager model
 launches, so estimator/ops.py can list the same ones.
-Usage: python -m bench.profile_ops MODEL [BATCH SEQ]
+Usage: python -m bench.profile_ops MODEL [BATCH SEQ [DTYPE]]
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from bench.build import build
 from estimator import load_model
 
 
-def main(name: str, batch: int = 16, seq: int = 1024) -> None:
+def main(name: str, batch: int = 16, seq: int = 1024, dtype: str | None = None) -> None:
     spec = load_model(name)
-    model = build(name, spec.dtype or "float16", "cuda:0")
+    dtype = dtype or spec.dtype or "float16"
+    model = build(name, dtype, "cuda:0")
     ids = torch.randint(0, spec.vocab, (batch, seq), device="cuda:0")
     with torch.inference_mode():
         for _ in range(3):
@@ -26,9 +27,10 @@ def main(name: str, batch: int = 16, seq: int = 1024) -> None:
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             model(ids)
             torch.cuda.synchronize()
-    print(f"== {name} {batch}x{seq} {spec.dtype}")
+    print(f"== {name} {batch}x{seq} {dtype}")
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=28, max_name_column_width=70))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *map(int, sys.argv[2:]))
+    args = sys.argv[1:]
+    main(args[0], *map(int, args[1:3]), *args[3:4])

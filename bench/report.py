@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from estimator import outpath
+
 from .compare import ERROR_BASIS, METRICS, _number, errors
+from .report_generation import generation_columns, generation_errors, generation_workload, is_generation
+from .rounds import StopRule
 
 SCHEMA_VERSION = 1
 NA = "n/a"
@@ -104,25 +105,28 @@ def _gpus(row: Mapping[str, Any]) -> int:
         return 1
 
 
-def _cells(row: Mapping[str, Any]) -> list[str]:
+def _cells(row: Mapping[str, Any], columns: tuple = ()) -> list[str]:
     measured = row.get("measured") or {}
     estimated = row.get("estimated") or {}
-    row_errors = errors(row)
+    columns = columns or COLUMNS
+    row_errors = errors(row) if columns is COLUMNS else generation_errors(row, columns)
     cells = [rst_escape(row.get("model") or NA), rst_escape(device_label(row))]
-    for metric, _, fmt in COLUMNS:
+    for metric, _, fmt in columns:
         cells += [fmt(measured.get(metric)), fmt(estimated.get(metric)),
                   fmt_error(row_errors[metric])]
     return cells
 
 
-def grid_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Grid table; header = 'Model | Device | <metric> ...' over 'Measured | Estimated | Error'."""
-    body = [_cells(row) for row in rows]
+def grid_table(rows: Iterable[Mapping[str, Any]], columns: tuple = ()) -> list[str]:
+    """Grid table; header = 'Model | Device | <metric> ...' over 'Measured | Estimated | Error'
+    (the forward metrics COLUMNS unless `columns` are given, e.g. the generation table's)."""
+    cols = columns or COLUMNS
+    body = [_cells(row, cols) for row in rows]
     top = ["Model", "Device"]
-    sub = ["", ""] + list(SUBHEADERS) * len(COLUMNS)
+    sub = ["", ""] + list(SUBHEADERS) * len(cols)
     widths = [max(len(cell) for cell in column) for column in zip(sub, *body)]
     widths[0], widths[1] = max(widths[0], len(top[0])), max(widths[1], len(top[1]))
-    for k, (_, label, _) in enumerate(COLUMNS):
+    for k, (_, label, _) in enumerate(cols):
         first = 2 + 3 * k
         span = sum(widths[first:first + 3]) + 3 * 2  # text width of 3 merged cells
         widths[first + 2] += max(0, len(label) - span)
@@ -144,7 +148,7 @@ def grid_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
         return "+" + "+".join(char * (w + 2) for w in widths) + "+"
 
     lines = [rule("-"),
-             line([(top[0], 1, "l"), (top[1], 1, "l")] + [(c[1], 3, "l") for c in COLUMNS]),
+             line([(top[0], 1, "l"), (top[1], 1, "l")] + [(c[1], 3, "l") for c in cols]),
              rule("-"),
              line([(text, 1, "c") for text in sub]),
              rule("=")]
@@ -153,6 +157,40 @@ def grid_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
                           + [(text, 1, "r") for text in cells[2:]]))
         lines.append(rule("-"))
     return lines
+
+
+def _case(row: Mapping[str, Any]) -> str:
+    return str(row.get("case_id") or row.get("nodeid") or NA)
+
+
+def _span(values: list, fmt: str) -> str:
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def table_notes(rows: list[Mapping[str, Any]]) -> list[str]:
+    """Below a table: the profile its estimates used (one line, or one per row when they differ)
+    and how well each measured median is known (rounds and spread, see bench/rounds.py)."""
+    labels = {_case(r): (r.get("estimated") or {}).get("profile") for r in rows}
+    labels = {case: str(label) for case, label in labels.items() if label}
+    out: list[str] = []
+    if len(set(labels.values())) == 1:
+        out += [rst_escape(f"Profile: {next(iter(labels.values()))}."), ""]
+    elif labels:
+        out += ["Profiles:", ""] + [f"- {rst_escape(case)}: {rst_escape(label)}" for case, label in labels.items()] + [""]
+    spreads = []
+    for r in rows:
+        measured = r.get("measured") or {}
+        spread, median = _number(measured.get("runtime_ms_spread")), _number(measured.get("runtime_ms"))
+        if spread is not None and median:
+            spreads.append((_case(r), spread / median, len(measured.get("runtime_ms_rounds") or ())))
+    if spreads:
+        rule, rel, rounds = StopRule(), [s for _, s, _ in spreads], [n for _, _, n in spreads]
+        text = (f"Runtime is the median of {_span(rounds, '{:d}')} rounds per row ({rule.describe()}); "
+                f"the half-width of that interval, the row's spread, is {_span([x * 100 for x in rel], '{:.1f}')} %.")
+        wide = [f"{case} +-{s * 100:.1f} % ({n} rounds)" for case, s, n in spreads if s > rule.spread]
+        out += [rst_escape(text + (" Wider at the cap: " + ", ".join(wide) + "." if wide else "")), ""]
+    return out
 
 
 def _workload(row: Mapping[str, Any]) -> tuple[Any, Any, Any]:
@@ -189,6 +227,8 @@ def render_rst(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | N
     """The whole report: title, workload line(s), Single GPU / Multi GPU tables, notes."""
     rows = list(rows)
     shown = [r for r in rows if r.get("status") != "skipped"]
+    generated = [r for r in shown if is_generation(r)]
+    shown = [r for r in shown if not is_generation(r)]
     workloads = list(dict.fromkeys(_workload(r) for r in shown))
     single_workload = len(workloads) == 1
 
@@ -213,8 +253,16 @@ def render_rst(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | N
                 continue
             if not single_workload:
                 out += [_workload_line(workload), ""]
-            out += grid_table(table_rows) + [""]
+            out += grid_table(table_rows) + [""] + table_notes(table_rows)
 
+    if generated:
+        out += _section("Generation", "-")
+        out += ["TTFT is ``generate(..., max_new_tokens=1)``; TPOT the mean decode step, (generate - TTFT) "
+                "/ (new tokens - 1); memory the peak of the call; energy per generated token.", ""]
+        for text in dict.fromkeys(generation_workload(r) for r in generated):
+            part = [r for r in generated if generation_workload(r) == text]
+            out += [text, ""] + grid_table(part, generation_columns(fmt_fixed2, fmt_sig3)) + [""]
+    shown += generated
     failed = [r for r in shown if r.get("status") == "failed"]
     notes = (("Outside bounds", [(r, "; ".join(r["out_of_bounds"]))
                                  for r in failed if r.get("out_of_bounds")]),
@@ -265,18 +313,4 @@ def results_document(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, An
                       "summary": summary, "cases": cases, "skipped": skipped})
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write text to a temporary file next to path, then os.replace it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+write_atomic = outpath.write_atomic   # temporary file next to the target, then os.replace

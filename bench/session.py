@@ -1,7 +1,8 @@
 """State of one pytest run: recorded rows, their outcome, and the report files.
 
 The files are rewritten after every change (atomically), so an interrupted run still leaves
-the cases finished so far on disk.
+the cases finished so far on disk. Each run writes its own run file and the report merges every
+run's newest result per case id (bench/results.py): no run deletes another's rows.
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
-from . import report
+from estimator.errors import EstimatorError
+from estimator.outpath import check_writable_dir
+
+from . import report, results
 from .machine import machine_info
 from .compare import ERROR_BASIS, errors, out_of_bounds
 from .options import BenchConfig
@@ -52,6 +56,7 @@ class BenchSession:
         self._default_name: str | None = None
         self.written: list[Path] = []
         self.recorded_any = False
+        self.run_id = results.new_run_id()
 
     # -- naming -------------------------------------------------------------------------------
     @property
@@ -143,14 +148,30 @@ class BenchSession:
             self._machine = self._machine_provider()
         return self._machine
 
+    def check_writable(self) -> None:
+        """Before any case is measured: the report folder must take files (pytest.UsageError)."""
+        try:
+            check_writable_dir(self.config.report_dir, "--bench-report-dir", create=False)
+        except EstimatorError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def merged_rows(self) -> list[dict[str, Any]]:
+        """Every run's newest result per case id, this run's rows last (bench/results.py)."""
+        folder = results.runs_folder(self.config.report_dir, self.name)
+        return results.merge(results.load_runs(folder, skip=self.run_id), self.rows.values())
+
     def render(self) -> str:
-        return report.render_rst(list(self.rows.values()), self.machine())
+        return report.render_rst(self.merged_rows(), self.machine())
 
     def write(self) -> None:
         if not self.recorded_any:  # nothing measured yet: no files
             return
-        rows = list(self.rows.values())
         rst_path, json_path = self.paths
+        folder = results.runs_folder(self.config.report_dir, self.name)
+        results.adopt_legacy_report(folder, json_path)
+        results.write_run(folder, self.run_id, self.rows.values(), self.machine(), self.config.as_dict(),
+                          report._jsonable)
+        rows = self.merged_rows()
         document = report.results_document(rows, self.machine(), self.config.as_dict())
         report.write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
         report.write_atomic(rst_path, report.render_rst(rows, self.machine()))

@@ -6,10 +6,11 @@ import torch
 
 from bench import build, measure
 from bench.cases import Case, detect
+from bench.machine import available_ram_bytes
 from bench.compare import METRICS
+from bench.rounds import StopRule, robust_pedantic
 from estimator import EstimatorError, Workload, estimate, load_model
 from estimator.device import host_device
-from estimator.profile import Profile
 
 # The CPU case runs on shared 2-core CI machines: the same forward pass measured 136-173 ms from
 # one session to the next (all rounds of a session move together), so its bound is wide; it still
@@ -25,9 +26,6 @@ def _skip_reason(case: Case) -> str | None:
         return m.problem
     if case.gpus > m.gpu_count:
         return f"needs {case.gpus} GPUs, this machine has {m.gpu_count}"
-    if case.gpus > 1 and case.parallel != "pipeline":
-        return (f"{case.parallel} parallel is estimated but not measured: the suite splits models "
-                "with accelerate's device map (pipeline) only")
     return None
 
 
@@ -44,16 +42,22 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     gpus = max(case.gpus, 1)
     on_gpu = case.gpus > 0
     workload = Workload(batch=case.batch, seq=case.seq, dtype=dtype, gpus=gpus, parallel=case.parallel)
+    resolved = request.getfixturevalue("bench_profile")
+    if resolved.profile is None:
+        pytest.skip(resolved.reason)
+    prof = resolved.profile
     try:
         if on_gpu:
-            est = estimate(case.model, machine.device, workload)
+            est = estimate(case.model, machine.device, workload, prof)
             device_name = machine.device.name
         else:
-            prof = Profile(request.getfixturevalue("cpu_profile"), "cpu microbenchmarks at session start")
             device_name = prof.device_name
             est = estimate(case.model, host_device(prof.raw), workload, prof)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
+    ram_problem = None if on_gpu else build.host_ram_problem(est.memory_gb * 1e9, available_ram_bytes())
+    if ram_problem:
+        pytest.skip(ram_problem)
     if on_gpu and est.memory_gb > machine.device.memory_gb * 0.95:
         pytest.skip(f"out of memory: needs about {est.memory_gb:.1f} GB per GPU, {machine.device.name} has "
                     f"{machine.device.memory_gb:g} GB")
@@ -76,7 +80,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
                 measure.sync(gpus)
 
         try:
-            benchmark.pedantic(step, rounds=bench_config.rounds, warmup_rounds=bench_config.warmup, iterations=1)
+            robust_pedantic(benchmark, step, StopRule(min_rounds=bench_config.rounds), bench_config.warmup)
             lat = measure.latency(benchmark.stats.stats)
             mem = measure.peak_memory(step, gpus) if on_gpu else None
             en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None

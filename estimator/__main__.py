@@ -9,7 +9,10 @@ from tabulate import tabulate
 
 from .device import GB, list_devices
 from .errors import EstimatorError
+from .jsonout import dumps_estimate
+from .outpath import check_writable
 from .api import estimate
+from .generation import generation_rows
 from .model import load_model, zoo_names
 from .workload import PARALLEL_MODES, Workload, normalize_dtype
 
@@ -34,7 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     est.add_argument("--seq", type=int, default=1024)
     est.add_argument("--dtype", default=None, help="float16|bfloat16|float32 (default: the model's own, else float16)")
     est.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (torch's default is off)")
+    est.add_argument("--new-tokens", type=int, default=0, metavar="N",
+                     help="model.generate of N new tokens (greedy): adds ttft_ms, tpot_ms, generate_ms, "
+                          "generate_energy_j_per_token; memory is the peak over the call")
+    est.add_argument("--no-cache", action="store_true", help="model(input_ids, use_cache=False): no K/V cache")
     est.add_argument("--profile", default=None, help="calibration profile JSON (default: the shipped one)")
+    est.add_argument("--transfer-from", default=None, metavar="DEVICE",
+                     help="estimate from DEVICE's shipped calibration through the transfer model, ignoring "
+                          "the device's own (default: own profile, else the closest calibrated device)")
     est.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("devices", help="list known GPUs")
     sub.add_parser("models", help="list shipped model configs")
@@ -47,21 +57,25 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_estimate(args: argparse.Namespace) -> None:
     spec = load_model(args.model)
     dtype = normalize_dtype(args.dtype) if args.dtype else (spec.dtype or "float16")
-    w = Workload(batch=args.batch, seq=args.seq, dtype=dtype, gpus=args.gpus, parallel=args.parallel, tf32=args.tf32)
-    est = estimate(spec, args.device, w, args.profile)
+    w = Workload(batch=args.batch, seq=args.seq, dtype=dtype, gpus=args.gpus, parallel=args.parallel, tf32=args.tf32,
+                 new_tokens=args.new_tokens, use_cache=not args.no_cache)
+    est = estimate(spec, args.device, w, args.profile, args.transfer_from)
     if args.json:
-        print(json.dumps(est.to_dict()))
+        print(dumps_estimate(est.to_dict()))
         return
     print(f"{est.model} on {est.device} x {w.gpus} ({est.workload['parallel']}), {w.batch} x {w.seq} tokens, {w.dtype}")
     print(f"profile: {est.profile}")
     rows = [["runtime", f"{est.runtime_ms:.2f} ms"],
             ["memory per GPU", ", ".join(f"{m:.2f}" for m in est.memory_gb_per_gpu) + " GB"],
-            ["energy", f"{est.energy_j_per_token:.4g} J/token"],
+            ["energy", "n/a (the profile has no power section)" if est.energy_j_per_token is None
+             else f"{est.energy_j_per_token:.4g} J/token"],
             ["throughput", f"{est.throughput_tokens_per_s:,.0f} tokens/s"],
             ["host / GPU busy", f"{est.host_ms:.2f} / {est.gpu_busy_ms:.2f} ms ({est.bound}-bound)"]]
+    if est.ttft_ms is not None:   # generation: runtime is the whole generate call
+        rows += generation_rows(est)
     print(tabulate(rows, tablefmt="simple"))
     print()
-    table = [[b["group"], f"{b['time_ms']:.3f}", b["kernels"], f"{b['flops'] / 1e12:.3f}", f"{b['bytes'] / GB:.3f}", b["bound"]]
+    table = [[f"{b['phase']}: {b['group']}" if "phase" in b else b["group"], f"{b['time_ms']:.3f}", b["kernels"], f"{b['flops'] / 1e12:.3f}", f"{b['bytes'] / GB:.3f}", b["bound"]]
              for b in sorted(est.breakdown, key=lambda b: -b["time_ms"])]
     print(tabulate(table, headers=["operator group", "GPU ms", "kernels", "TFLOP", "GB moved", "bound"]))
     for note in est.notes:
@@ -84,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append([n, s.model_type, f"{s.param_count() / 1e6:.1f}M", s.layers, s.hidden, s.heads, s.kv_heads, s.vocab])
             print(tabulate(rows, headers=["model", "type", "params", "layers", "hidden", "heads", "kv heads", "vocab"]))
         elif args.command == "calibrate":
+            if args.out:  # fail now, not after the whole calibration
+                check_writable(args.out, "profile")
             from .calibrate import calibrate, save_profile
             profile = calibrate(quick=args.quick, log=lambda m: print(m, file=sys.stderr))
             if args.out:
@@ -93,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(profile, indent=1))
     except EstimatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OverflowError:  # sizes beyond float range (--batch 10**300): no estimate to give
+        print("error: the workload is too large to estimate: its sizes overflow float arithmetic", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()

@@ -1,10 +1,12 @@
 """estimate(): runtime, peak memory per GPU, energy per token and throughput of one forward pass."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from .device import GB, DeviceSpec, get_device
 from .errors import EstimatorError
+from . import host_scale
+from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
 from .schedule import forward_pass
@@ -29,9 +31,24 @@ class Estimate:
     profile: str
     breakdown: list[dict] = field(default_factory=list)  # per group: time_ms, bound, flops, bytes
     notes: list[str] = field(default_factory=list)
+    # Workload(new_tokens=N) only (model.generate; runtime_ms is then the whole call and
+    # energy_j_per_token / throughput count generated tokens): None for a plain forward
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    generate_ms: float | None = None
+    generate_energy_j_per_token: float | None = None
+    phases: list[dict] = field(default_factory=list)  # prefill / decode: steps, time_ms, host_ms, energy_j
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field; a plain forward's dict leaves out the generation fields (all empty)."""
+        d = asdict(self)
+        if self.ttft_ms is None:
+            for k in GENERATION_FIELDS:
+                d.pop(k)
+        return d
+
+
+GENERATION_FIELDS = ("ttft_ms", "tpot_ms", "generate_ms", "generate_energy_j_per_token", "phases")
 
 
 def validate(spec: ModelSpec, w: Workload) -> None:
@@ -50,13 +67,21 @@ def validate(spec: ModelSpec, w: Workload) -> None:
 
 
 def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workload | None = None,
-             profile: str | Profile | None = None) -> Estimate:
-    """Predict one forward pass of `model` on `device` for `workload` (defaults: 16 x 1024, 1 GPU)."""
+             profile: str | Profile | None = None, transfer_from: str | DeviceSpec | None = None) -> Estimate:
+    """Predict one forward pass of `model` on `device` for `workload` (defaults: 16 x 1024, 1 GPU).
+
+    `profile`: a calibration profile (object or JSON path) instead of the device's own;
+    `transfer_from`: estimate through the transfer model from that device's shipped calibration
+    (estimator/transfer.py), ignoring the device's own profile."""
     spec = load_model(model) if isinstance(model, str) else model
     dev = get_device(device) if isinstance(device, str) else device
     w = workload or Workload(dtype=spec.dtype or "float16")
     validate(spec, w)
-    prof = profile if isinstance(profile, Profile) else profile_for(dev, profile)
+    prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
+    if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
+        spec = replace(spec, use_cache=False)
+    if w.new_tokens:
+        return _generation_estimate(spec, dev, prof, w)
     p, mem = forward_pass(spec, dev, prof, w)
     runtime_us = p.clock.total_us
     runtime_s = runtime_us * 1e-6
@@ -65,7 +90,9 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     host = p.clock.host_work_us
     critical_gpu_us = sum(p.clock.busy_us.values()) if w.parallel == "pipeline" or w.gpus == 1 else busy
     mem_gb = [m / GB for m in mem]
-    notes = []
+    notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
+    if p.host_scaled:
+        notes.append(host_scale.scaled_note(spec))
     fits = max(mem_gb) <= dev.memory_gb
     if not fits:
         notes.append(f"does not fit: needs {max(mem_gb):.1f} GB on one GPU, {dev.name} has {dev.memory_gb:g} GB")
@@ -76,3 +103,26 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
         energy_j_per_token=None if joules is None else joules / w.tokens, throughput_tokens_per_s=w.tokens / runtime_s, fits=fits,
         host_ms=host / 1e3, gpu_busy_ms=critical_gpu_us / 1e3, bound="host" if host >= critical_gpu_us else "gpu",
         params=spec.param_count(), profile=prof.source, breakdown=p.breakdown(), notes=notes)
+
+
+def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
+    """model.generate(batch x seq, new_tokens): TTFT, TPOT, the whole call, its energy per
+    generated token and the peak memory over the call; the breakdown per phase and group."""
+    g: Generation = generate_call(spec, dev, prof, w)
+    generated = w.batch * w.new_tokens
+    energy = g.energy_j
+    mem_gb = g.peak_bytes / GB
+    host = sum(ph.host_ms for ph in g.phases)
+    busy = sum(ph.gpu_busy_ms for ph in g.phases)
+    fits = mem_gb <= dev.memory_gb
+    notes = [] if fits else [f"does not fit: needs {mem_gb:.1f} GB on one GPU, {dev.name} has {dev.memory_gb:g} GB"]
+    notes = spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
+    per_token = None if energy is None else energy / generated
+    return Estimate(
+        model=spec.name, device=dev.name, workload=dict(batch=w.batch, seq=w.seq, dtype=w.dtype, gpus=w.gpus,
+                                                        parallel="single", new_tokens=w.new_tokens),
+        runtime_ms=g.generate_ms, memory_gb=mem_gb, memory_gb_per_gpu=[mem_gb], energy_j_per_token=per_token,
+        throughput_tokens_per_s=generated / (g.generate_ms * 1e-3), fits=fits, host_ms=host, gpu_busy_ms=busy,
+        bound="host" if host >= busy else "gpu", params=spec.param_count(), profile=prof.source,
+        breakdown=[b for ph in g.phases for b in ph.breakdown], notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms,
+        generate_ms=g.generate_ms, generate_energy_j_per_token=per_token, phases=[ph.to_dict() for ph in g.phases])

@@ -32,6 +32,8 @@ def _price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool)
     peak_bw = device.memory_bandwidth_gb_s * GB
     if op.kind == "gemm":
         t = max(profile.gemm_us(*op.shape, key), profile.floor_us)
+    elif op.kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache
+        t = profile.copy_us(op.bytes / 2)             # reads K and V once: memory-bound
     elif op.kind == "sdpa":
         t = max(profile.sdpa_us(*op.shape, key), profile.floor_us)
     else:

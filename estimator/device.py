@@ -1,6 +1,7 @@
 """GPU specs as data: one JSON file per GPU under devices/, every number with its source."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def load_device_file(path: Path) -> DeviceSpec:
     """Read one device JSON file; its key is the file name without .json."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise EstimatorError(f"cannot read device file {str(path)!r}: {err}".replace("\n", " ")) from None
     if not isinstance(data, dict):
         raise EstimatorError(f"device file {str(path)!r} must hold a JSON object")
@@ -126,10 +127,30 @@ def list_devices() -> list[DeviceSpec]:
     return list(_shipped())
 
 
+# Devices read from a user's .json path, by their key: profiles are built and cached per device
+# key (estimator.profile looks the device up again by it), so a file device must resolve too.
+_FILE_DEVICES: dict[str, DeviceSpec] = {}
+
+
+def _device_from_path(path: Path) -> DeviceSpec:
+    """A device file given by path: the shipped device when it is one unchanged, else the file's
+    device under the key '<file stem>@<absolute path>' (unique, so nothing cached for a shipped
+    device or another file of the same name is reused for it), registered for get_device."""
+    device = load_device_file(path)
+    shipped = _index().get(_normalize(device.key))
+    if shipped == device:
+        return shipped
+    device = dataclasses.replace(device, key=f"{device.key}@{path.resolve()}")
+    _FILE_DEVICES[device.key] = device
+    return device
+
+
 def get_device(name: str) -> DeviceSpec:
     """Device by key, name, alias or NVML name (case, spaces, '-', '_' ignored), or a .json path."""
-    if name.endswith(".json"):
-        return load_device_file(Path(name))
+    if name in _FILE_DEVICES:
+        return _FILE_DEVICES[name]
+    if name.lower().endswith(".json"):
+        return _device_from_path(Path(name).expanduser())
     device = _index().get(_normalize(name))
     if device is None:
         names = [n for d in _shipped() for n in (d.key, d.name, *d.aliases)]

@@ -19,15 +19,17 @@ FP32 = 4
 INPUT_ID_BYTES = 8  # input_ids are int64, on GPU 0
 
 
-def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float:
-    """Live activation bytes at the busiest moment inside one decoder layer."""
+def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1, seq: int = 0) -> float:
+    """Live activation bytes at the busiest moment inside one decoder layer (`seq`: tokens per
+    sequence, for the seq² score matrices of eager attention; 0 leaves them out)."""
     h, f = spec.hidden, spec.ffn // shards
     qd = spec.heads // shards * spec.head_dim
     kvd = max(1, spec.kv_heads // shards) * spec.head_dim
     base = 2 * h  # the layer's input (held by the model's loop, also the residual) + normed input
     attn, mlp = (base + n for n in spec.arch.layer_live_per_token(spec, qd, kvd, f))
     norm = h + (FP32 + FP32) * h / e if spec.norm == "rmsnorm" else 0  # fp32 copy + pow in RMSNorm
-    return t * e * max(attn, mlp, norm)
+    scores = spec.arch.attention_live_bytes(spec, t // seq, seq, max(1, spec.heads // shards), e) if seq else 0.0
+    return max(t * e * attn + scores, t * e * max(mlp, norm))
 
 
 def kv_cache_bytes(spec: ModelSpec, t: int, e: int, layers: int, shards: int = 1) -> float:
@@ -43,6 +45,8 @@ def head_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float:
 
 
 def final_norm_working_set(spec: ModelSpec, t: int, e: int) -> float:
+    if not spec.arch.has_final_norm(spec):
+        return 0.0
     if spec.norm == "rmsnorm":
         return t * spec.hidden * (e + 2 * FP32)
     return 2.0 * t * spec.hidden * e
@@ -51,8 +55,9 @@ def final_norm_working_set(spec: ModelSpec, t: int, e: int) -> float:
 def embedding_outputs(spec: ModelSpec, t: int, seq: int, e: int) -> float:
     """Embedding outputs the decoder's forward keeps referenced while its layers run
     (``inputs_embeds``, and OPT's / GPT-2's position embeddings): they count at a peak inside a
-    layer on the embedding GPU, not at the LM head (the decoder has returned by then)."""
-    return (t + spec.arch.position_rows(t, seq)) * spec.proj_dim * e
+    layer on the embedding GPU, not at the LM head (the decoder has returned by then). Both are
+    hidden wide: OPT's project_in rebinds ``inputs_embeds`` to its hidden-wide output."""
+    return (t + spec.arch.position_rows(t, seq)) * spec.hidden * e
 
 
 
@@ -64,7 +69,7 @@ def placed_bytes_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e:
     logits = t * spec.vocab * e
     mem = []
     for g, n in enumerate(place.layers_per_gpu):
-        peaks = [layer_working_set(spec, t, e) if n else 0.0]
+        peaks = [layer_working_set(spec, t, e, seq=seq) if n else 0.0]
         if n and g == place.embed_gpu:
             peaks[0] += embedding_outputs(spec, t, seq, e)
         if g == place.final_norm_gpu:
@@ -81,14 +86,29 @@ def placed_bytes_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e:
     return mem
 
 
+def gathered_logits_bytes(spec: ModelSpec, t: int, batch: int, e: int, shards: int) -> float:
+    """Logits of a tensor-parallel LM head at their peak on every rank. transformers' plan makes
+    ``lm_head`` "colwise_gather_output": each rank computes its vocab shard, DTensor's
+    Shard(-1) -> Replicate all-gathers it along dim 0 into a full-size buffer
+    (all_gather_into_tensor) and, unless the gathered dim 0 is just the ranks (batch 1), a
+    torch.cat rebuilds the last dim into a second full-size tensor while the buffer and the
+    shard are alive (torch.distributed._functional_collectives.all_gather_single)."""
+    full = t * spec.vocab * e
+    return full / shards + full + (full if batch > 1 else 0.0)
+
+
 def replica_bytes(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> float:
     """Peak bytes of one GPU of a data (shards 1, `t` tokens of its batch share) or tensor
-    parallel run (every layer, embedding and head split `shards` ways; norms replicated)."""
+    parallel run as transformers' tp_plan="auto" places it: decoder projections split
+    `shards` ways (q/k/v, gate/up colwise; o, down rowwise), the token embedding and the
+    norms replicated (the plan does not list them), an untied LM head split over the vocab
+    (a tied one is the replicated table), and the full logits gathered on every rank."""
     layer_w = spec.layers * spec.layer_params() / shards
-    rest = spec.embedding_params() / shards + spec.head_params() / shards + spec.norm_params()
+    rest = spec.embedding_params() + spec.head_params() / shards + spec.norm_params()
     weights = (layer_w + rest) * e
-    peak = max(layer_working_set(spec, t, e, shards) + embedding_outputs(spec, t, seq, e),
-               head_working_set(spec, t, e, 1),
-               final_norm_working_set(spec, t, e))
+    head = (head_working_set(spec, t, e, 1) if shards == 1
+            else t * spec.hidden * e + gathered_logits_bytes(spec, t, t // seq, e, shards))
+    peak = max(layer_working_set(spec, t, e, shards, seq) + embedding_outputs(spec, t, seq, e),
+               head, final_norm_working_set(spec, t, e))
     return (weights + kv_cache_bytes(spec, t, e, spec.layers, shards) + peak + t * INPUT_ID_BYTES
             + CUBLAS_WORKSPACE_BYTES)

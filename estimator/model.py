@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from . import families
+from . import config_fields, families
 from .errors import EstimatorError, closest
 
 ZOO_DIR = Path(__file__).parent / "zoo"
@@ -40,6 +40,13 @@ class ModelSpec:
     proj_dim: int            # OPT word_embed_proj_dim (== hidden elsewhere)
     dtype: str | None        # the config's torch_dtype, if any
     use_cache: bool          # model(input_ids) keeps K/V of every layer when true
+    # family-specific facts (Gemma's soft-caps, MoE experts...) as sorted (name, value) pairs:
+    # hashable, so a spec stays a cache key; read with extra()
+    extras: tuple = ()
+
+    def extra(self, key: str, default=None):
+        """A family-specific fact from `extras` (e.g. "experts"), or `default`."""
+        return dict(self.extras).get(key, default)
 
     @property
     def arch(self) -> families.Family:
@@ -56,12 +63,16 @@ class ModelSpec:
         return self.kv_heads * self.head_dim
 
     def layer_params(self) -> int:
-        h, f = self.hidden, self.ffn
+        h = self.hidden
         attn = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
         attn += (self.q_dim + 2 * self.kv_dim) * self.qkv_bias + h * self.out_bias
+        return attn + self.arch.mlp_params(self) + 2 * self.norm_params() + self.arch.extra_layer_params(self)
+
+    def dense_mlp_params(self) -> int:
+        """A dense MLP of width ffn: gate/up/down (gated) or fc1/fc2, with their biases."""
+        h, f = self.hidden, self.ffn
         mlp = (3 if self.gated_mlp else 2) * h * f
-        mlp += ((2 * f if self.gated_mlp else f) + h) * self.mlp_bias
-        return attn + mlp + 2 * self.norm_params()
+        return mlp + ((2 * f if self.gated_mlp else f) + h) * self.mlp_bias
 
     def norm_params(self) -> int:
         return self.hidden * (2 if self.norm == "layernorm" else 1)
@@ -77,30 +88,34 @@ class ModelSpec:
 
     def param_count(self) -> int:
         return (self.embedding_params() + self.layers * self.layer_params()
-                + self.norm_params() + self.head_params())
+                + self.norm_params() * self.arch.has_final_norm(self) + self.head_params())
 
     @classmethod
-    def from_hf_config(cls, cfg: dict, name: str | None = None) -> "ModelSpec":
-        """Read a config.json dict; raises EstimatorError for anything not understood."""
+    def from_hf_config(cls, cfg: dict, name: str | None = None, source: str | None = None) -> "ModelSpec":
+        """Read a config.json dict; raises EstimatorError for anything not understood, naming
+        `source` (the file) or else `name`, the field, and what was expected."""
+        where = source or name or "model"
         if not isinstance(cfg, dict):
-            raise EstimatorError("model config must be a JSON object")
+            raise EstimatorError(f"config of {where} must be a JSON object")
         model_type = cfg.get("model_type")
-        family = families.family_of(model_type)
+        family = families.family_of(model_type) if isinstance(model_type, str) else None
         if family is None:
             raise EstimatorError(
-                f"unsupported model_type {model_type!r} in config of {name or 'model'}: supported "
+                f"unsupported model_type {model_type!r} in config of {where}: supported "
                 f"{', '.join(families.supported_model_types())}")
-        a = {k: _field(cfg, v, name) for k, v in family.aliases.items()}
-        kw = dict(name=name or cfg.get("_name_or_path") or model_type, model_type=model_type,
-                  family=family.name, dtype=_dtype(cfg), use_cache=bool(cfg.get("use_cache", True)), **a)
-        return cls(**kw, **family.spec_fields(cfg, model_type, a))
+        try:
+            a = {k: config_fields.size(cfg, v) for k, v in family.aliases.items()}
+            kw = dict(name=name or _text_or_none(cfg.get("_name_or_path")) or model_type, model_type=model_type,
+                      family=family.name, dtype=_dtype(cfg), **a,
+                      use_cache=config_fields.optional_bool(cfg, "use_cache", True))
+            return cls(**kw, **family.spec_fields(cfg, model_type, a))
+        except EstimatorError as exc:
+            kind = "config" if str(exc).startswith("unsupported") else "malformed config"
+            raise EstimatorError(f"{kind} of {where}: {exc}") from None
 
 
-def _field(cfg: dict, key: str, name: str | None) -> int:
-    value = cfg.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise EstimatorError(f"malformed config of {name or 'model'}: {key} must be a positive integer, got {value!r}")
-    return value
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _dtype(cfg: dict) -> str | None:
@@ -144,5 +159,5 @@ def load_model(name_or_path: str) -> ModelSpec:
     if path.is_relative_to(ZOO_DIR):
         name = str(path.parent.relative_to(ZOO_DIR))
     else:
-        name = cfg.get("_name_or_path") or str(path)
-    return ModelSpec.from_hf_config(cfg, name=name)
+        name = _text_or_none(cfg.get("_name_or_path")) or str(path)
+    return ModelSpec.from_hf_config(cfg, name=name, source=str(path))

@@ -90,6 +90,17 @@ def activation(name: str, group: str, elems: int, e: int, kind: str) -> list[Op]
     return [ew(name, group, elems, 2 * e, "unary")]
 
 
+def dense_mlp(spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
+    """gate/act/up/mul/down (gated) or fc1/act/fc2 over `t` tokens, FFN width `f` of one shard."""
+    h, mlp = spec.hidden, "mlp"
+    if spec.gated_mlp:
+        ops = [gemm("gate_proj", mlp, t, f, h, e, spec.mlp_bias)] + activation("act", mlp, t * f, e, spec.activation)
+        ops += [gemm("up_proj", mlp, t, f, h, e, spec.mlp_bias), ew("gate_mul", mlp, t * f, 3 * e)]
+    else:
+        ops = [gemm("fc1", mlp, t, f, h, e, spec.mlp_bias)] + activation("act", mlp, t * f, e, spec.activation)
+    return ops + [gemm("down_proj", mlp, t, h, f, e, spec.mlp_bias)]
+
+
 @lru_cache(maxsize=512)
 def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) -> ForwardOps:
     """Kernels of model(input_ids) for `batch` x `seq`; `shards` > 1 splits heads/FFN (tensor parallel)."""
@@ -97,36 +108,36 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) 
     heads, kv = max(1, spec.heads // shards), max(1, spec.kv_heads // shards)
     qd, kvd = heads * spec.head_dim, kv * spec.head_dim
     layer: list[Op] = []
-    attn, mlp = ATTENTION_PROJECTIONS, "mlp"
-    norm = layer_norm if spec.norm == "layernorm" else rms_norm
+    attn = ATTENTION_PROJECTIONS
+    arch = spec.arch
+
+    def norm(name: str, group: str, rows: int, width: int, e: int) -> list[Op]:
+        return arch.norm_ops(spec, name, group, rows, width, e)
+
     layer += norm("input_norm", "norms", t, h, e)
     layer += spec.arch.qkv_ops(spec, t, qd, kvd, e)
     if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
         layer += [ew("cache_k", "kv cache", t * kvd, 2 * e, "strided_cat"),
                   ew("cache_v", "kv cache", t * kvd, 2 * e, "strided_cat")]
-    layer.append(sdpa("attention", batch, heads, kv, seq, spec.head_dim, e))
+    layer += arch.attention_ops(spec, batch, seq, heads, kv, e)
     layer.append(ew("attn_transpose", "attention", t * qd, 2 * e, "transpose"))
     layer.append(gemm("o_proj", attn, t, h, qd, e, spec.out_bias))
+    layer += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)
     layer.append(ew("residual_attn", "residuals", t * h, 3 * e))
     layer += norm("post_norm", "norms", t, h, e)
-    if spec.gated_mlp:
-        layer += [gemm("gate_proj", mlp, t, f, h, e, spec.mlp_bias)]
-        layer += activation("act", mlp, t * f, e, spec.activation)
-        layer += [gemm("up_proj", mlp, t, f, h, e, spec.mlp_bias), ew("gate_mul", mlp, t * f, 3 * e)]
-    else:
-        layer += [gemm("fc1", mlp, t, f, h, e, spec.mlp_bias)]
-        layer += activation("act", mlp, t * f, e, spec.activation)
-    layer.append(gemm("down_proj", mlp, t, h, f, e, spec.mlp_bias))
+    layer += arch.mlp_ops(spec, t, f, e)
+    layer += arch.sublayer_output_ops(spec, "post_feedforward_norm", t, e)
     layer.append(ew("residual_mlp", "residuals", t * h, 3 * e))
 
-    pre = [ew("embed_tokens", "embeddings", t * spec.proj_dim, 2 * e)]
+    pre = [ew("embed_tokens", "embeddings", t * spec.proj_dim, 2 * e)] + arch.embedding_ops(spec, batch, seq, e)
     if spec.learned_positions:
         pre += [ew("embed_positions", "embeddings", t * h, 2 * e), ew("add_positions", "embeddings", t * h, 3 * e)]
     if spec.proj_dim != h:
         pre.append(gemm("project_in", "embeddings", t, h, spec.proj_dim, e))
     pre += spec.arch.pre_layer_ops(spec, seq, e)
-    post = norm("final_norm", "final norm", t, h, e)
+    post = norm("final_norm", "final norm", t, h, e) if arch.has_final_norm(spec) else []
     if spec.proj_dim != h:
         post.append(gemm("project_out", "lm head", t, spec.proj_dim, h, e))
     post.append(gemm("lm_head", "lm head", t, v // shards, spec.proj_dim, e))
+    post += arch.head_ops(spec, t, v // shards, e)
     return ForwardOps(tuple(pre), tuple(layer), tuple(post))

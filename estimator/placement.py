@@ -64,7 +64,7 @@ class Placement:
     layers_per_gpu: tuple[int, ...]         # decoder layers on each GPU, in order (zeros for unused GPUs)
     embed_gpu: int                          # token (and learned position) embeddings
     head_gpu: int                           # LM head (== embed_gpu when tied)
-    final_norm_gpu: int
+    final_norm_gpu: int                     # -1 when the decoder has no final norm (OPT-350m)
     weight_bytes_per_gpu: tuple[float, ...]  # parameter bytes resident on each GPU (tied weight once)
     boundaries: int                         # hidden-state copies between GPUs in one forward pass
     rotary_gpu: int = -1                    # GPU of rotary_emb in an accelerate split, else -1
@@ -93,7 +93,9 @@ class Placement:
         if self.rotary_gpu >= 0 and self.rotary_gpu != self.embed_gpu:
             stages.append(Stage("rotary", self.rotary_gpu))
         stages += [Stage("layers", g, n) for g, n in enumerate(self.layers_per_gpu) if n]
-        return (*stages, Stage("final norm", self.final_norm_gpu), Stage("lm head", self.head_gpu))
+        if self.final_norm_gpu >= 0:
+            stages.append(Stage("final norm", self.final_norm_gpu))
+        return (*stages, Stage("lm head", self.head_gpu))
 
     @property
     def rotary_copies(self) -> int:
@@ -227,7 +229,8 @@ def _contains_kind(m: Node, kind: str) -> bool:
 
 def single_gpu_placement(spec: ModelSpec, dtype_bytes: int) -> Placement:
     """The whole model on GPU 0 without accelerate: nothing crosses GPUs (rotary_gpu -1)."""
-    return Placement(layers_per_gpu=(spec.layers,), embed_gpu=0, head_gpu=0, final_norm_gpu=0,
+    return Placement(layers_per_gpu=(spec.layers,), embed_gpu=0, head_gpu=0,
+                     final_norm_gpu=0 if spec.arch.has_final_norm(spec) else -1,
                      weight_bytes_per_gpu=(spec.param_count() * dtype_bytes,), boundaries=0)
 
 
@@ -243,7 +246,7 @@ def pipeline_placement(spec: ModelSpec, gpus: int, dtype_bytes: int, gpu_memory_
         raise EstimatorError(f"gpu_memory_bytes must be positive, got {gpu_memory_bytes!r}")
     r = _walk(spec, gpus, dtype_bytes, gpu_memory_bytes)
     dev, lpg = r["dev"], r["layers_per_gpu"]
-    embed, norm, head = dev["embed"], dev["norm"], dev["head"]
+    embed, norm, head = dev["embed"], dev.get("norm", -1), dev["head"]
     rotary = dev.get("rotary", -1)
 
     # hidden state along the forward pass: token embedding (+ project_in, positions, dropout),
@@ -253,7 +256,8 @@ def pipeline_placement(spec: ModelSpec, gpus: int, dtype_bytes: int, gpu_memory_
         if k in dev:
             path.append(dev[k])
     path += [g for g, n in enumerate(lpg) if n]   # layers fill GPUs in order
-    path.append(norm)
+    if norm >= 0:
+        path.append(norm)
     if "proj_out" in dev:
         path.append(dev["proj_out"])
     path.append(head)

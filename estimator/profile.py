@@ -17,6 +17,8 @@ from typing import Any, Callable, NamedTuple
 from .device import GB, DeviceSpec
 from .errors import EstimatorError
 from .interp import LogGrid
+from .profile_check import check_profile
+from .transfer import Transfer, closest
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 REFERENCE_PROFILE = "h100-sxm5-80gb"
@@ -27,6 +29,10 @@ P2P_LATENCY_US = 10.0         # a device-to-device .to() of activations
 ALLREDUCE_LATENCY_US = 20.0   # an NCCL ring all-reduce
 SMALL_COPY_US = 15.0          # a small input (rotary cos/sin, position ids) accelerate's hook copies
 ALLGATHER_HOST_US = 5.0       # host time to launch the all-gather of the logits (never measured)
+# Memoized table lookups kept per profile (about 400 bytes each; an estimate of a new workload
+# adds some 15): bounded, so a sweep of 100,000 distinct estimates on one device stays within
+# about 10 MB of memo (tests/test_memory_growth.py), a sweep over d devices d times that.
+MEMO_MAX_ENTRIES = 20_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,33 @@ class PowerModel:
         return cls(**kw | {"idle_w_per_gpu": tuple(power.get("idle_w_per_gpu", ()))})
 
 
+# generate()'s own host time where a profile has no "generate" section (the shipped H100 and H200
+# profiles predate the stage): derived from the 4 x H200 probes of 2026-11-27
+# (reports/probes/h200x4-gen.jsonl, transformers 5.17, six cases): set-up = TTFT minus the
+# estimated prefill, per step = TPOT minus the forward's calibrated host time (median of the cases).
+# A limitation: host time moved 1.5-2x between machines of the same kind; calibrate to do better.
+GENERATE_SETUP_US = 2500.0
+GENERATE_STEP_US = 600.0
+GENERATE_HOST_KEYS = ("setup_us", "step_us", "step_per_layer_us")   # required in a "generate" entry
+
+
+class GenerateHost(NamedTuple):
+    """Host time of model.generate beside the GPU work: a set-up once per call, then per step
+    (the prefill and each decode step: the forward's Python plus logits processing, stopping
+    criteria and cache bookkeeping) ``step_us + layers x step_per_layer_us``."""
+    setup_us: float
+    setup_per_layer_us: float
+    step_us: float
+    step_per_layer_us: float
+    calibrated: bool   # False: GENERATE_* fallback constants on top of the forward's host times
+
+    def setup_total_us(self, layers: int) -> float:
+        return self.setup_us + layers * self.setup_per_layer_us
+
+    def step_total_us(self, layers: int) -> float:
+        return self.step_us + layers * self.step_per_layer_us
+
+
 class HostTimes(NamedTuple):
     """Eager host time of model(input_ids): per decoder layer, and the rest (embeddings, head)."""
     per_layer_us: float
@@ -80,9 +113,8 @@ class HostTimes(NamedTuple):
 class Profile:
     """Lookup tables built once from a profile dict; times in microseconds."""
     raw: dict
-    source: str                       # path of the JSON, or "datasheet (scaled from ...)"
-    compute_scales: dict = field(default_factory=dict)  # datasheet mode, per dtype: reference peak / this device's
-    memory_scale: float = 1.0         # datasheet mode: reference bandwidth / this device's bandwidth
+    source: str                       # path of the JSON, or "transfer from <device> ..."
+    transfer: Transfer | None = None  # set when the tables were measured on another device
     power: PowerModel | None = field(init=False, default=None)  # from raw["power"]; None: no energy
     _gemm: dict = field(default_factory=dict)
     _sdpa: dict = field(default_factory=dict)
@@ -104,10 +136,6 @@ class Profile:
         self._allreduce = {int(n): LogGrid([(b, t) for b, t in pts])
                            for n, pts in (self.raw.get("allreduce") or {}).items() if pts}
 
-    def compute_scale(self, dtype: str) -> float:
-        """Datasheet mode: how much slower this device's peak is for `dtype` (1.0 when calibrated)."""
-        return self.compute_scales.get(dtype.removesuffix("_unaligned"), 1.0)
-
     @property
     def kind(self) -> str:
         return self.raw.get("kind", "gpu")
@@ -118,10 +146,16 @@ class Profile:
         return self.raw.get("device_name")
 
     def memoized(self, key: tuple, compute: Callable[..., Any], *args: Any) -> Any:
-        """compute(*args), once per key: lookups on a profile's tables are pure."""
-        value = self._memo.get(key)
+        """compute(*args), once per key: lookups on a profile's tables are pure. The memo keeps
+        at most MEMO_MAX_ENTRIES keys, dropping the oldest, so a long sweep of distinct
+        workloads stays bounded in memory (every key of one estimate stays in it)."""
+        memo = self._memo
+        value = memo.get(key)
         if value is None:
-            value = self._memo[key] = compute(*args)
+            value = compute(*args)   # may memoize nested lookups itself
+            while len(memo) >= MEMO_MAX_ENTRIES:
+                del memo[next(iter(memo))]
+            memo[key] = value
         return value
 
     def gemm_us(self, m: int, n: int, k: int, dtype: str) -> float:
@@ -129,25 +163,48 @@ class Profile:
         return self.memoized(("gemm", m, n, k, dtype), self._gemm_us, m, n, k, dtype)
 
     def _gemm_us(self, m: int, n: int, k: int, dtype: str) -> float:
-        table = self._gemm.get(dtype) or self._gemm.get("float16")
+        # a profile without this dtype (a CPU calibration has float32 only): its first grid
+        table = self._gemm.get(dtype) or self._gemm.get("float16") or next(iter(self._gemm.values()))
         if (n % 8 or k % 8) and f"{dtype}_unaligned" in self._gemm:
             table = self._gemm[f"{dtype}_unaligned"]
-        return 2.0 * m * n * k / table(m, n, k) * self.compute_scale(dtype)
+        flops = 2.0 * m * n * k
+        t = flops / table(m, n, k)
+        t = self.transfer.compute_us(t, flops, dtype) if self.transfer else t
+        m0 = round(math.exp(table.axes[0][0]))
+        if m < m0:
+            # Below the grid's rows (decode GEMMs of `batch` rows, a profile without the small-M
+            # points): the clamped FLOP rate would make them m0/m times too fast; such a GEMM
+            # reads its whole weight, so it takes the copy time of its bytes, yet no longer
+            # than the same GEMM on m0 rows scaled by the bytes it moves.
+            e = 4 if dtype.startswith(("float32", "tf32")) else 2
+            nbytes = e * (m * k + n * k + m * n)
+            t_m0 = self.gemm_us(m0, n, k, dtype) * nbytes / (e * (m0 * k + n * k + m0 * n))
+            t = max(t, min(self.copy_us(nbytes / 2), t_m0))
+        return t
 
     def sdpa_us(self, bh: int, seq: int, d: int, dtype: str) -> float:
         tables = self._sdpa.get(dtype) or self._sdpa.get("float16") or next(iter(self._sdpa.values()))
         d0 = min(tables, key=lambda x: abs(math.log(x / d)))
-        return 2.0 * bh * seq * seq * d / tables[d0](bh, seq) * self.compute_scale(dtype)
+        flops = 2.0 * bh * seq * seq * d
+        t = flops / tables[d0](bh, seq)
+        return self.transfer.compute_us(t, flops, dtype) if self.transfer else t
 
     def copy_us(self, nbytes: float) -> float:
         """Time of a device copy of `nbytes` (read nbytes, write nbytes)."""
+        return max(self._on_target(self._measured_copy_us(nbytes), 2 * nbytes), self.floor_us)
+
+    def _on_target(self, t_us: float, nbytes: float) -> float:
+        """A memory-bound time measured on the profile's device, on the device estimated."""
+        return self.transfer.memory_us(t_us, nbytes) if self.transfer else t_us
+
+    def _measured_copy_us(self, nbytes: float) -> float:
         t = self._copy(max(nbytes, 1.0))
         lo = self.raw["copy"][0][0]
         if nbytes > self.raw["copy"][-1][0]:   # beyond the grid: bandwidth-bound, linear in bytes
             t = self._copy(self.raw["copy"][-1][0]) * nbytes / self.raw["copy"][-1][0]
         elif nbytes < lo:
             t = self._copy(lo)
-        return max(t * self.memory_scale, self.floor_us)
+        return t
 
     def elementwise_us(self, pattern: str, nbytes: float) -> float:
         """Memory-bound kernel of a calibrated access pattern moving `nbytes`; else a copy."""
@@ -162,10 +219,10 @@ class Profile:
         if nbytes > hi:
             t = table(hi) * nbytes / hi
         elif nbytes < lo:  # below the grid: bandwidth of the smallest point, latency of a copy
-            t = max(table(lo) * nbytes / lo, self.copy_us(nbytes / 2) / self.memory_scale)
+            t = max(table(lo) * nbytes / lo, max(self._measured_copy_us(nbytes / 2), self.floor_us))
         else:
             t = table(nbytes)
-        return max(t * self.memory_scale, self.floor_us)
+        return max(self._on_target(t, nbytes), self.floor_us)
 
     @property
     def floor_us(self) -> float:
@@ -215,20 +272,38 @@ class Profile:
         times = host.get(model_type) or host.get(family) or {}
         return HostTimes(float(times.get("per_layer_us", 0.0)), float(times.get("fixed_us", 0.0)))
 
+    def generate_host(self, model_type: str, family: str) -> GenerateHost:
+        """generate()'s host time from the profile's "generate" section (calibrate/host.py),
+        else the forward's host times plus GENERATE_SETUP_US / GENERATE_STEP_US."""
+        gen = self.raw.get("generate") or {}
+        t = gen.get(model_type) or gen.get(family)
+        if isinstance(t, dict) and all(isinstance(t.get(k), (int, float)) for k in GENERATE_HOST_KEYS):
+            return GenerateHost(float(t["setup_us"]), float(t.get("setup_per_layer_us", 0.0)),
+                                float(t["step_us"]), float(t["step_per_layer_us"]), True)
+        fwd = self.host_times(model_type, family)
+        return GenerateHost(GENERATE_SETUP_US, 0.0, fwd.fixed_us + GENERATE_STEP_US, fwd.per_layer_us, False)
+
     def dispatch_hook_us(self, model_type: str, family: str) -> float:
         """Host time accelerate's dispatch hook adds per hooked module (0 when not measured)."""
         hooks = self.raw.get("dispatch") or {}
         return float(hooks.get(model_type, hooks.get(family, 0.0)))
 
+    def with_host(self, host: dict, dispatch: dict, source: str) -> "Profile":
+        """This profile with host and hook times measured on another machine laid over its own
+        (per family; families not measured there keep these): host time moves 20-50 % between
+        machines of one GPU kind, kernel times do not."""
+        raw = dict(self.raw, host={**(self.raw.get("host") or {}), **host},
+                   dispatch={**(self.raw.get("dispatch") or {}), **dispatch})
+        kept = {f.name: getattr(self, f.name) for f in fields(self) if f.init and not f.name.startswith("_")}
+        return Profile(**kept | {"raw": raw, "source": source})
+
 
 def load_profile_file(path: str | Path) -> Profile:
     try:
         raw = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EstimatorError(f"cannot read profile {path}: {str(exc).splitlines()[0]}") from None
-    for key in ("gemm", "sdpa", "copy"):
-        if not raw.get(key):
-            raise EstimatorError(f"profile {path} lacks {key!r} measurements")
+    check_profile(raw, str(path))   # one line per problem, before any table is built
     return Profile(raw, str(path))
 
 
@@ -238,35 +313,50 @@ def shipped_profile(device_key: str) -> Profile | None:
     return load_profile_file(path) if path.is_file() else None
 
 
-def datasheet_profile(device: DeviceSpec) -> Profile:
-    """Reference calibration curves scaled to this device's datasheet peaks (documented default)."""
-    return _datasheet_profile(device.key)
+def calibrated_devices() -> list[DeviceSpec]:
+    """Devices with a shipped calibration profile."""
+    from .device import get_device
+    return [get_device(p.stem) for p in sorted(PROFILE_DIR.glob("*.json"))]
+
+
+def transfer_profile(target: DeviceSpec, source: DeviceSpec | str) -> Profile:
+    """`source`'s shipped calibration carried to `target` through the transfer model
+    (estimator/transfer.py), ignoring any profile `target` has of its own."""
+    from .device import get_device
+    src = get_device(source) if isinstance(source, str) else source
+    return _transfer_profile(target.key, src.key)
 
 
 @lru_cache(maxsize=64)
-def _datasheet_profile(key: str) -> Profile:
+def _transfer_profile(target_key: str, source_key: str) -> Profile:
     from .device import get_device
-    device = get_device(key)
-    ref = shipped_profile(REFERENCE_PROFILE)
+    target, source = get_device(target_key), get_device(source_key)
+    ref = shipped_profile(source.key)
     if ref is None:
-        raise EstimatorError(f"no reference profile {REFERENCE_PROFILE}.json shipped")
-    ref_dev = get_device(REFERENCE_PROFILE)
+        known = ", ".join(d.key for d in calibrated_devices())
+        raise EstimatorError(f"no calibration of {source.key} to transfer from: calibrated devices are {known}")
+    copy_top_bytes, copy_top_us = ref.raw["copy"][-1]
+    rates = {d: max(2.0 * m * n * k / t for m, n, k, t in pts) for d, pts in ref.raw["gemm"].items() if pts}
+    transfer = Transfer(source, target, 2.0 * copy_top_bytes / copy_top_us, rates)
     raw = dict(ref.raw)
-    raw["p2p"], raw["allreduce"] = [], {}
-    power = dict(ref.raw.get("power") or {})
-    scale_w = device.power_limit_w / ref_dev.power_limit_w
-    for k in ("gemm_w", "memory_w", "launch_bound_w"):
-        if k in power:
-            power[k] = device.idle_power_w + (power[k] - power.get("idle_w", ref_dev.idle_power_w)) * scale_w
-    power["idle_w"] = device.idle_power_w
-    raw["power"] = power
-    return Profile(raw, f"datasheet (curves of {REFERENCE_PROFILE} scaled by peak ratios)",
-                   compute_scales={d: ref_dev.tflops[d] / device.tflops[d] for d in ref_dev.tflops},
-                   memory_scale=ref_dev.memory_bandwidth_gb_s / device.memory_bandwidth_gb_s)
+    raw["p2p"], raw["allreduce"], raw["dispatch"] = [], {}, ref.raw.get("dispatch") or {}
+    raw["power"] = transfer.power(ref.raw.get("power") or {}) if ref.raw.get("power") else None
+    return Profile(raw, f"{transfer.label} (estimator/profiles/{source.key}.json)", transfer=transfer)
 
 
-def profile_for(device: DeviceSpec, path: str | Path | None = None) -> Profile:
-    """An explicit profile file, else the shipped one for the device, else a datasheet profile."""
+def profile_for(device: DeviceSpec, path: str | Path | None = None,
+                transfer_from: DeviceSpec | str | None = None) -> Profile:
+    """An explicit profile file; else, with `transfer_from`, that device's calibration carried
+    to this one; else the device's shipped profile; else the transfer from the closest
+    calibrated device."""
     if path:
         return load_profile_file(path)
-    return shipped_profile(device.key) or datasheet_profile(device)
+    if transfer_from:
+        return transfer_profile(device, transfer_from)
+    own = shipped_profile(device.key)
+    if own is not None:
+        return own
+    source = closest(device, calibrated_devices())
+    if source is None:
+        raise EstimatorError(f"no calibrated device to transfer from for {device.key}")
+    return transfer_profile(device, source)

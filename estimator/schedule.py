@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from . import energy, memory
+from . import distributed, energy, host_scale, memory
 from .cost import OpCost, price
 from .device import GB, DeviceSpec
 from .errors import EstimatorError
@@ -17,6 +17,9 @@ from .timeline import Clock
 from .workload import Workload
 
 COMPUTE_KINDS = ("gemm", "sdpa")   # kernels the power cap slows down
+# kernels after which the host waits for the GPU: a blocking copy, a result read on the host
+# (nonzero, bool of a tensor: the MoE expert loop, families/moe.py)
+BLOCKING_KINDS = ("comm", "sync")
 
 
 def comm_cost(name: str, nbytes: float, us: float, blocking: bool = True) -> OpCost:
@@ -29,7 +32,7 @@ def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float
     """Host time spread over the kernels; copies between GPUs block the host (PyTorch's
     device-to-device .to() without non_blocking synchronizes the stream)."""
     per = host_total_us / max(1, len(costs))
-    return [(per, c.gpu_us, c.op.kind == "comm") for c in costs]
+    return [(per, c.gpu_us, c.op.kind in BLOCKING_KINDS) for c in costs]
 
 
 def _group_sums(costs: list[OpCost]) -> dict[str, list]:
@@ -69,13 +72,15 @@ class Pass:
     clock: Clock = field(init=False)
     layer_host_us: float = field(init=False)  # eager host time per decoder layer
     fixed_host_us: float = field(init=False)  # the rest of the pass, spread over its kernels
+    host_scaled: bool = field(init=False)     # host times scaled from another family (host_scale.py)
     groups: dict = field(default_factory=dict)
     load: dict[int, energy.GpuLoad] = field(default_factory=dict)
     segments: list[tuple[int, list[OpCost], int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.clock = Clock(sync=self.prof.kind == "cpu")
-        self.layer_host_us, self.fixed_host_us = self.prof.host_times(self.spec.model_type, self.spec.family)
+        (self.layer_host_us, self.fixed_host_us), self.host_scaled = host_scale.host_times(
+            self.prof, self.spec, self.w.batch, self.w.seq, self.w.dtype_bytes)
 
     def price(self, ops: tuple[Op, ...]) -> list[OpCost]:
         """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
@@ -213,23 +218,33 @@ def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
     fixed = p.fixed_host_us / max(1, len(pre) + len(post))
     p.run(0, pre, fixed * len(pre))
     link = p.dev.interconnect_gb_s
+    layer_host = p.layer_host_us
     if shards > 1:  # two all-reduces of the hidden state per layer (after attention, after MLP)
         nbytes = t * spec.hidden * e
-        ar = p.prof.ring_allreduce_us(nbytes, w.gpus, link)
+        ar = distributed.allreduce_us(p.prof, nbytes, w.gpus, w.nodes, link, w.network)
         layer = layer + [comm_cost("all-reduce", nbytes, ar, blocking=False)] * 2
-    p.run(0, layer, p.layer_host_us, times=spec.layers)
+        layer_host += distributed.tp_layer_host_us(7 if spec.gated_mlp else 6)
+    p.run(0, layer, layer_host, times=spec.layers)
     p.run(0, post, fixed * len(post))
-    if shards > 1:  # all-gather of the vocab-sharded logits
-        nbytes = (w.gpus - 1) / w.gpus * t * spec.vocab * e
-        p.run(0, [comm_cost("all-gather", nbytes, p.prof.allgather_us(nbytes, link), blocking=False)],
-              ALLGATHER_HOST_US)
-    # every GPU does the same: copy the per-GPU timing so energy counts all of them
-    for g in range(1, w.gpus):
+    if shards > 1:  # all-gather of the vocab-sharded logits, then torch.cat rebuilding the vocab dim
+        full = t * spec.vocab * e
+        nbytes = (w.gpus - 1) / w.gpus * full
+        gather = distributed.allgather_us(p.prof, nbytes, w.gpus, w.nodes, link, w.network)
+        steps = [comm_cost("all-gather", nbytes, gather, blocking=False)]
+        if batch > 1:
+            steps.append(price(Op("logits cat", "lm head", "elementwise", 0.0, 2 * full), p.dev, p.prof, w.dtype, w.tf32))
+        p.run(0, steps, ALLGATHER_HOST_US)
+    return [memory.replica_bytes(spec, t, w.seq, e, shards)] * w.gpus
+
+
+def _copy_replica(p: Pass, gpus: int) -> None:
+    """Every replica does what GPU 0 did: copy its timing and its load, once summarize() has
+    filled the load (copied before, the replicas would count as idle in the energy)."""
+    for g in range(1, gpus):
         p.clock.busy_us[g] = p.clock.busy_us[0]
         p.clock.first_us[g] = p.clock.first_us[0]
         p.clock.last_us[g] = p.clock.last_us[0]
-        p.load[g] = p.load.get(0, energy.GpuLoad(slowdown=p.slowdown))
-    return [memory.replica_bytes(spec, t, w.seq, e, shards)] * w.gpus
+        p.load[g] = replace(p.load[0])
 
 
 def forward_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> tuple[Pass, list[float]]:
@@ -237,6 +252,9 @@ def forward_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -
     if w.gpus > 1 and w.parallel != "pipeline":
         p = Pass(spec, dev, prof, w)
         mem = _replicated(p, spec, w)
+        p.summarize()
+        _copy_replica(p, w.gpus)
+        return p, mem
     elif w.gpus > 1:
         p = Pass(spec, dev, prof, w, hook_us=prof.dispatch_hook_us(spec.model_type, spec.family))
         mem = _placed(p, spec, w, _pipeline(spec, w, dev))

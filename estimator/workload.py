@@ -42,14 +42,28 @@ class Workload:
     gpus: int = 1
     parallel: str = "pipeline"
     tf32: bool = False  # torch.backends.cuda.matmul.allow_tf32; torch's default is off
+    nodes: int = 1      # machines the GPUs are spread over (data / tensor parallel), gpus / nodes each
+    network: str = "InfiniBand NDR 400 Gb/s"  # link between nodes (estimator/devices/links/)
+    new_tokens: int = 0  # > 0: model.generate (greedy, no early stop): prefill, then new_tokens - 1 decode steps
+    use_cache: bool = True  # False: model(input_ids, use_cache=False), no K/V cache kept (plain forward only)
 
     def __post_init__(self) -> None:
-        for field in ("batch", "seq", "gpus"):
+        for field in ("batch", "seq", "gpus", "nodes"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise EstimatorError(f"{field} must be a positive integer, got {value!r}")
+        if not isinstance(self.new_tokens, int) or isinstance(self.new_tokens, bool) or self.new_tokens < 0:
+            raise EstimatorError(f"new_tokens must be a non-negative integer, got {self.new_tokens!r}")
+        if self.new_tokens and not self.use_cache:
+            raise EstimatorError("new_tokens with use_cache=False is not modelled: generate decodes with the KV cache")
         object.__setattr__(self, "dtype", normalize_dtype(self.dtype))
         normalize_parallel(self.parallel)
+        if self.gpus % self.nodes:
+            raise EstimatorError(f"gpus ({self.gpus}) must split evenly over nodes ({self.nodes})")
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.gpus // self.nodes
 
     @property
     def tokens(self) -> int:

@@ -85,7 +85,8 @@ def test_json_and_save_round_trip(profile: dict, tmp_path) -> None:
 
 def test_grids() -> None:
     full = grids.gemm_points("gpu", "float16")
-    assert len(full) == 4 * 7 * 7 + 4 * 3 * 4
+    assert len(full) == 4 * 7 * 7 + 4 * 3 * 4 + 4 * 3 * 3 + 4 * 2 * 2
+    assert (1, 8192, 2048) in full and (64, 131072, 4096) in full   # decode GEMMs: M = batch rows
     assert (16384, 131072, 4096) in full
     assert len(grids.gemm_points("gpu", "tf32")) == 2 * 3 * 3 + 2 * 2
     assert len(grids.sdpa_points("gpu", "bfloat16")) == 4 * 6 * 2

@@ -87,3 +87,16 @@ def test_model_that_does_not_fit_still_gets_an_estimate():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["fits"] is False and "does not fit" in d["notes"][0]
+
+
+def test_transfer_from_estimates_a_calibrated_device_from_another_calibration():
+    own = json.loads(cli("estimate", "--model", "opt-1.3b", "--device", "H200", "--json").stdout)
+    moved = cli("estimate", "--model", "opt-1.3b", "--device", "H200", "--transfer-from", "H100", "--json")
+    assert moved.returncode == 0, moved.stderr
+    d = json.loads(moved.stdout)
+    assert own["profile"].endswith("h200-sxm-141gb.json")
+    assert d["profile"].startswith("transfer from h100-sxm5-80gb to h200-sxm-141gb")
+    assert d["runtime_ms"] != own["runtime_ms"] and d["memory_gb"] == own["memory_gb"]
+    bad = cli("estimate", "--model", "opt-1.3b", "--device", "H200", "--transfer-from", "RTX A5000")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "no calibration of rtx-a5000 to transfer from" in bad.stderr

@@ -11,7 +11,7 @@ from estimator import EstimatorError, Workload, estimate, get_device, load_model
 from estimator.device import GB
 from estimator.placement import pipeline_placement
 from estimator.profile import (P2P_LATENCY_US, SMALL_COPY_US, PowerModel, Profile, load_profile_file,
-                               profile_for)
+                               profile_for, transfer_profile)
 from estimator.workload import normalize_parallel
 
 SYNTHETIC = Path(__file__).parent / "data" / "synthetic-profile.json"
@@ -205,16 +205,16 @@ def test_fits_when_small(prof):
     assert est.fits and est.notes == []
 
 
-# ---- shipped profile vs datasheet device -----------------------------------------------------------
+# ---- shipped profile vs a device estimated through the transfer --------------------------------------
 
 @pytest.mark.parametrize("model,w", [("opt-1.3b", Workload(16, 1024, "float16")),
                                      ("clm-1.1b", Workload(8, 512, "bfloat16")),
                                      ("gpt2", Workload(4, 128, "float16"))])
-def test_shipped_h100_and_datasheet_a5000(model, w):
+def test_shipped_h100_and_transferred_a5000(model, w):
     h = estimate(model, "H100", w)
     a = estimate(model, "RTX A5000", w)
     assert h.profile.endswith("h100-sxm5-80gb.json")
-    assert a.profile.startswith("datasheet")
+    assert a.profile.startswith("transfer from h100-sxm5-80gb to rtx-a5000")
     assert h.device != a.device
     for est in (h, a):
         assert est.runtime_ms > 0 and est.energy_j_per_token > 0 and est.throughput_tokens_per_s > 0
@@ -222,7 +222,8 @@ def test_shipped_h100_and_datasheet_a5000(model, w):
     assert a.memory_gb == h.memory_gb       # memory does not depend on the device's speed
 
 
-def test_datasheet_scales_the_reference_curves():
+def test_transfer_across_architectures_scales_by_datasheet_peaks():
+    """Ampere from Hopper: the whole kernel time follows the datasheet ratio (u = r)."""
     h100, a5000 = get_device("H100"), get_device("RTX A5000")
     ph, pa = profile_for(h100), profile_for(a5000)
     m = n = k = 8192
@@ -233,12 +234,50 @@ def test_datasheet_scales_the_reference_curves():
     assert bw == pytest.approx(h100.memory_bandwidth_gb_s / a5000.memory_bandwidth_gb_s, rel=1e-9)
 
 
-def test_datasheet_scales_float32_by_the_float32_peak():
+def test_transfer_scales_float32_by_the_float32_peak():
     h100, a5000 = get_device("H100"), get_device("RTX A5000")
     ph, pa = profile_for(h100), profile_for(a5000)
     m = n = k = 8192
     ratio = pa.gemm_us(m, n, k, "float32") / ph.gemm_us(m, n, k, "float32")
     assert ratio == pytest.approx(h100.tflops["float32"] / a5000.tflops["float32"], rel=0.05)
+
+
+def test_transfer_within_an_architecture_scales_only_the_bound_fraction():
+    """H200 from the H100 calibration: a large contiguous copy follows the 1.43x bandwidth,
+    a latency-sized kernel and a strided one mostly do not (same SMs), GEMMs stay (same peak)."""
+    h100, h200 = get_device("H100"), get_device("H200")
+    ph, pt = profile_for(h100), transfer_profile(h200, "H100")
+    assert pt.transfer is not None and pt.transfer.same_architecture
+    big = 1 << 30
+    bw = h100.memory_bandwidth_gb_s / h200.memory_bandwidth_gb_s
+    assert pt.elementwise_us("binary", big) / ph.elementwise_us("binary", big) == pytest.approx(bw, rel=0.08)
+    assert pt.elementwise_us("strided", big) / ph.elementwise_us("strided", big) > bw + 0.1
+    assert pt.elementwise_us("binary", 4e6) / ph.elementwise_us("binary", 4e6) > bw + 0.1
+    assert pt.gemm_us(8192, 8192, 8192, "float16") == pytest.approx(ph.gemm_us(8192, 8192, 8192, "float16"))
+
+
+def test_transfer_from_ignores_the_targets_own_profile_and_keeps_measured_power_levels():
+    h200 = get_device("H200")
+    own, moved = profile_for(h200), profile_for(h200, transfer_from="H100")
+    assert own.source.endswith("h200-sxm-141gb.json") and own.transfer is None
+    assert moved.source.startswith("transfer from h100-sxm5-80gb to h200-sxm-141gb")
+    shipped_h100 = profile_for(get_device("H100")).power
+    assert moved.power.idle_w == pytest.approx(shipped_h100.idle_w)   # equal datasheet idle and limit
+    assert moved.power.gemm_burst_tflops == shipped_h100.gemm_burst_tflops   # same architecture and limit
+    a5000 = profile_for(get_device("RTX A5000")).power   # another architecture: no power-cap clock model
+    assert a5000.power_limit_w == 230 and a5000.gemm_burst_tflops is None and a5000.idle_w < shipped_h100.idle_w
+    with pytest.raises(EstimatorError, match="no calibration of rtx-a5000 to transfer from"):
+        profile_for(h200, transfer_from="RTX A5000")
+    est = estimate("opt-1.3b", "H200", Workload(), transfer_from="H100")
+    assert est.profile == moved.source
+
+
+def test_uncalibrated_devices_transfer_from_the_closest_calibrated_one():
+    from estimator.transfer import closest
+    calibrated = [get_device("H100"), get_device("H200")]
+    assert closest(get_device("H100 PCIe"), calibrated).key == "h100-sxm5-80gb"   # same architecture
+    assert closest(get_device("RTX A5000"), calibrated).key == "h100-sxm5-80gb"   # nearest peaks
+    assert closest(get_device("A100"), []) is None
 
 
 # ---- profile sections ------------------------------------------------------------------------------
@@ -255,7 +294,7 @@ def test_power_section_is_typed(prof):
 
 def test_comm_falls_back_to_the_datasheet_link_without_measurements():
     a5000 = get_device("RTX A5000")
-    pa = profile_for(a5000)     # datasheet profile: no p2p, no all-reduce measured
+    pa = profile_for(a5000)     # transferred profile: links are not transferred
     nbytes = 64e6
     link = a5000.interconnect_gb_s
     assert pa.transfer_us(nbytes, link) == nbytes / (link * GB) * 1e6 + P2P_LATENCY_US
@@ -323,3 +362,31 @@ def test_breakdown_flops_match_the_forward_pass(prof):
     assert flops["attention"] == L * (4 * b * H * s * s * d / 2 + T * qd)  # sdpa + output transpose
     assert kernels["attention projections"] == 4 * L and kernels["mlp"] == 5 * L
     assert kernels["norms"] == 2 * 8 * L and kernels["rotary"] == 10 * L and kernels["kv cache"] == 2 * L
+
+
+def test_data_parallel_replicas_count_in_energy() -> None:
+    """Energy per token of N replicas stays near one GPU's: each replica does 1/N of the work
+    (the replicas were counted idle when their load was copied before it was filled)."""
+    one = estimate("AICrossSim/clm-1.1b", "H100", Workload(dtype="bfloat16"))
+    for n in (2, 4, 8):
+        est = estimate("AICrossSim/clm-1.1b", "H100", Workload(dtype="bfloat16", gpus=n, parallel="data"))
+        assert 0.9 < est.energy_j_per_token / one.energy_j_per_token < 1.4
+
+
+def test_tensor_parallel_memory_holds_gathered_logits() -> None:
+    """transformers' plan: every rank holds its logits shard, the all-gather buffer and the cat
+    of it (2 full logits), and the replicated token table; H200 probe: 4.586 GB at 2 GPUs."""
+    est = estimate("AICrossSim/clm-200m", "H200", Workload(dtype="bfloat16", gpus=2, parallel="tensor"))
+    assert est.memory_gb == pytest.approx(4.586, rel=0.01)
+    full = 16 * 1024 * 49152 * 2 / 1e9
+    assert est.memory_gb > 2.5 * full
+
+
+def test_internode_allreduce_is_slower() -> None:
+    one = estimate("AICrossSim/clm-1.1b", "H100", Workload(dtype="bfloat16", gpus=8, parallel="tensor"))
+    two = estimate("AICrossSim/clm-1.1b", "H100", Workload(dtype="bfloat16", gpus=8, parallel="tensor", nodes=2))
+    assert two.runtime_ms > one.runtime_ms
+    with pytest.raises(EstimatorError, match="split evenly"):
+        Workload(gpus=4, nodes=3)
+    with pytest.raises(EstimatorError, match="unknown network"):
+        estimate("AICrossSim/clm-1.1b", "H100", Workload(gpus=8, parallel="tensor", nodes=2, network="carrier pigeon"))

@@ -13,10 +13,12 @@ HOOKS = ("spec_fields", "qkv_ops", "layer_live_per_token", "module_tree")
 
 
 def test_every_model_type_has_exactly_one_family():
-    assert families.supported_model_types() == ["gpt2", "llama", "mistral", "opt", "qwen2"]
+    assert families.supported_model_types() == ["gemma2", "gemma3_text", "gpt2", "gpt_neox", "llama", "mistral",
+                                                "mixtral", "opt", "phi3", "qwen2", "qwen3", "qwen3_moe"]
     owners = [t for f in families.FAMILIES for t in f.model_types]
     assert len(owners) == len(set(owners))
-    assert {f.name for f in families.FAMILIES} == set(families.BY_NAME) == {"opt", "gpt2", "llama"}
+    assert {f.name for f in families.FAMILIES} == set(families.BY_NAME) == {
+        "opt", "gpt2", "llama", "gpt_neox", "phi3", "qwen3", "gemma2", "gemma3_text", "mixtral", "qwen3_moe"}
 
 
 @pytest.mark.parametrize("family", families.FAMILIES, ids=lambda f: f.name)
@@ -34,12 +36,14 @@ def test_spec_knows_its_family():
 
 def test_code_family_pools_model_types_with_the_same_code():
     assert {t: families.code_family(t) for t in families.HOST_MODEL_TYPES} == {
-        "llama": "llama", "mistral": "llama", "qwen2": "llama", "opt": "opt", "gpt2": "gpt2"}
+        "llama": "llama", "mistral": "llama", "qwen2": "llama", "opt": "opt", "gpt2": "gpt2",
+        **{t: t for t in ("gpt_neox", "phi3", "qwen3", "gemma2", "gemma3_text", "mixtral", "qwen3_moe")}}
     assert families.code_family("falcon") == "falcon"   # unknown: pooled alone
 
 
 def test_host_calibration_measures_every_model_type_reference_first():
-    assert families.HOST_MODEL_TYPES == ("llama", "opt", "gpt2", "qwen2", "mistral")
+    assert families.HOST_MODEL_TYPES == ("llama", "opt", "gpt2", "gpt_neox", "phi3", "qwen3", "gemma2",
+                                         "gemma3_text", "mixtral", "qwen3_moe", "qwen2", "mistral")
 
 
 def test_unknown_tiny_config_is_one_line():
@@ -64,7 +68,7 @@ BEFORE = {
 }
 
 
-@pytest.mark.parametrize("model_type", families.HOST_MODEL_TYPES)
+@pytest.mark.parametrize("model_type", [t for t in families.HOST_MODEL_TYPES if t in BEFORE])
 @pytest.mark.parametrize("layers", [2, 12])
 def test_tiny_config_is_the_one_calibration_built(model_type, layers):
     kw = families.tiny_config_kwargs(model_type, layers)
@@ -72,3 +76,12 @@ def test_tiny_config_is_the_one_calibration_built(model_type, layers):
     assert cfg.to_dict() == BEFORE[model_type](layers).to_dict()
     spec = ModelSpec.from_hf_config(cfg.to_dict(), name=f"tiny-{model_type}")   # the estimator reads it
     assert spec.model_type == model_type and spec.layers == layers and spec.hidden == 64
+
+
+@pytest.mark.parametrize("model_type", [t for t in families.HOST_MODEL_TYPES if t not in BEFORE])
+def test_new_families_tiny_config_builds_and_reads(model_type):
+    """Families added after calibration's hard-coded configs: transformers builds the tiny config
+    and the estimator reads it back (host calibration times these)."""
+    cfg = transformers.AutoConfig.for_model(**families.tiny_config_kwargs(model_type, 2))
+    spec = ModelSpec.from_hf_config(cfg.to_dict(), name=f"tiny-{model_type}")
+    assert spec.model_type == model_type and spec.layers == 2 and spec.hidden == 64

@@ -198,8 +198,10 @@ def test_tensor_parallel_divides_weights(gpus, prof, h100):
     fixed = fixed_part("Mistral-7B-v0.1", h100, prof, 2, 512, dtype="bfloat16", gpus=gpus, parallel="tensor")
     assert len(set(fixed)) == 1
     per_gpu_weights = fixed[0] - CUBLAS_WORKSPACE_BYTES
-    # layer matrices, embedding and head split N ways; only norm vectors would be replicated
-    assert per_gpu_weights == pytest.approx(spec.param_count() * e / gpus, rel=1e-4)
+    # transformers' tp_plan: layer matrices and the untied head split N ways; the token
+    # embedding and the norms replicated
+    split = (spec.param_count() - spec.embedding_params() - spec.norm_params()) / gpus
+    assert per_gpu_weights == pytest.approx((split + spec.embedding_params() + spec.norm_params()) * e, rel=1e-4)
     assert per_gpu_weights >= spec.layers * spec.layer_params() * e / gpus
     tp = estimate("Mistral-7B-v0.1", h100, Workload(2, 512, "bfloat16", gpus=gpus, parallel="tensor"),
                   profile=prof)

@@ -53,6 +53,9 @@ EXPECTED_ZOO = {
     "AICrossSim/clm-1.1b", "AICrossSim/clm-200m", "AICrossSim/clm-400m", "AICrossSim/clm-60m",
     "Qwen/Qwen2.5-0.5B", "facebook/opt-1.3b", "facebook/opt-6.7b", "mistralai/Mistral-7B-v0.1",
     "openai-community/gpt2", "openai-community/gpt2-medium",
+    "facebook/opt-350m", "EleutherAI/pythia-160m", "EleutherAI/pythia-1b", "microsoft/Phi-3-mini-4k-instruct",
+    "Qwen/Qwen3-0.6B",
+    "google/gemma-2-2b", "google/gemma-3-1b-pt", "mistralai/Mixtral-8x7B-v0.1", "Qwen/Qwen3-30B-A3B",
 }
 
 
@@ -135,14 +138,12 @@ def test_missing_kv_heads_default_matches_transformers(model_type, heads, tmp_pa
     assert load_model(str(folder)).param_count() == hf_param_count(folder)
 
 
-def test_opt_post_layer_norm_variant_is_rejected(tmp_path):
+def test_opt_post_layer_norm_variant_counts_like_transformers(tmp_path):
+    """opt-350m's post-LN layout: no final norm (was refused before)."""
     cfg = dict(EXTRA_CONFIGS["opt-350m-like"], do_layer_norm_before=False)
-    with pytest.raises(EstimatorError) as exc:
-        ModelSpec.from_hf_config(cfg, name="opt-350m")
-    msg = assert_one_line(exc)
-    assert "do_layer_norm_before" in msg
-    with pytest.raises(EstimatorError):
-        load_model(str(write_config(tmp_path, cfg)))
+    spec = ModelSpec.from_hf_config(cfg, name="opt-350m")
+    assert not spec.arch.has_final_norm(spec)
+    assert load_model(str(write_config(tmp_path, cfg))).param_count() == hf_param_count(tmp_path)
 
 
 # ---- load_model: names and paths -------------------------------------------------------------

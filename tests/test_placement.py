@@ -70,8 +70,10 @@ def accelerate_placement(name: str, gpus: int, dtype_bytes: int, mem: float):
         return device(hits[0]) if hits else -1
 
     return dict(layers_per_gpu=tuple(layers), weight_bytes_per_gpu=tuple(weight),
-                embed_gpu=find("embed_tokens", "transformer.wte"), head_gpu=device("lm_head"),
-                final_norm_gpu=find("decoder.final_layer_norm", "model.norm", "transformer.ln_f"),
+                embed_gpu=find("embed_tokens", "transformer.wte", "gpt_neox.embed_in"),
+                head_gpu=device("embed_out" if "embed_out" in modules else "lm_head"),   # GPT-NeoX: embed_out
+                final_norm_gpu=find("decoder.final_layer_norm", "model.norm", "transformer.ln_f",
+                                    "gpt_neox.final_layer_norm"),   # -1: none (OPT-350m's post-LN)
                 rotary_gpu=find("rotary_emb"))
 
 
@@ -118,11 +120,13 @@ def test_does_not_fit_raises_like_accelerate_offloads():
 @pytest.mark.parametrize("name", zoo_names())
 def test_one_gpu_holds_everything(name):
     spec = load_model(name)
-    p = pipeline_placement(spec, 1, 2, 80e9)
+    mem = max(80e9, 3.0 * spec.param_count())   # Mixtral-8x7B's 93 GB need a larger GPU
+    p = pipeline_placement(spec, 1, 2, mem)
     assert p.layers_per_gpu == (spec.layers,)
-    assert (p.embed_gpu, p.head_gpu, p.final_norm_gpu, p.boundaries) == (0, 0, 0, 0)
+    norm_gpu = 0 if spec.arch.has_final_norm(spec) else -1   # OPT-350m's post-LN decoder has none
+    assert (p.embed_gpu, p.head_gpu, p.final_norm_gpu, p.boundaries) == (0, 0, norm_gpu, 0)
     assert p.weight_bytes_per_gpu == (spec.param_count() * 2,)
-    assert ours(name, 1, 2, 80e9) == accelerate_placement(name, 1, 2, 80e9)
+    assert ours(name, 1, 2, mem) == accelerate_placement(name, 1, 2, mem)
 
 
 @pytest.mark.parametrize("name", zoo_names())
@@ -173,11 +177,12 @@ def test_stages_follow_the_hidden_state():
 @pytest.mark.parametrize("name", zoo_names())
 def test_single_gpu_placement_is_the_one_gpu_map(name):
     spec = load_model(name)
-    one, p = single_gpu_placement(spec, 2), pipeline_placement(spec, 1, 2, 80e9)
+    one, p = single_gpu_placement(spec, 2), pipeline_placement(spec, 1, 2, max(80e9, 3.0 * spec.param_count()))
     assert (one.layers_per_gpu, one.weight_bytes_per_gpu) == (p.layers_per_gpu, p.weight_bytes_per_gpu)
     assert one.boundaries == p.boundaries == 0
+    norm = [("final norm", 0, 0)] if spec.arch.has_final_norm(spec) else []   # OPT-350m: no final norm
     assert [(s.part, s.gpu, s.layers) for s in one.stages] == [
-        ("embeddings", 0, 0), ("layers", 0, spec.layers), ("final norm", 0, 0), ("lm head", 0, 0)]
+        ("embeddings", 0, 0), ("layers", 0, spec.layers), *norm, ("lm head", 0, 0)]
     assert one.rotary_copies == 0
 
 

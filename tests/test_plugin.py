@@ -142,7 +142,7 @@ def test_cfg(bench_config, bench_recorder):
     assert cfg["bounds"] == {"runtime_ms": 0.25, "memory_gb": 0.05,
                              "energy_j_per_token": 0.15, "throughput_tokens_per_s": 0.10}
     assert cfg["models"][0] == "facebook/opt-1.3b" and len(cfg["models"]) == 6
-    assert cfg["batch"] == [16] and cfg["seq"] == [1024] and cfg["parallel"] == ["pipeline"]
+    assert cfg["batch"] == [16] and cfg["seq"] == [1024] and cfg["parallel"] == ["pipeline", "data", "tensor"]
     assert cfg["warmup"] == 2 and cfg["energy_window_s"] == 1.0
     assert Path(cfg["report_dir"]) == bench.path / "out"
     assert (bench.path / "out" / "from-ini.json").exists()
@@ -216,7 +216,8 @@ def test_b(bench_recorder):
 ''')
     assert run(bench).ret == 0
     assert sorted(p.name for p in (bench.path / "reports").iterdir()) == [
-        "first-name.json", "first-name.rst"]
+        "first-name.json", "first-name.rst", "runs"]
+    assert [p.parent.name for p in (bench.path / "reports" / "runs").glob("*/*.json")] == ["first-name"]
     doc = load(bench.path / "reports" / "first-name.json")
     assert [(c["case_id"], c["status"]) for c in doc["cases"]] == [("a", "passed"),
                                                                  ("b", "passed")]

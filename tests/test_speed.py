@@ -36,6 +36,15 @@ def test_speed_clm_1_1b_four_gpu_pipeline(benchmark):
     _check_median(benchmark, 1e-3)
 
 
+def test_speed_generation_estimate(benchmark):
+    """With new_tokens the estimate prices a prefill and two decode steps: still under 1 ms."""
+    spec, dev = load_model("AICrossSim/clm-1.1b"), get_device("H200")
+    w = Workload(8, 1024, "bfloat16", new_tokens=64)
+    est = benchmark(estimate, spec, dev, w)
+    assert est.ttft_ms > 0 and est.tpot_ms > 0
+    _check_median(benchmark, 1e-3)
+
+
 @pytest.mark.parametrize("model,w", [
     ("facebook/opt-1.3b", Workload(7, 333, "float16")),
     ("AICrossSim/clm-400m", Workload(5, 779, "bfloat16", gpus=3)),

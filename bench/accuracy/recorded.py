@@ -72,20 +72,23 @@ def workload(row: Mapping[str, Any]) -> Workload:
                     "pipeline" if parallel == "single" else parallel)
 
 
-def reestimate(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The current estimator's four metrics (+ memory_gb_per_gpu) for a recorded row."""
-    e = estimate(row["model"], row["device"], workload(row))
+def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict[str, Any]:
+    """The current estimator's four metrics (+ memory_gb_per_gpu) for a recorded row; with
+    `transfer_from`, through the transfer model from that device's calibration."""
+    e = estimate(row["model"], row["device"], workload(row), transfer_from=transfer_from)
     return {**{m: getattr(e, m) for m in METRICS}, "memory_gb_per_gpu": list(e.memory_gb_per_gpu)}
 
 
-def evaluate(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def evaluate(rows: Iterable[Mapping[str, Any]],
+             transfer_from: Callable[[Mapping[str, Any]], str | None] | None = None) -> list[dict[str, Any]]:
     """Rows with `estimated` replaced by a re-estimate and `error` added; an estimator
-    exception leaves estimated/error empty and its message in `estimate_error`."""
+    exception leaves estimated/error empty and its message in `estimate_error`.
+    `transfer_from(row)` names the device whose calibration is transferred to the row's."""
     out = []
     for row in rows:
         new = dict(row, estimated={}, estimate_error=None)
         try:
-            new["estimated"] = reestimate(row)
+            new["estimated"] = reestimate(row, transfer_from(row) if transfer_from else None)
         except Exception as exc:  # reported per row, never fatal for the report
             new["estimate_error"] = f"{type(exc).__name__}: {exc}"
         new["error"] = errors(new)

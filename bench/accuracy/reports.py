@@ -14,6 +14,7 @@ from .gate import GATE_BOUNDS, gate_failures, row_failures
 from .recorded import (DESIGN_SOURCES, DESIGN_CASES, REPORTS, evaluate, held_out, load_document,
                        load_recorded, machine_label, row_id, split)
 from .rst import LABELS, Raw, document, grid, pct, section, summary_table
+from .transfer import transfer_lines
 from .stats import REPEAT_RUNS, calibration_run, gate_counts, group_stats, repeatability, summarize
 
 BENCHMARK_SOURCE = "h100x4-16x1024.json"  # the recorded run behind benchmark_h100.rst
@@ -56,6 +57,7 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
         ["Metric", "Bound", "Pass", "Fail", "Held-out pass", "Held-out fail"],
         [[LABELS[m], pct(GATE_BOUNDS[m]), *gate_counts(rows)[m], *gate_counts(held)[m]] for m in METRICS])
     out += section("Repeatability of the calibration") + repeatability_lines(rows)
+    out += section("Cross-device transfer (leave one device out)") + transfer_lines(rows, ref)
     out += section("Reference estimator") + reference_lines(ref)
     out += section("Rows outside the gate bounds") + outside_lines(rows)
     out += section("Estimated vs measured runtime") + [

@@ -27,7 +27,18 @@ def gemm_points(kind: str, dtype: str, quick: bool = False) -> list[tuple[int, i
         nks = (256, 512, 1024, 2048, 4096, 8192, 16384)
         wide = [(n, k) for n in (32768, 65536, 131072) for k in (512, 1024, 2048, 4096)]
     square = [(m, n, k) for m in ms for n in nks for k in nks]
-    return square + [(m, n, k) for m in ms for (n, k) in wide]
+    return square + [(m, n, k) for m in ms for (n, k) in wide] + small_m_points(kind, dtype, quick)
+
+
+def small_m_points(kind: str, dtype: str, quick: bool = False) -> list[tuple[int, int, int]]:
+    """Decode GEMMs: M = batch rows (1..64) on weights of decoder layers and LM heads. They read
+    their whole weight, so they are timed apart from the square grid (an old profile without
+    them falls back to weight bytes / copy bandwidth in Profile.gemm_us)."""
+    if kind == "cpu" or dtype in ("float32", "tf32"):
+        return []
+    ms, nks = ((1, 16), (1024, 8192)) if quick else ((1, 4, 16, 64), (512, 2048, 8192))
+    heads = [] if quick else [(n, k) for n in (32768, 131072) for k in (1024, 4096)]
+    return [(m, n, k) for m in ms for n in nks for k in nks] + [(m, n, k) for m in ms for (n, k) in heads]
 
 
 # Leading dimensions that are not multiples of 8 elements (e.g. GPT-2's vocabulary of 50257)

@@ -17,8 +17,12 @@ from ..families import HOST_MODEL_TYPES, tiny_config_kwargs
 from .timing import Log, free, median, sync
 
 HOST_FAMILIES = HOST_MODEL_TYPES
+# A quick calibration (the CPU, tests) times the three reference codes only: tiny MoE models
+# alone took minutes on a loaded 2-core CPU.
+QUICK_HOST_TYPES = ("llama", "opt", "gpt2")
 HOST_LAYERS = (2, 12)  # a 10-layer difference: the per-layer time stands well above noise
 DISPATCH_LAYERS = 6
+GENERATE_STEPS = (2, 10)  # new tokens per generate call: 8 more steps stand well above noise
 
 
 def tiny_config(model_type: str, layers: int) -> Any:
@@ -94,6 +98,56 @@ def time_host_overhead(device: torch.device, families: Sequence[str] = HOST_FAMI
                        "layers_measured": [lo, hi]}
         log(f"host {family}: {per_layer:.1f} us/layer + {t_lo - lo * per_layer:.1f} us fixed")
     return out
+
+
+def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_FAMILIES,
+                           log: Log = print, calls: int = 7) -> dict[str, dict[str, Any]]:
+    """model.generate's own host time per family, on tiny models (GPU work negligible): greedy,
+    eos_token_id=None, min_new_tokens = max_new_tokens, at two depths x two step counts.
+
+    T(L, N) = setup(L) + N x step(L), with setup(L) = setup_us + L x setup_per_layer_us and
+    step(L) = step_us + L x step_per_layer_us (a step: the forward's Python, logits processing,
+    stopping criteria, cache bookkeeping; the prefill counts as one step)."""
+    out: dict[str, dict[str, Any]] = {}
+    (lo, hi), (n1, n2) = HOST_LAYERS, GENERATE_STEPS
+    for family in families:
+        try:
+            models = [tiny_model(family, n, device) for n in (lo, hi)]
+            ids = torch.randint(1, 256, (1, 8), device=device)
+            kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
+            times: dict[tuple[int, int], list[float]] = {}
+            with torch.inference_mode():
+                for i in range(2 + calls):
+                    for model, layers in zip(models, (lo, hi)):
+                        for n in (n1, n2):
+                            sync(device)
+                            t0 = time.perf_counter()
+                            model.generate(ids, max_new_tokens=n, min_new_tokens=n, **kw)
+                            sync(device)
+                            if i >= 2:
+                                times.setdefault((layers, n), []).append((time.perf_counter() - t0) * 1e6)
+        except Exception as exc:  # noqa: BLE001 - a family this transformers cannot generate with
+            log(f"  generate {family}: failed ({type(exc).__name__}: {exc}), skipped")
+            continue
+        finally:
+            models = []
+            free(device)
+        out[family] = fit_generate_host({k: median(v) for k, v in times.items()})
+        log(f"generate {family}: set-up {out[family]['setup_us']:.0f} us, per step "
+            f"{out[family]['step_us']:.0f} us + {out[family]['step_per_layer_us']:.1f} us/layer")
+    return out
+
+
+def fit_generate_host(t: dict[tuple[int, int], float]) -> dict[str, Any]:
+    """The four coefficients from median times T[(layers, steps)] at two depths x two step counts."""
+    (lo, hi), (n1, n2) = HOST_LAYERS, GENERATE_STEPS
+    step = {L: (t[(L, n2)] - t[(L, n1)]) / (n2 - n1) for L in (lo, hi)}
+    setup = {L: t[(L, n1)] - n1 * step[L] for L in (lo, hi)}
+    step_per_layer = (step[hi] - step[lo]) / (hi - lo)
+    setup_per_layer = (setup[hi] - setup[lo]) / (hi - lo)
+    return {"setup_us": round(setup[lo] - lo * setup_per_layer, 3), "setup_per_layer_us": round(setup_per_layer, 3),
+            "step_us": round(step[lo] - lo * step_per_layer, 3), "step_per_layer_us": round(step_per_layer, 3),
+            "layers_measured": [lo, hi], "steps_measured": [n1, n2]}
 
 
 def split_device_map(model: torch.nn.Module, layers: int) -> dict[str, int]:

@@ -6,12 +6,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
+from ..outpath import write_atomic
 from .collectives import AllreduceJob, measure_p2p
-from .host import dispatch_overhead_us, preload_host_models, time_host_overhead
+from .host import (HOST_FAMILIES, QUICK_HOST_TYPES, dispatch_overhead_us, preload_host_models,
+                   time_generate_overhead, time_host_overhead)
 from .kernels import time_kernels
 from .machine import header, resolve_device
 from .power import measure_power
@@ -23,8 +25,14 @@ def _device_context(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def calibrate(device: str = "auto", quick: bool = False, log: Log = print) -> dict[str, Any]:
-    """Measure this machine with microbenchmarks and return the profile dict (see the package doc)."""
+def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
+              model_types: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure this machine with microbenchmarks and return the profile dict (see the package doc).
+
+    `model_types`: the model types whose eager host overhead is timed (default: every supported
+    one; quick: the three reference codes, QUICK_HOST_TYPES). A model type left out is estimated
+    from Llama's host time scaled by its kernel count (estimator/host_scale.py)."""
+    types = tuple(model_types) if model_types else (QUICK_HOST_TYPES if quick else HOST_FAMILIES)
     t_start = time.perf_counter()
     say: Log = lambda msg: log(f"[{time.perf_counter() - t_start:5.1f} s] {msg}")  # noqa: E731
     dev = resolve_device(device)
@@ -38,11 +46,13 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print) -> di
         with _device_context(dev):
             if gpu:  # first, while the GPU is still cool and idle
                 profile["power"] = measure_power(dev, profile["gpu_count"], quick, say,
-                                                 idle_task=preload_host_models)
+                                                 idle_task=lambda: preload_host_models(types))
             time_kernels(dev, profile, quick, say)
-            profile["host"] = time_host_overhead(dev, log=say)
+            profile["host"] = time_host_overhead(dev, types, log=say)
+            if gpu:  # generation is estimated and measured on GPUs only; a CPU keeps its calibration short
+                profile["generate"] = time_generate_overhead(dev, log=say)
         if gpu and profile["gpu_count"] >= 2:
-            profile["dispatch"] = dispatch_overhead_us(log=say)
+            profile["dispatch"] = dispatch_overhead_us(types, log=say)
         if gpu:
             profile["p2p"] = measure_p2p(quick=quick, log=say)
             profile["allreduce"] = job.run(log=say)
@@ -55,8 +65,7 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print) -> di
 
 
 def save_profile(profile: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write a profile as indented JSON (parent folders created); returns the path."""
+    """Write a profile as indented JSON, atomically (parent folders created); returns the path."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(profile, indent=1) + "\n")
+    write_atomic(out, json.dumps(profile, indent=1) + "\n")
     return out
