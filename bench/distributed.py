@@ -63,18 +63,20 @@ class Checkpoints:
 class Aggregate:
     runtime_ms: float               # median over rounds of the slowest rank's step
     memory_gb_per_gpu: list[float]
-    energy_j_per_token: float | None  # every GPU's energy, summed, per token processed by all ranks
+    energy_j_per_token: float | None  # every GPU's energy, summed, per distinct token of the step
     rounds: int
 
 
-def aggregate(ranks: list[RankResult]) -> Aggregate:
-    """One measurement from every rank's result."""
+def aggregate(ranks: list[RankResult], shared_tokens: bool = False) -> Aggregate:
+    """One measurement from every rank's result. `shared_tokens`: every rank works on the same
+    tokens (tensor parallel), so they count once; else each rank's share adds up (data parallel)."""
     ranks = sorted(ranks, key=lambda r: r.rank)
     rounds = min(len(r.times_ms) for r in ranks)
     slowest = [max(r.times_ms[i] for r in ranks) for i in range(rounds)]
     energy = None
     if all(r.energy_j is not None for r in ranks):
-        tokens = sum(r.tokens * r.steps for r in ranks)
+        tokens = (min(r.tokens * r.steps for r in ranks) if shared_tokens
+                  else sum(r.tokens * r.steps for r in ranks))
         energy = sum(r.energy_j for r in ranks) / tokens
     return Aggregate(statistics.median(slowest), [r.peak_memory_gb for r in ranks], energy, rounds)
 

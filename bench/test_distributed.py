@@ -53,7 +53,7 @@ def test_distributed(case: Case, bench_config, bench_recorder, check_bounds, che
         pytest.fail(f"{case.id}: {result.error}\n{result.stderr_tail}")
     if bench_config.node_rank:  # only node 0 records: it holds every rank's share of the work it can see
         pytest.skip("rows are recorded on node 0")
-    agg = distributed.aggregate(result.ranks)
+    agg = distributed.aggregate(result.ranks, shared_tokens=case.parallel == "tensor")
     tokens = case.batch * case.seq
     measured = {"runtime_ms": agg.runtime_ms, "memory_gb": max(agg.memory_gb_per_gpu),
                 "memory_gb_per_gpu": agg.memory_gb_per_gpu, "energy_j_per_token": agg.energy_j_per_token,

@@ -40,8 +40,9 @@ def kv_cache_bytes(spec: ModelSpec, t: int, e: int, layers: int, shards: int = 1
 
 
 def head_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float:
-    """Normed final hidden state plus the logits (batch x seq x vocab)."""
-    return t * e * (spec.hidden + spec.vocab / shards)
+    """Normed final hidden state plus the logits (batch x seq x vocab), as many copies as the
+    family's head keeps alive at once."""
+    return t * e * (spec.hidden + spec.arch.logit_copies(spec) * spec.vocab / shards)
 
 
 def final_norm_working_set(spec: ModelSpec, t: int, e: int) -> float:

@@ -61,6 +61,25 @@ def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e:
     return Op("sdpa", group, "sdpa", flops, nbytes, (batch * heads, seq, d))
 
 
+def sdpa_math(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> list[Op]:
+    """torch's math SDPA backend, which float32 attention with grouped K/V heads
+    (``enable_gqa``) falls back to: neither flash nor cuDNN attention takes float32, and the
+    memory-efficient kernel takes no ``enable_gqa`` (a torch-profiler trace of clm-60m in
+    float32 on an H200: ``_scaled_dot_product_attention_math``, 1.8 ms a layer, 41 % of the
+    pass). It repeats K and V to every head, scales q and k, materialises the full
+    (batch, heads, seq, seq) scores with two batched matmuls (no causal skipping), adds the
+    mask in place and runs ``_safe_softmax`` (softmax, isneginf, all, where)."""
+    bh, scores, qk = batch * heads, batch * heads * seq * seq, batch * heads * seq * d
+    ops = [ew(f"repeat_{x}", group, qk, 2 * e, "transpose") for x in "kv"] if kv_heads < heads else []
+    ops += [ew(f"scale_{x}", group, qk, 2 * e, "unary") for x in "qk"]
+    ops.append(gemm("scores_bmm", group, bh * seq, seq, d, e))
+    ops += [ew("mask_add", group, scores, 2 * e, "broadcast"), ew("softmax", group, scores, 2 * e, "reduce"),
+            ew("isneginf", group, scores, e + 1, "unary"), ew("all_neginf", group, scores, 1, "reduce"),
+            ew("where", group, scores, 2 * e + 1, "binary")]
+    ops.append(gemm("pv_bmm", group, bh * seq, d, seq, e))
+    return ops
+
+
 def rms_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
     """LlamaRMSNorm: to(fp32), pow, mean, +eps, rsqrt, mul, to(dtype), weight*x."""
     ops = [ew(f"{name}.to_fp32", group, t * h, e + FP32, "cast")] if e != FP32 else []
@@ -102,8 +121,9 @@ def dense_mlp(spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
 
 
 @lru_cache(maxsize=512)
-def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) -> ForwardOps:
-    """Kernels of model(input_ids) for `batch` x `seq`; `shards` > 1 splits heads/FFN (tensor parallel)."""
+def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1, cuda: bool = True) -> ForwardOps:
+    """Kernels of model(input_ids) for `batch` x `seq`; `shards` > 1 splits heads/FFN (tensor
+    parallel); `cuda` False for a CPU, whose attention backends differ."""
     t, h, f, v = batch * seq, spec.hidden, spec.ffn // shards, spec.vocab
     heads, kv = max(1, spec.heads // shards), max(1, spec.kv_heads // shards)
     qd, kvd = heads * spec.head_dim, kv * spec.head_dim
@@ -119,7 +139,7 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1) 
     if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
         layer += [ew("cache_k", "kv cache", t * kvd, 2 * e, "strided_cat"),
                   ew("cache_v", "kv cache", t * kvd, 2 * e, "strided_cat")]
-    layer += arch.attention_ops(spec, batch, seq, heads, kv, e)
+    layer += arch.attention_ops(spec, batch, seq, heads, kv, e, cuda)
     layer.append(ew("attn_transpose", "attention", t * qd, 2 * e, "transpose"))
     layer.append(gemm("o_proj", attn, t, h, qd, e, spec.out_bias))
     layer += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)

@@ -36,6 +36,8 @@ def test_aggregate_takes_slowest_rank_and_sums_energy() -> None:
     assert agg.memory_gb_per_gpu == [1.5, 2.0]
     assert agg.energy_j_per_token == pytest.approx(40.0 / 1000)
     assert distributed.aggregate([RankResult(0, [1.0])]).energy_j_per_token is None
+    # tensor parallel: both ranks work on the same 500 tokens, which count once
+    assert distributed.aggregate(ranks, shared_tokens=True).energy_j_per_token == pytest.approx(40.0 / 500)
 
 
 def _tiny(tmp_path):

@@ -169,7 +169,7 @@ def estimated_layer_kernels(model_type: str) -> collections.Counter:
     cfg = transformers.AutoConfig.for_model(**families.tiny_config_kwargs(model_type, 1)).to_dict()
     spec = ModelSpec.from_hf_config(cfg, name=f"tiny-{model_type}")
     counts = collections.Counter()
-    for op in forward_ops(spec, 2, 8, 4).layer:
+    for op in forward_ops(spec, 2, 8, 4, cuda=False).layer:   # the CPU's kernels: it is profiled on the CPU
         if op.kind == "gemm":
             counts["addmm" if (op.shape and op.bytes > 4 * sum(_mnk_bytes(op.shape))) else "mm"] += 1
         elif op.kind == "sdpa":

@@ -142,9 +142,22 @@ def test_gelu_new_is_eight_kernels_and_others_one():
 ])
 def test_layer_kernel_count(name, e, expected):
     spec = load_model(name)
-    fo = forward_ops(spec, 2, 64, e)
+    fo = forward_ops(spec, 2, 64, e, cuda=e == 2)   # float32 counted as a CPU runs it (fused SDPA)
     assert len(fo.layer) == expected
     assert sum(o.kind == "sdpa" for o in fo.layer) == 1
+
+
+def test_float32_grouped_attention_runs_sdpas_math_backend_on_cuda():
+    spec = load_model("clm-60m")            # 6 heads, 2 K/V heads
+    cuda, cpu = forward_ops(spec, 2, 64, 4).layer, forward_ops(spec, 2, 64, 4, cuda=False).layer
+    assert sum(o.kind == "sdpa" for o in cuda) == 0 and sum(o.kind == "sdpa" for o in cpu) == 1
+    names = [o.name for o in cuda]
+    for name in ("repeat_k", "repeat_v", "scores_bmm", "mask_add", "softmax", "pv_bmm"):
+        assert name in names
+    scores = next(o for o in cuda if o.name == "scores_bmm")
+    assert scores.flops == 2.0 * 2 * 6 * 64 * 64 * 64          # full scores: no causal skipping
+    assert sum(o.kind == "sdpa" for o in forward_ops(spec, 2, 64, 2).layer) == 1   # half precision: fused
+    assert sum(o.kind == "sdpa" for o in forward_ops(load_model("opt-1.3b"), 2, 64, 4).layer) == 1  # no GQA
 
 
 def test_no_cache_kernels_without_use_cache():

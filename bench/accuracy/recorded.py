@@ -69,7 +69,7 @@ def workload(row: Mapping[str, Any]) -> Workload:
     """The estimator's Workload of a recorded row ('single' GPU rows are 1-GPU pipelines)."""
     parallel = row.get("parallel") or "pipeline"
     return Workload(int(row["batch"]), int(row["seq"]), str(row["dtype"]), int(row.get("gpus") or 1),
-                    "pipeline" if parallel == "single" else parallel)
+                    "pipeline" if parallel == "single" else parallel, new_tokens=int(row.get("new_tokens") or 0))
 
 
 def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..ops import dense_mlp, layer_norm, rms_norm, sdpa
+from ..ops import FP32, dense_mlp, layer_norm, rms_norm, sdpa, sdpa_math
 
 if TYPE_CHECKING:
     from ..model import ModelSpec
@@ -57,13 +57,22 @@ class Family:
         """One norm over `t` rows of `h`: LayerNorm's one kernel or LlamaRMSNorm's eight."""
         return (layer_norm if spec.norm == "layernorm" else rms_norm)(name, group, t, h, e)
 
-    def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int) -> list[Op]:
-        """Attention from the cached q, k, v to the (batch, heads, seq, head_dim) output."""
+    def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
+                      cuda: bool = True) -> list[Op]:
+        """Attention from the cached q, k, v to the (batch, heads, seq, head_dim) output: SDPA's
+        fused kernel, or on CUDA its math backend for float32 with grouped K/V heads (ops.sdpa_math;
+        the CPU's flash kernel takes float32)."""
+        if cuda and e == FP32 and kv < heads:
+            return sdpa_math("attention", batch, heads, kv, seq, spec.head_dim, e)
         return [sdpa("attention", batch, heads, kv, seq, spec.head_dim, e)]
 
     def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]:
         """Kernels on a sub-layer's output before its residual add (Gemma's post-norms)."""
         return []
+
+    def logit_copies(self, spec: ModelSpec) -> int:
+        """Logits-sized tensors alive at once at the LM head's peak (memory.py)."""
+        return 1
 
     def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
         """The MLP from the normed input to its output (before the residual add)."""

@@ -113,11 +113,12 @@ class Gemma(Family):
             ops += gemma_rms_norm("q_norm", "norms", t * qd // d, d, e) + gemma_rms_norm("k_norm", "norms", t * kvd // d, d, e)
         return ops + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
 
-    def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int) -> list[Op]:
+    def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
+                      cuda: bool = True) -> list[Op]:
         d = spec.head_dim
         copies = repeat_kv(batch, heads, kv, seq, d, e)
         if self.version == 3:   # SDPA with the sliding boolean mask: no GQA inside SDPA
-            return copies + Family.attention_ops(self, spec, batch, seq, heads, kv, e)
+            return copies + Family.attention_ops(self, spec, batch, seq, heads, heads, e, cuda)  # K/V repeated
         bh, scores = batch * heads, batch * heads * seq * seq
         ops = copies + [bmm("qk", bh, seq, seq, d, e), ew("scale", ATTN, scores, 2 * e, "unary")]
         if spec.extra("attn_softcap") is not None:
@@ -152,6 +153,11 @@ class Gemma(Family):
         tables = LLAMA.pre_layer_ops(spec, seq, e)
         return tables if self.version == 2 else tables + [
             ew(f"rope_table_local.{i}", "embeddings", seq * spec.head_dim, 2 * FP32) for i in range(6)]
+
+    def logit_copies(self, spec: ModelSpec) -> int:
+        # logits / cap is a new tensor while the logits are still referenced (then tanh, * cap):
+        # gemma-2-2b in float32 on an H200 peaked one 16.8 GB logits tensor above one copy
+        return 2 if spec.extra("final_softcap") is not None else 1
 
     def head_ops(self, spec: ModelSpec, t: int, vocab: int, e: int) -> list[Op]:
         return softcap("final_softcap", "lm head", t * vocab, e) if spec.extra("final_softcap") is not None else []
