@@ -19,7 +19,10 @@ MEASURED = REPORTS / "measured"
 # case id is in DESIGN_CASES, in whichever file it appears (these cases were kernel-profiled,
 # see reports/profiles/). Every other row - other workloads, the second machine h100x1-* - is
 # held out: it was never used to build the model.
-DESIGN_SOURCES: tuple[str, ...] = ("h100x4-16x1024.json", "h100x4-archs.json")
+DESIGN_SOURCES: tuple[str, ...] = ("h100x4-16x1024.json", "h100x4-archs.json",
+                                   # looked at to fix tensor-parallel host time, float32 attention
+                                   # and power, and Gemma 2's logits memory (2026-11-27)
+                                   "h200x4-main.json", "h200x4-fp32.json", "h200x4-families.json")
 DESIGN_CASES: tuple[str, ...] = ("gpt2-1gpu", "clm-1.1b-1gpu", "opt-1.3b-1gpu", "clm-60m-1gpu-1x128")
 
 
