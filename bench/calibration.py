@@ -284,3 +284,11 @@ def session_profile(config: Any, gpu_name: str | None, gpu_count: int, device: D
     return resolve(cfg.calibrate, cfg.profile or None, device, cache,
                    full_calibration("cuda" if device is not None else "cpu", types), host_calibration(types), log,
                    types)
+
+
+def host_used(prof: Profile, model_type: str, family: str) -> dict[str, float]:
+    """The host times an estimate of `model_type` used (this machine's when measured here): a
+    recorded row keeps them, so the CI gate re-estimates it with its own machine's host."""
+    per_layer_us, fixed_us = prof.host_times(model_type, family)
+    return {"per_layer_us": per_layer_us, "fixed_us": fixed_us,
+            "dispatch_hook_us": prof.dispatch_hook_us(model_type, family)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.calibration import host_used
 from bench import distributed
 from bench.cases import Case, detect
 from bench.compare import METRICS
@@ -60,7 +61,8 @@ def test_distributed(case: Case, bench_config, bench_recorder, check_bounds, che
                 "throughput_tokens_per_s": tokens / (agg.runtime_ms / 1e3), "rounds": agg.rounds}
     estimated = {k: getattr(est, k) for k in METRICS} | {
         "memory_gb_per_gpu": est.memory_gb_per_gpu, "host_ms": est.host_ms, "gpu_busy_ms": est.gpu_busy_ms,
-        "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown}
+        "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown,
+        "host_us": host_used(resolved.profile, spec.model_type, spec.family)}
     short = machine.device.aliases[0]
     bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}"
     row = dict(case_id=case.id, model=case.model, device=machine.device.name, device_short=short, gpus=case.gpus,

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from bench import build, measure
+from bench.calibration import host_used
 from bench.cases import Case, detect
 from bench.machine import available_ram_bytes
 from bench.compare import METRICS
@@ -31,6 +32,11 @@ def _skip_reason(case: Case) -> str | None:
 
 def _dtype(case: Case) -> str:
     return (load_model(case.model).dtype or "float16") if case.dtype == "auto" else case.dtype
+
+
+def _types(model: str) -> tuple[str, str]:
+    spec = load_model(model)
+    return spec.model_type, spec.family
 
 
 def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_bounds, request) -> None:
@@ -95,7 +101,8 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     measured = measure.Measured.of(lat, mem, en, tokens).as_dict()
     estimated = {k: getattr(est, k) for k in METRICS} | {
         "memory_gb_per_gpu": est.memory_gb_per_gpu, "host_ms": est.host_ms, "gpu_busy_ms": est.gpu_busy_ms,
-        "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown}
+        "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown,
+        "host_us": host_used(prof, *_types(case.model))}
     if not on_gpu:  # no allocator statistics or energy counters for the CPU
         estimated["memory_gb"] = None
     row = dict(case_id=case.id, model=case.model, device=device_name, device_short=short, gpus=gpus,

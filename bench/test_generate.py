@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from bench import build, measure
+from bench.calibration import host_used
 from bench.cases import detect
 from bench.compare import METRICS
 from bench.plugin import get_bench_config
@@ -53,7 +54,7 @@ def _skip_reason(case: GenCase) -> str | None:
     return m.problem
 
 
-def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, check_bounds) -> None:
+def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, check_bounds, request) -> None:
     reason = _skip_reason(gen_case)
     if reason:
         pytest.skip(reason)
@@ -61,8 +62,12 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
     spec = load_model(gen_case.model)
     dtype = (spec.dtype or "float16") if bench_config.dtype == "auto" else bench_config.dtype
     n, batch = gen_case.new_tokens, gen_case.batch
+    resolved = request.getfixturevalue("bench_profile")
+    if resolved.profile is None:
+        pytest.skip(resolved.reason)
     try:
-        est = estimate(spec, machine.device, Workload(batch=batch, seq=gen_case.seq, dtype=dtype, new_tokens=n))
+        est = estimate(spec, machine.device, Workload(batch=batch, seq=gen_case.seq, dtype=dtype, new_tokens=n),
+                       resolved.profile)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
     short = machine.device.aliases[0]
@@ -95,6 +100,7 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
         "ttft_ms": est.ttft_ms, "tpot_ms": est.tpot_ms, "generate_ms": est.generate_ms,
         "generate_energy_j_per_token": est.generate_energy_j_per_token, "host_ms": est.host_ms,
         "gpu_busy_ms": est.gpu_busy_ms, "bound": est.bound, "profile": est.profile, "phases": est.phases,
+        "host_us": host_used(resolved.profile, spec.model_type, spec.family),
         "breakdown": est.breakdown}
     row = dict(case_id=f"generate-{gen_case.id}-{dtype}", kind="generate", model=gen_case.model,
                device=machine.device.name, device_short=short, gpus=1, parallel="single", batch=batch,

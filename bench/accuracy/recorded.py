@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from estimator import Workload, estimate
+from estimator import Workload, estimate, get_device, load_model
+from estimator.profile import Profile, profile_for
 
 from ..compare import METRICS, errors, relative_error
 
@@ -75,10 +76,25 @@ def workload(row: Mapping[str, Any]) -> Workload:
                     "pipeline" if parallel == "single" else parallel, new_tokens=int(row.get("new_tokens") or 0))
 
 
+def row_profile(row: Mapping[str, Any], transfer_from: str | None = None) -> Profile:
+    """The profile a recorded row is re-estimated with: the current shipped (or transferred)
+    calibration, with the host times measured on the row's own machine when the row recorded
+    them (``estimated.host_us``, written by the suite since 2026-11-27): host time moves 20-50 %
+    between machines of one GPU kind, and the suite measures it on the machine at hand."""
+    spec = load_model(row["model"])
+    prof = profile_for(get_device(str(row["device"])), transfer_from=transfer_from)
+    used = (row.get("estimated") or {}).get("host_us")
+    if not used:
+        return prof
+    host = {spec.model_type: {"per_layer_us": used["per_layer_us"], "fixed_us": used["fixed_us"]}}
+    return prof.with_host(host, {spec.model_type: used.get("dispatch_hook_us", 0.0)},
+                          f"{prof.source}, host of the row's machine")
+
+
 def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict[str, Any]:
     """The current estimator's four metrics (+ memory_gb_per_gpu) for a recorded row; with
     `transfer_from`, through the transfer model from that device's calibration."""
-    e = estimate(row["model"], row["device"], workload(row), transfer_from=transfer_from)
+    e = estimate(row["model"], row["device"], workload(row), row_profile(row, transfer_from))
     return {**{m: getattr(e, m) for m in METRICS}, "memory_gb_per_gpu": list(e.memory_gb_per_gpu)}
 
 
