@@ -29,6 +29,15 @@ class Op:
     shape: tuple = ()     # gemm: (m, n, k); sdpa: (batch*heads, seq, head_dim)
     pattern: str = ""     # elementwise: the memory-access pattern timed by calibration (calibrate/elementwise.py)
 
+    def __post_init__(self) -> None:
+        # Ops key every pricing memo: hash the fields once, not at every lookup (a generation
+        # estimate looks up ~40,000 of them)
+        object.__setattr__(self, "_hash", hash((self.name, self.group, self.kind, self.flops, self.bytes,
+                                                self.shape, self.pattern)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
 
 @dataclass(frozen=True)
 class ForwardOps:

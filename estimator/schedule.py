@@ -84,7 +84,11 @@ class Pass:
 
     def price(self, ops: tuple[Op, ...]) -> list[OpCost]:
         """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
-        return self._slowed([price(op, self.dev, self.prof, self.w.dtype, self.w.tf32) for op in ops])
+        ops = tuple(ops)
+        key = ("costs", ops, self.dev.key, self.w.dtype, self.w.tf32)   # one lookup for the whole list
+        costs = self.prof.memoized(key, lambda: [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32)
+                                                 for op in ops])
+        return self._slowed(costs)
 
     def _slowed(self, costs: list[OpCost]) -> list[OpCost]:
         if self.slowdown == 1.0:
