@@ -32,6 +32,7 @@ the datasheet and which do not:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .device import DeviceSpec
@@ -105,8 +106,6 @@ class Transfer:
 def closest(target: DeviceSpec, calibrated: list[DeviceSpec]) -> DeviceSpec | None:
     """The calibrated device nearest `target`: same architecture first, then the smallest
     log-distance in memory bandwidth and fp16 tensor peak."""
-    import math
-
     def distance(d: DeviceSpec) -> tuple:
         return (d.architecture != target.architecture,
                 abs(math.log(d.memory_bandwidth_gb_s / target.memory_bandwidth_gb_s))

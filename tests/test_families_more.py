@@ -6,7 +6,6 @@ difference between a 2-layer and a 1-layer model), through the explicit mapping 
 from __future__ import annotations
 
 import collections
-import logging
 
 import pytest
 
@@ -23,13 +22,7 @@ NEW_ZOO = ("facebook/opt-350m", "EleutherAI/pythia-160m", "EleutherAI/pythia-1b"
            "microsoft/Phi-3-mini-4k-instruct", "Qwen/Qwen3-0.6B")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quiet_transformers():
-    log = logging.getLogger("transformers")
-    old = log.level
-    log.setLevel(logging.ERROR)
-    yield
-    log.setLevel(old)
+pytestmark = pytest.mark.usefixtures("quiet_transformers")
 
 
 def hf_params(cfg: dict) -> int:

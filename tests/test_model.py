@@ -4,7 +4,6 @@ load_model resolves names and paths and rejects bad input with one-line Estimato
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -17,14 +16,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quiet_transformers():
-    # tiny test vocabularies make transformers warn about bos/eos ids outside the vocabulary
-    log = logging.getLogger("transformers")
-    old = log.level
-    log.setLevel(logging.ERROR)
-    yield
-    log.setLevel(old)
+pytestmark = pytest.mark.usefixtures("quiet_transformers")
 
 
 def hf_param_count(config_dir: str | Path) -> int:

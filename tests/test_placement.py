@@ -4,7 +4,6 @@ with an explicit max_memory never query a device; accelerate only logs that the 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from functools import lru_cache
 
 import pytest
@@ -22,14 +21,7 @@ from accelerate.utils import get_balanced_memory  # noqa: E402
 DTYPES = {2: torch.float16, 4: torch.float32}
 
 
-@pytest.fixture(autouse=True)
-def _quiet_accelerate():
-    # "Device 0 is not available, available devices are []" on a machine without GPUs
-    log = logging.getLogger("accelerate.utils.modeling")
-    old = log.level
-    log.setLevel(logging.ERROR)
-    yield
-    log.setLevel(old)
+pytestmark = pytest.mark.usefixtures("quiet_accelerate")
 
 
 @lru_cache(maxsize=None)
