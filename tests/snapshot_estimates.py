@@ -1,0 +1,67 @@
+"""Snapshot of many estimates, to prove a restructuring changes no number.
+
+    python tests/snapshot_estimates.py OUT.json        # write the snapshot
+    python tests/snapshot_estimates.py OUT.json --diff BEFORE.json
+
+Every zoo model x several devices x shapes x dtypes x 1/2/4/8 GPUs x all parallel modes, plus
+generation and use_cache=False; each case's Estimate.to_dict() (or its EstimatorError text),
+floats compared exactly (JSON keeps repr precision).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
+
+from estimator import EstimatorError, Workload, estimate, zoo_names
+
+DEVICES = ("H100", "H200", "A100", "RTX A6000", "L4")
+SHAPES = ((1, 128), (4, 512), (16, 1024), (2, 2048))
+DTYPES = ("float16", "bfloat16", "float32")
+GPUS = (1, 2, 4, 8)
+MODES = ("pipeline", "data", "tensor")
+
+
+def cases():
+    for model, dev, (b, s), dt in itertools.product(zoo_names(), DEVICES, SHAPES, DTYPES):
+        for g in GPUS:
+            for mode in (MODES if g > 1 else ("pipeline",)):
+                yield model, dev, dict(batch=b, seq=s, dtype=dt, gpus=g, parallel=mode)
+        if dt != "float32":
+            yield model, dev, dict(batch=b, seq=s, dtype=dt, new_tokens=8)
+            yield model, dev, dict(batch=b, seq=s, dtype=dt, use_cache=False)
+
+
+def snapshot() -> dict:
+    out = {}
+    for model, dev, kw in cases():
+        key = f"{model}|{dev}|" + ",".join(f"{k}={v}" for k, v in sorted(kw.items()))
+        try:
+            out[key] = estimate(model, dev, Workload(**kw)).to_dict()
+        except EstimatorError as e:
+            out[key] = {"error": str(e)}
+    return out
+
+
+def main(argv: list[str]) -> int:
+    snap = snapshot()
+    with open(argv[0], "w") as f:
+        json.dump(snap, f, sort_keys=True)
+    print(f"{len(snap)} cases ({sum('error' not in v for v in snap.values())} estimated) -> {argv[0]}")
+    if len(argv) > 2 and argv[1] == "--diff":
+        with open(argv[2]) as f:
+            before = json.load(f)
+        after = json.loads(json.dumps(snap, sort_keys=True))
+        diff = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        for k in diff[:20]:
+            print("DIFF", k)
+        print(f"{len(diff)} of {len(set(before) | set(after))} cases differ")
+        return 1 if diff else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
