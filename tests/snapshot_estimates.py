@@ -35,12 +35,26 @@ def cases():
             yield model, dev, dict(batch=b, seq=s, dtype=dt, use_cache=False)
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _portable(value):
+    """Paths inside the checkout written relative to it, so two worktrees compare equal."""
+    if isinstance(value, str):
+        return value.replace(ROOT, "<repo>")
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    return value
+
+
 def snapshot() -> dict:
     out = {}
     for model, dev, kw in cases():
         key = f"{model}|{dev}|" + ",".join(f"{k}={v}" for k, v in sorted(kw.items()))
         try:
-            out[key] = estimate(model, dev, Workload(**kw)).to_dict()
+            out[key] = _portable(estimate(model, dev, Workload(**kw)).to_dict())
         except EstimatorError as e:
             out[key] = {"error": str(e)}
     return out
