@@ -82,16 +82,10 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
         spec = replace(spec, use_cache=False)
     if w.new_tokens:
         return _generation_estimate(spec, dev, prof, w)
-    p, mem = forward_pass(spec, dev, prof, w)
-    runtime_us = p.clock.total_us
-    runtime_s = runtime_us * 1e-6
-    joules = p.energy_j(w.gpus)
-    busy = sum(p.clock.busy_us.values()) / max(1, len(p.clock.busy_us))
-    host = p.clock.host_work_us
-    critical_gpu_us = sum(p.clock.busy_us.values()) if w.parallel == "pipeline" or w.gpus == 1 else busy
-    mem_gb = [m / GB for m in mem]
+    r = forward_pass(spec, dev, prof, w)
+    mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
-    if p.host_scaled:
+    if r.host_scaled:
         notes.append(host_scale.scaled_note(spec))
     fits = max(mem_gb) <= dev.memory_gb
     if not fits:
@@ -99,10 +93,11 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     return Estimate(
         model=spec.name, device=dev.name, workload=dict(batch=w.batch, seq=w.seq, dtype=w.dtype, gpus=w.gpus,
                                                         parallel=w.parallel if w.gpus > 1 else "single"),
-        runtime_ms=runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
-        energy_j_per_token=None if joules is None else joules / w.tokens, throughput_tokens_per_s=w.tokens / runtime_s, fits=fits,
-        host_ms=host / 1e3, gpu_busy_ms=critical_gpu_us / 1e3, bound="host" if host >= critical_gpu_us else "gpu",
-        params=spec.param_count(), profile=prof.source, breakdown=p.breakdown(), notes=notes)
+        runtime_ms=r.runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
+        energy_j_per_token=None if r.energy_j is None else r.energy_j / w.tokens,
+        throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
+        gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
+        breakdown=r.breakdown(), notes=notes)
 
 
 def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:

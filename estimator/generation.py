@@ -1,13 +1,14 @@
 """model.generate on one GPU as phases: generate's set-up and the prefill (time to first token),
 then new_tokens - 1 decode steps over a growing KV cache (time per output token).
 
-Each phase is a ``schedule.Pass`` of its own: every step of ``_sample`` ends in a host
-synchronisation (``unfinished_sequences.max() == 0``), so steps do not overlap and a step takes
-max(host launches, GPU drain). A decode step's GPU work grows linearly with the cache (the
-``torch.cat`` of the cache and attention over it) and its host time is constant, so its time is
-convex in the step index: the first and the last step are simulated and the steps between
-averaged (exact while both ends are host-bound, the usual case; a slight over-estimate when the
-last steps turn GPU-bound). Two simulated steps keep an estimate with generation under 1 ms.
+Each simulated step is a ``schedule.step_pass`` of its own, a frozen ``PassResult``: every step
+of ``_sample`` ends in a host synchronisation (``unfinished_sequences.max() == 0``), so steps do
+not overlap and a step takes max(host launches, GPU drain). A decode step's GPU work grows
+linearly with the cache (the ``torch.cat`` of the cache and attention over it) and its host time
+is constant, so its time is convex in the step index: the first and the last step are simulated
+and the steps between averaged (exact while both ends are host-bound, the usual case; a slight
+over-estimate when the last steps turn GPU-bound). Two simulated steps keep an estimate with
+generation under 1 ms.
 """
 from __future__ import annotations
 
@@ -18,17 +19,16 @@ from .decode import decode_ops, prefill_ops
 from .device import DeviceSpec
 from .errors import EstimatorError
 from .model import ModelSpec
-from .ops import ForwardOps
 from .placement import single_gpu_placement
 from .profile import Profile
-from .schedule import Pass
+from .schedule import PassResult, step_pass
 from .workload import Workload
 
 PHASES = ("prefill", "decode")
 BREAKDOWN_SUMS = ("time_ms", "flops", "bytes", "kernels")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PhaseResult:
     """One phase of the call: wall time, host launch time, GPU kernel time and energy (all GPU 0)."""
     phase: str
@@ -44,7 +44,7 @@ class PhaseResult:
                 "gpu_busy_ms": self.gpu_busy_ms, "energy_j": self.energy_j}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Generation:
     """The whole generate call: its phases and the peak bytes on the GPU."""
     prefill: PhaseResult
@@ -76,42 +76,25 @@ class Generation:
         return [self.prefill, self.decode]
 
 
-def _step(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops: ForwardOps,
-          step_us: float, per_layer_us: float, lead_us: float = 0.0) -> Pass:
-    """One forward of generate plus its sampling kernels on a fresh clock, drained at the end
-    (the per-step synchronisation); `lead_us` of host-only work (generate's set-up) first."""
-    p = Pass(spec, dev, prof, w)
-    p.clock.host_us = lead_us
-    p.clock.host_work_us = lead_us
-    layer = p.set_power_cap(p.price(ops.layer))
-    pre, post = p.price(ops.pre), p.price(ops.post)
-    fixed = step_us / max(1, len(pre) + len(post))
-    p.run(0, pre, fixed * len(pre))
-    p.run(0, layer, per_layer_us, times=spec.layers)
-    p.run(0, post, fixed * len(post))
-    p.summarize()
-    return p
-
-
-def _phase(name: str, passes: list[Pass], steps: int) -> PhaseResult:
-    """`steps` steps priced from the simulated `passes` (their mean stands for every step)."""
-    if not passes or steps == 0:
+def _phase(name: str, steps_run: list[PassResult], steps: int) -> PhaseResult:
+    """`steps` steps priced from the simulated steps (their mean stands for every step)."""
+    if not steps_run or steps == 0:
         return PhaseResult(name, 0, 0.0, 0.0, 0.0, 0.0, [])
-    k = steps / len(passes)
+    k = steps / len(steps_run)
     groups: dict[str, dict] = {}
-    for p in passes:
-        for g in p.breakdown():
-            acc = groups.setdefault(g["group"], {"phase": name, "group": g["group"], "bound": g["bound"],
-                                                 **{s: 0.0 for s in BREAKDOWN_SUMS}})
+    for r in steps_run:
+        for g in r.groups:
+            acc = groups.setdefault(g.group, {"phase": name, "group": g.group, "bound": g.bound,
+                                              **{s: 0.0 for s in BREAKDOWN_SUMS}})
             for s in BREAKDOWN_SUMS:
-                acc[s] += g[s] * k
+                acc[s] += getattr(g, s) * k
     for g in groups.values():
         g["kernels"] = round(g["kernels"])
-    energies = [p.energy_j(1) for p in passes]
+    energies = [r.energy_j for r in steps_run]
     energy = None if energies[0] is None else sum(energies) * k
-    return PhaseResult(name, steps, sum(p.clock.total_us for p in passes) * k / 1e3,
-                       sum(p.clock.host_work_us for p in passes) * k / 1e3,
-                       sum(p.clock.busy_us.get(0, 0.0) for p in passes) * k / 1e3, energy, list(groups.values()))
+    return PhaseResult(name, steps, sum(r.runtime_us for r in steps_run) * k / 1e3,
+                       sum(r.host_work_us for r in steps_run) * k / 1e3,
+                       sum(r.critical_gpu_us for r in steps_run) * k / 1e3, energy, list(groups.values()))
 
 
 def generation_bytes(spec: ModelSpec, w: Workload) -> float:
@@ -143,11 +126,11 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
     spec = spec if spec.use_cache else replace(spec, use_cache=True)   # generate always keeps the cache
     host = prof.generate_host(spec.model_type, spec.family)
     e, layers = w.dtype_bytes, spec.layers
-    prefill = _step(spec, dev, prof, w, prefill_ops(spec, w.batch, w.seq, e), host.step_us,
-                    host.step_per_layer_us, host.setup_total_us(layers))
+    prefill = step_pass(spec, dev, prof, w, prefill_ops(spec, w.batch, w.seq, e), host.step_us,
+                        host.step_per_layer_us, host.setup_total_us(layers))
     steps = w.new_tokens - 1
     kv_lens = sorted({w.seq + 1, w.seq + steps}) if steps else []
-    decode = [_step(spec, dev, prof, w, decode_ops(spec, w.batch, kv, e), host.step_us, host.step_per_layer_us)
+    decode = [step_pass(spec, dev, prof, w, decode_ops(spec, w.batch, kv, e), host.step_us, host.step_per_layer_us)
               for kv in kv_lens]
     return Generation(_phase("prefill", [prefill], 1), _phase("decode", decode, steps), w.new_tokens,
                       generation_bytes(spec, w))

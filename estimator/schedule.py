@@ -1,6 +1,8 @@
 """One forward pass as the GPUs run it: kernels priced, host and GPU time overlapped on the clock,
 load per GPU summed for energy; one GPU, a pipeline over accelerate's device map, or replicas
-(data / tensor parallel). Returns the pass and the peak memory of each GPU."""
+(data / tensor parallel), or one step of model.generate. Returns a frozen PassResult: the
+breakdown per operator group, time per GPU, runtime, host work, critical-path GPU time, energy
+and the peak memory of each GPU; the Pass and its Clock stay inside this module."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -10,10 +12,10 @@ from .cost import OpCost, price
 from .device import GB, DeviceSpec
 from .errors import EstimatorError
 from .model import ModelSpec
-from .ops import Op, forward_ops
+from .ops import ForwardOps, Op, forward_ops
 from .placement import Placement, pipeline_placement, single_gpu_placement
 from .profile import ALLGATHER_HOST_US, Profile
-from .timeline import Clock
+from .timeline import Clock, GpuTime
 from .workload import Workload
 
 COMPUTE_KINDS = ("gemm", "sdpa")   # kernels the power cap slows down
@@ -35,29 +37,86 @@ def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float
     return [(per, c.gpu_us, c.op.kind in BLOCKING_KINDS) for c in costs]
 
 
-def _group_sums(costs: list[OpCost]) -> dict[str, list]:
-    """group -> [gpu us, flops, bytes, kernels, {bound: us}] for one pass over `costs`."""
-    sums: dict[str, list] = {}
+@dataclass(frozen=True)
+class GroupSum:
+    """One operator group of a pass: kernel time, work, kernel count and the bound taking most
+    of its time ("host" for a group without kernels)."""
+    group: str
+    time_ms: float
+    flops: float
+    bytes: float
+    kernels: int
+    bound: str
+
+    def to_dict(self) -> dict:
+        return {"group": self.group, "time_ms": self.time_ms, "flops": self.flops, "bytes": self.bytes,
+                "kernels": self.kernels, "bound": self.bound}
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass (or one generate step) came to, fixed once the schedule has run."""
+    groups: tuple[GroupSum, ...]       # per operator group, in the order they first ran
+    gpu_times: tuple[GpuTime, ...]     # per GPU that ran kernels, in the order they first ran
+    runtime_us: float                  # until both the host and the last GPU are done
+    host_work_us: float                # host time spent launching (not waiting on blocking copies)
+    critical_gpu_us: float             # kernel time on the critical path (pipeline: all stages)
+    energy_j: float | None             # every GPU of the workload; None: no power model (CPU)
+    peak_bytes_per_gpu: tuple[float, ...]   # empty for a generate step (generation.py counts it)
+    host_scaled: bool                  # host times scaled from another family (host_scale.py)
+
+    @property
+    def bound(self) -> str:
+        """host | gpu: what the critical path mostly waits on."""
+        return "host" if self.host_work_us >= self.critical_gpu_us else "gpu"
+
+    def breakdown(self) -> list[dict]:
+        """Per operator group: group, time_ms, flops, bytes, kernels, bound (fresh dicts)."""
+        return [g.to_dict() for g in self.groups]
+
+
+class _GroupTotal:
+    """A group's running sums while a pass is summarized (time in us per kernel list, in ms
+    per pass)."""
+    __slots__ = ("time", "flops", "bytes", "kernels", "bound_time")
+
+    def __init__(self) -> None:
+        self.time, self.flops, self.bytes, self.kernels = 0.0, 0.0, 0.0, 0
+        self.bound_time: dict[str, float] = {}
+
+
+def _group_sums(costs: list[OpCost]) -> dict[str, _GroupTotal]:
+    """group -> its gpu us, flops, bytes, kernels and us per bound for one pass over `costs`."""
+    sums: dict[str, _GroupTotal] = {}
     for c in costs:
-        g = sums.setdefault(c.op.group, [0.0, 0.0, 0.0, 0, {}])
-        g[0] += c.gpu_us
-        g[1] += c.op.flops
-        g[2] += c.op.bytes
-        g[3] += 1
-        g[4][c.bound] = g[4].get(c.bound, 0.0) + c.gpu_us
+        g = sums.get(c.op.group)
+        if g is None:
+            g = sums[c.op.group] = _GroupTotal()
+        g.time += c.gpu_us
+        g.flops += c.op.flops
+        g.bytes += c.op.bytes
+        g.kernels += 1
+        g.bound_time[c.bound] = g.bound_time.get(c.bound, 0.0) + c.gpu_us
     return sums
 
 
-def _add_groups(groups: dict, sums: dict[str, list], times: int) -> None:
-    for name, (us, flops, nbytes, kernels, bounds) in sums.items():
-        g = groups.setdefault(name, {"group": name, "time_ms": 0.0, "flops": 0.0, "bytes": 0.0,
-                                     "kernels": 0, "_bound": {}})
-        g["time_ms"] += us * times / 1e3
-        g["flops"] += flops * times
-        g["bytes"] += nbytes * times
-        g["kernels"] += kernels * times
-        for k, v in bounds.items():
-            g["_bound"][k] = g["_bound"].get(k, 0.0) + v * times
+def _add_groups(groups: dict[str, _GroupTotal], sums: dict[str, _GroupTotal], times: int) -> None:
+    """Add `times` runs of a kernel list's sums (us) to the pass's totals (ms)."""
+    for name, s in sums.items():
+        g = groups.get(name)
+        if g is None:
+            g = groups[name] = _GroupTotal()
+        g.time += s.time * times / 1e3
+        g.flops += s.flops * times
+        g.bytes += s.bytes * times
+        g.kernels += s.kernels * times
+        for k, v in s.bound_time.items():
+            g.bound_time[k] = g.bound_time.get(k, 0.0) + v * times
+
+
+def _group_sum(name: str, g: _GroupTotal) -> GroupSum:
+    bound = max(g.bound_time, key=g.bound_time.get) if g.bound_time else "host"
+    return GroupSum(name, g.time, g.flops, g.bytes, g.kernels, bound)
 
 
 @dataclass
@@ -73,7 +132,7 @@ class Pass:
     layer_host_us: float = field(init=False)  # eager host time per decoder layer
     fixed_host_us: float = field(init=False)  # the rest of the pass, spread over its kernels
     host_scaled: bool = field(init=False)     # host times scaled from another family (host_scale.py)
-    groups: dict = field(default_factory=dict)
+    groups: dict[str, _GroupTotal] = field(default_factory=dict)
     load: dict[int, energy.GpuLoad] = field(default_factory=dict)
     segments: list[tuple[int, list[OpCost], int]] = field(default_factory=list)
 
@@ -145,16 +204,17 @@ class Pass:
             load.memory_occ_us += mem_occ * times
             _add_groups(self.groups, groups, times)
 
-    def breakdown(self) -> list[dict]:
-        """Per operator group: time_ms, flops, bytes, kernels and the bound taking most of its time."""
-        out = []
-        for g in self.groups.values():
-            bounds = g.pop("_bound")
-            g["bound"] = max(bounds, key=bounds.get) if bounds else "host"
-            out.append(g)
-        return out
+    def result(self, peak_bytes_per_gpu: list[float] | tuple[float, ...]) -> PassResult:
+        """The frozen result, once summarize() (and, for replicas, _copy_replica) has run."""
+        busy_us = self.clock.busy_us
+        busy = sum(busy_us.values()) / max(1, len(busy_us))
+        critical_gpu_us = sum(busy_us.values()) if self.w.parallel == "pipeline" or self.w.gpus == 1 else busy
+        return PassResult(tuple(_group_sum(name, g) for name, g in self.groups.items()), self.clock.gpu_times(),
+                          self.clock.total_us, self.clock.host_work_us, critical_gpu_us,
+                          self._energy_j(self.w.gpus), tuple(peak_bytes_per_gpu), self.host_scaled)
 
-    def energy_j(self, gpus: int) -> float | None:
+    def _energy_j(self, gpus: int) -> float | None:
+        """Joules of GPUs 0 .. gpus-1, summed GPU by GPU."""
         power = self.prof.power
         if not power:
             return None
@@ -249,21 +309,19 @@ def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
 def _copy_replica(p: Pass, gpus: int) -> None:
     """Every replica does what GPU 0 did: copy its timing and its load, once summarize() has
     filled the load (copied before, the replicas would count as idle in the energy)."""
+    p.clock.mirror(0, gpus)
     for g in range(1, gpus):
-        p.clock.busy_us[g] = p.clock.busy_us[0]
-        p.clock.first_us[g] = p.clock.first_us[0]
-        p.clock.last_us[g] = p.clock.last_us[0]
         p.load[g] = replace(p.load[0])
 
 
-def forward_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> tuple[Pass, list[float]]:
-    """The pass, summarized, and the peak bytes of each GPU."""
+def forward_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> PassResult:
+    """One forward pass of `w` on one GPU, a pipeline or replicas, with the peak bytes of each GPU."""
     if w.gpus > 1 and w.parallel != "pipeline":
         p = Pass(spec, dev, prof, w)
         mem = _replicated(p, spec, w)
         p.summarize()
         _copy_replica(p, w.gpus)
-        return p, mem
+        return p.result(mem)
     elif w.gpus > 1:
         p = Pass(spec, dev, prof, w, hook_us=prof.dispatch_hook_us(spec.model_type, spec.family))
         mem = _placed(p, spec, w, _pipeline(spec, w, dev))
@@ -271,4 +329,22 @@ def forward_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -
         p = Pass(spec, dev, prof, w)
         mem = _placed(p, spec, w, single_gpu_placement(spec, w.dtype_bytes))
     p.summarize()
-    return p, mem
+    return p.result(mem)
+
+
+def step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops: ForwardOps,
+              step_host_us: float, layer_host_us: float, lead_host_us: float = 0.0) -> PassResult:
+    """One forward of `ops` on GPU 0 on a fresh clock, drained at the end (a step of
+    model.generate, generation.py): `lead_host_us` of host-only work first (generate's set-up),
+    `step_host_us` spread over the kernels outside the layers, `layer_host_us` per decoder layer.
+    Its memory is counted by generation.py (peak_bytes_per_gpu stays empty)."""
+    p = Pass(spec, dev, prof, w)
+    p.clock.host_only(lead_host_us)
+    layer = p.set_power_cap(p.price(ops.layer))
+    pre, post = p.price(ops.pre), p.price(ops.post)
+    fixed = step_host_us / max(1, len(pre) + len(post))
+    p.run(0, pre, fixed * len(pre))
+    p.run(0, layer, layer_host_us, times=spec.layers)
+    p.run(0, post, fixed * len(post))
+    p.summarize()
+    return p.result(())

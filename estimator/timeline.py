@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 
+@dataclass(frozen=True)
+class GpuTime:
+    """One GPU's part of a pass: kernel time and the span from its first kernel to its last."""
+    gpu: int
+    busy_us: float
+    first_us: float
+    last_us: float
+
+    @property
+    def span_us(self) -> float:
+        return self.last_us - self.first_us
+
+
 @dataclass
 class Clock:
     host_us: float = 0.0
@@ -56,6 +69,23 @@ class Clock:
                 self._account(gpu, self.gpu_us, self.gpu_us, sum(s[1] for s in steps) * left)
                 return
             prev = inc
+
+    def host_only(self, us: float) -> None:
+        """Host work before any kernel (generate's set-up)."""
+        self.host_us += us
+        self.host_work_us += us
+
+    def mirror(self, gpu: int, gpus: int) -> None:
+        """GPUs 0 .. gpus-1 other than `gpu` did exactly what `gpu` did (replicas)."""
+        for g in range(gpus):
+            if g != gpu:
+                self.busy_us[g] = self.busy_us[gpu]
+                self.first_us[g] = self.first_us[gpu]
+                self.last_us[g] = self.last_us[gpu]
+
+    def gpu_times(self) -> tuple[GpuTime, ...]:
+        """Every GPU that ran kernels, in the order it first did."""
+        return tuple(GpuTime(g, busy, self.first_us[g], self.last_us[g]) for g, busy in self.busy_us.items())
 
     def _account(self, gpu: int, start: float, end: float, busy: float) -> None:
         self.busy_us[gpu] = self.busy_us.get(gpu, 0.0) + busy
