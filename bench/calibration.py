@@ -168,8 +168,8 @@ def resolve(mode: str, explicit: str | None, device: DeviceSpec | None, cache: P
     `calibrate` and `measure_host` are the torch measurements, passed in so tests can fake them."""
     if explicit:
         prof = load_profile_file(explicit)
-        return Resolved(_labelled(prof, f"profile file {explicit} (calibrated {_when(prof.raw)} "
-                                        f"on {_on(prof.raw)})"))
+        return Resolved(_labelled(prof, f"profile file {explicit} (calibrated {_when(prof.header)} "
+                                        f"on {_on(prof.header)})"))
     cached = cache.load("profiles") if mode != "always" else None
     if cached is not None:
         prof = _from_cache(cached, cache)
@@ -207,7 +207,7 @@ def _with_host_here(shipped: Profile, device: DeviceSpec, mode: str, cache: Prof
     """The shipped profile with the host section measured on this machine (cached), unless
     mode is never and nothing is cached: then the shipped host times, as the label says. A
     cached host section lacking one of the `needed` model types is measured again."""
-    label = f"shipped {device.key} (calibrated {_when(shipped.raw)[:10]} on {_on(shipped.raw)})"
+    label = f"shipped {device.key} (calibrated {_when(shipped.header)[:10]} on {_on(shipped.header)})"
     host = cache.load("host")
     if host is not None and mode != "never" and not set(needed) <= set(host.get("host") or {}):
         host = None   # measured for other models: measure this session's

@@ -11,7 +11,6 @@ from bench.machine import available_ram_bytes
 from bench.compare import METRICS
 from bench.rounds import StopRule, robust_pedantic
 from estimator import EstimatorError, Workload, estimate, load_model
-from estimator.device import host_device
 
 # The CPU case runs on shared 2-core CI machines: the same forward pass measured 136-173 ms from
 # one session to the next (all rounds of a session move together), so its bound is wide; it still
@@ -58,7 +57,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
             device_name = machine.device.name
         else:
             device_name = prof.device_name
-            est = estimate(case.model, host_device(prof.raw), workload, prof)
+            est = estimate(case.model, prof.host_device(), workload, prof)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
     ram_problem = None if on_gpu else build.host_ram_problem(est.memory_gb * 1e9, available_ram_bytes())

@@ -12,13 +12,19 @@ import math
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, NamedTuple
 
-from .device import GB, DeviceSpec
+from .device import GB, DeviceSpec, host_device
 from .errors import EstimatorError
 from .interp import LogGrid
 from .profile_check import check_profile
+from .profile_schema import (GENERATE_REQUIRED, HEADER, HostTimes, PowerModel, ProfileData, overlay_host,
+                             parse_profile)
 from .transfer import Transfer, closest
+
+__all__ = ["Profile", "PowerModel", "HostTimes", "GenerateHost", "load_profile_file", "shipped_profile",
+           "calibrated_devices", "transfer_profile", "profile_for"]
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 REFERENCE_PROFILE = "h100-sxm5-80gb"
@@ -35,47 +41,6 @@ ALLGATHER_HOST_US = 5.0       # host time to launch the all-gather of the logits
 MEMO_MAX_ENTRIES = 20_000
 
 
-@dataclass(frozen=True)
-class PowerModel:
-    """The profile's "power" section: board power of one GPU in watts, as
-    ``calibrate.measure_power`` writes it from NVML energy counters (energy.py uses it).
-
-    Required: ``idle_w`` (nothing running), ``launch_bound_w`` (tiny kernels back to back: clocks
-    up, little work), ``gemm_w`` (a GEMM loop, at the power limit where it binds) and ``memory_w``
-    (a copy loop). Optional, None when not measured: ``hot_idle_w`` (idle right after the GEMM
-    loop: what a waiting pipeline stage draws), ``mixed_w`` and ``mixed_compute_fraction`` (a
-    forward-pass-like mix of GEMM and elementwise kernels, and the GEMM share of its time),
-    ``gemm_sustained_tflops`` and ``gemm_burst_tflops`` (GEMM-loop throughput at the power limit
-    and before it binds), ``power_limit_w``; recorded for reference: ``gemm_sm_clock_mhz``,
-    ``max_sm_clock_mhz`` and ``idle_w_per_gpu`` (the idle draw of every GPU of the machine).
-    """
-    idle_w: float
-    launch_bound_w: float
-    gemm_w: float
-    memory_w: float
-    hot_idle_w: float | None = None
-    mixed_w: float | None = None
-    mixed_compute_fraction: float | None = None
-    gemm_sustained_tflops: float | None = None
-    gemm_burst_tflops: float | None = None
-    power_limit_w: float | None = None
-    gemm_sm_clock_mhz: float | None = None
-    max_sm_clock_mhz: float | None = None
-    idle_w_per_gpu: tuple[float, ...] = ()
-
-    @classmethod
-    def from_dict(cls, power: dict | None, source: str) -> PowerModel | None:
-        """None for an empty section (nothing measured, e.g. a CPU); a required key missing raises."""
-        if not power:
-            return None
-        missing = [k for k in ("idle_w", "launch_bound_w", "gemm_w", "memory_w") if k not in power]
-        if missing:
-            raise EstimatorError(f"profile {source}: power section lacks {', '.join(missing)}")
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in power.items() if k in known}
-        return cls(**kw | {"idle_w_per_gpu": tuple(power.get("idle_w_per_gpu", ()))})
-
-
 # generate()'s own host time where a profile has no "generate" section (the shipped H100 and H200
 # profiles predate the stage): derived from the 4 x H200 probes of 2026-11-27
 # (reports/probes/h200x4-gen.jsonl, transformers 5.17, six cases): set-up = TTFT minus the
@@ -83,7 +48,7 @@ class PowerModel:
 # A limitation: host time moved 1.5-2x between machines of the same kind; calibrate to do better.
 GENERATE_SETUP_US = 2500.0
 GENERATE_STEP_US = 600.0
-GENERATE_HOST_KEYS = ("setup_us", "step_us", "step_per_layer_us")   # required in a "generate" entry
+GENERATE_HOST_KEYS = GENERATE_REQUIRED   # required in a "generate" entry
 
 
 class GenerateHost(NamedTuple):
@@ -103,47 +68,55 @@ class GenerateHost(NamedTuple):
         return self.step_us + layers * self.step_per_layer_us
 
 
-class HostTimes(NamedTuple):
-    """Eager host time of model(input_ids): per decoder layer, and the rest (embeddings, head)."""
-    per_layer_us: float
-    fixed_us: float
-
-
 @dataclass
 class Profile:
-    """Lookup tables built once from a profile dict; times in microseconds."""
+    """Lookup tables built once from a profile's typed fields (profile_schema.ProfileData);
+    times in microseconds. ``raw`` is the profile's JSON as read (never rewritten); everything
+    the estimator reads goes through ``data``."""
     raw: dict
     source: str                       # path of the JSON, or "transfer from <device> ..."
     transfer: Transfer | None = None  # set when the tables were measured on another device
-    power: PowerModel | None = field(init=False, default=None)  # from raw["power"]; None: no energy
+    data: ProfileData = field(init=False, repr=False, compare=False)   # the typed view of raw
+    power: PowerModel | None = field(init=False, default=None)  # the power section; None: no energy
     _gemm: dict = field(default_factory=dict)
     _sdpa: dict = field(default_factory=dict)
     _memo: dict = field(default_factory=dict)   # table lookups are pure: (kind, args) -> us
 
     def __post_init__(self) -> None:
-        self.power = PowerModel.from_dict(self.raw.get("power"), self.source)
-        for dtype, pts in self.raw.get("gemm", {}).items():
+        self.data = d = parse_profile(self.raw, self.source)
+        self.power = d.power
+        for dtype, pts in d.gemm.items():
             if pts:  # value: achieved FLOP/s, so that time = flops / rate interpolates smoothly
                 self._gemm[dtype] = LogGrid([(m, n, k, 2.0 * m * n * k / t) for m, n, k, t in pts])
-        for dtype, pts in self.raw.get("sdpa", {}).items():
+        for dtype, pts in d.sdpa.items():
             by_d: dict[int, list] = {}
-            for bh, s, d, t in pts:
-                by_d.setdefault(int(d), []).append((bh, s, 2.0 * bh * s * s * d / t))
-            self._sdpa[dtype] = {d: LogGrid(p) for d, p in by_d.items()}
-        self._copy = LogGrid([(b, t) for b, t in self.raw["copy"]])
-        self._ew = {k: LogGrid([(b, t) for b, t in pts]) for k, pts in (self.raw.get("elementwise") or {}).items() if pts}
-        self._p2p = LogGrid([(b, t) for b, t in self.raw["p2p"]]) if self.raw.get("p2p") else None
-        self._allreduce = {int(n): LogGrid([(b, t) for b, t in pts])
-                           for n, pts in (self.raw.get("allreduce") or {}).items() if pts}
+            for bh, s, hd, t in pts:
+                by_d.setdefault(int(hd), []).append((bh, s, 2.0 * bh * s * s * hd / t))
+            self._sdpa[dtype] = {hd: LogGrid(p) for hd, p in by_d.items()}
+        self._copy = LogGrid([(b, t) for b, t in d.copy])
+        self._ew = {k: LogGrid([(b, t) for b, t in pts]) for k, pts in d.elementwise.items() if pts}
+        self._p2p = LogGrid([(b, t) for b, t in d.p2p]) if d.p2p else None
+        self._allreduce = {n: LogGrid([(b, t) for b, t in pts]) for n, pts in d.allreduce.items()}
 
     @property
     def kind(self) -> str:
-        return self.raw.get("kind", "gpu")
+        return self.data.kind
 
     @property
     def device_name(self) -> str | None:
         """The name of the device the calibration ran on, as the machine reported it."""
-        return self.raw.get("device_name")
+        return self.data.device_name
+
+    @property
+    def header(self) -> Mapping[str, Any]:
+        """The calibration's header fields present in the profile (date, device_name,
+        gpu_count, hostname, torch, ...: profile_schema.HEADER), read-only."""
+        return MappingProxyType({k: getattr(self.data, k) for k in HEADER if k in self.raw})
+
+    def host_device(self) -> DeviceSpec:
+        """The CPU this profile calibrated, described by its own measurements (no datasheet)."""
+        d = self.data
+        return host_device({"gemm": d.gemm, "copy": d.copy, "device_name": d.device_name})
 
     def memoized(self, key: tuple, compute: Callable[..., Any], *args: Any) -> Any:
         """compute(*args), once per key: lookups on a profile's tables are pure. The memo keeps
@@ -199,9 +172,10 @@ class Profile:
 
     def _measured_copy_us(self, nbytes: float) -> float:
         t = self._copy(max(nbytes, 1.0))
-        lo = self.raw["copy"][0][0]
-        if nbytes > self.raw["copy"][-1][0]:   # beyond the grid: bandwidth-bound, linear in bytes
-            t = self._copy(self.raw["copy"][-1][0]) * nbytes / self.raw["copy"][-1][0]
+        grid = self.data.copy
+        lo = grid[0][0]
+        if nbytes > grid[-1][0]:   # beyond the grid: bandwidth-bound, linear in bytes
+            t = self._copy(grid[-1][0]) * nbytes / grid[-1][0]
         elif nbytes < lo:
             t = self._copy(lo)
         return t
@@ -211,7 +185,7 @@ class Profile:
         return self.memoized(("ew", pattern, nbytes), self._elementwise_us, pattern, nbytes)
 
     def _elementwise_us(self, pattern: str, nbytes: float) -> float:
-        pts = (self.raw.get("elementwise") or {}).get(pattern)
+        pts = self.data.elementwise.get(pattern)
         if not pts:
             return self.copy_us(nbytes / 2)
         lo, hi = pts[0][0], pts[-1][0]
@@ -226,19 +200,19 @@ class Profile:
 
     @property
     def floor_us(self) -> float:
-        return float(self.raw.get("elementwise_floor_us", 2.0))
+        return float(self.data.elementwise_floor_us)
 
     def p2p_us(self, nbytes: float) -> float | None:
         if self._p2p is None:
             return None
-        top = self.raw["p2p"][-1][0]
+        top = self.data.p2p[-1][0]
         return self._p2p(top) * nbytes / top if nbytes > top else self._p2p(nbytes)
 
     def allreduce_us(self, nbytes: float, gpus: int) -> float | None:
         if not self._allreduce:
             return None
         n = min(self._allreduce, key=lambda x: (abs(x - gpus), -x))
-        pts = self.raw["allreduce"][str(n)]
+        pts = self.data.allreduce[n]
         top = pts[-1][0]
         t = self._allreduce[n](top) * nbytes / top if nbytes > top else self._allreduce[n](nbytes)
         return t
@@ -268,32 +242,29 @@ class Profile:
 
     def host_times(self, model_type: str, family: str) -> HostTimes:
         """Measured eager host time of this model type, else of its family, else none."""
-        host = self.raw.get("host", {})
-        times = host.get(model_type) or host.get(family) or {}
-        return HostTimes(float(times.get("per_layer_us", 0.0)), float(times.get("fixed_us", 0.0)))
+        host = self.data.host
+        return host.get(model_type) or host.get(family) or HostTimes(0.0, 0.0)
 
     def generate_host(self, model_type: str, family: str) -> GenerateHost:
         """generate()'s host time from the profile's "generate" section (calibrate/host.py),
         else the forward's host times plus GENERATE_SETUP_US / GENERATE_STEP_US."""
-        gen = self.raw.get("generate") or {}
-        t = gen.get(model_type) or gen.get(family)
-        if isinstance(t, dict) and all(isinstance(t.get(k), (int, float)) for k in GENERATE_HOST_KEYS):
-            return GenerateHost(float(t["setup_us"]), float(t.get("setup_per_layer_us", 0.0)),
-                                float(t["step_us"]), float(t["step_per_layer_us"]), True)
+        gen = self.data.generate   # None: an entry lacking one of GENERATE_HOST_KEYS
+        t = gen[model_type] if model_type in gen else gen.get(family)
+        if t is not None:
+            return GenerateHost(*t, True)
         fwd = self.host_times(model_type, family)
         return GenerateHost(GENERATE_SETUP_US, 0.0, fwd.fixed_us + GENERATE_STEP_US, fwd.per_layer_us, False)
 
     def dispatch_hook_us(self, model_type: str, family: str) -> float:
         """Host time accelerate's dispatch hook adds per hooked module (0 when not measured)."""
-        hooks = self.raw.get("dispatch") or {}
+        hooks = self.data.dispatch
         return float(hooks.get(model_type, hooks.get(family, 0.0)))
 
     def with_host(self, host: dict, dispatch: dict, source: str) -> "Profile":
         """This profile with host and hook times measured on another machine laid over its own
         (per family; families not measured there keep these): host time moves 20-50 % between
         machines of one GPU kind, kernel times do not."""
-        raw = dict(self.raw, host={**(self.raw.get("host") or {}), **host},
-                   dispatch={**(self.raw.get("dispatch") or {}), **dispatch})
+        raw = overlay_host(self.raw, host, dispatch)
         kept = {f.name: getattr(self, f.name) for f in fields(self) if f.init and not f.name.startswith("_")}
         return Profile(**kept | {"raw": raw, "source": source})
 
@@ -335,13 +306,9 @@ def _transfer_profile(target_key: str, source_key: str) -> Profile:
     if ref is None:
         known = ", ".join(d.key for d in calibrated_devices())
         raise EstimatorError(f"no calibration of {source.key} to transfer from: calibrated devices are {known}")
-    copy_top_bytes, copy_top_us = ref.raw["copy"][-1]
-    rates = {d: max(2.0 * m * n * k / t for m, n, k, t in pts) for d, pts in ref.raw["gemm"].items() if pts}
-    transfer = Transfer(source, target, 2.0 * copy_top_bytes / copy_top_us, rates)
-    raw = dict(ref.raw)
-    raw["p2p"], raw["allreduce"], raw["dispatch"] = [], {}, ref.raw.get("dispatch") or {}
-    raw["power"] = transfer.power(ref.raw.get("power") or {}) if ref.raw.get("power") else None
-    return Profile(raw, f"{transfer.label} (estimator/profiles/{source.key}.json)", transfer=transfer)
+    transfer = Transfer.between(source, target, ref.data)
+    return Profile(transfer.carry_over(ref.raw), f"{transfer.label} (estimator/profiles/{source.key}.json)",
+                   transfer=transfer)
 
 
 def profile_for(device: DeviceSpec, path: str | Path | None = None,

@@ -3,11 +3,11 @@
 A profile is measured data, but it is also a file a user can edit, truncate or point to by
 mistake (a JSON list, a device file). Profile's lookup tables take logarithms and divide by the
 measured times, so a zero, a string or a missing section surfaced as ZeroDivisionError, "math
-domain error" or AttributeError deep inside an estimate. ``check_profile`` walks every section the
-estimator reads and raises one EstimatorError line naming the file, the entry and what was
-expected. Sections the estimator can do without (power, p2p, all-reduce, host, dispatch,
-elementwise) may be absent or empty; the CPU profile ``calibrate`` writes has no power section
-and estimates with energy None.
+domain error" or AttributeError deep inside an estimate. ``check_profile`` walks every section
+the schema (profile_schema.ProfileData) declares, in declaration order, and raises one
+EstimatorError line naming the file, the entry and what was expected. Sections the estimator can
+do without (power, p2p, all-reduce, host, dispatch, elementwise) may be absent or empty; the CPU
+profile ``calibrate`` writes has no power section and estimates with energy None.
 """
 from __future__ import annotations
 
@@ -15,14 +15,10 @@ import math
 from typing import Any
 
 from .errors import EstimatorError
+from .profile_schema import (GRID, GRID_ROWS, GRIDS, HOST, NUMBER, NUMBERS, POWER, POWER_LEVELS,
+                             POWER_OPTIONAL, POWER_REQUIRED, REQUIRED, SECTIONS, STRING, HostTimes)
 
-REQUIRED = ("gemm", "sdpa", "copy")
-POWER_REQUIRED = ("idle_w", "launch_bound_w", "gemm_w", "memory_w")
-POWER_OPTIONAL = ("hot_idle_w", "mixed_w", "mixed_compute_fraction", "gemm_sustained_tflops",
-                  "gemm_burst_tflops", "power_limit_w", "gemm_sm_clock_mhz", "max_sm_clock_mhz")
-# Row layouts of the measured grids: coordinates then the time of one call in microseconds.
-GRID_ROWS = {"gemm": "[m, n, k, time_us]", "sdpa": "[batch*heads, seq, head_dim, time_us]",
-             "bytes": "[bytes, time_us]"}
+__all__ = ["check_profile", "GRID_ROWS", "POWER_OPTIONAL", "POWER_REQUIRED", "REQUIRED"]
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -67,71 +63,86 @@ class _Checker:
         if width == 2 and sizes != sorted(sizes):
             raise self.fail(where, "sorted by bytes", sizes)
 
-    def grids_by_key(self, raw: dict, key: str, layout: str, required: bool = False) -> None:
-        """A section of {dtype or pattern or GPU count: grid}."""
-        section = self.mapping(raw, key)
-        if required and not any(isinstance(v, list) and v for v in section.values()):
-            raise EstimatorError(f"profile {self.source} lacks {key!r} measurements")
-        for name, rows in section.items():
-            # an empty SDPA grid would leave a dtype with no head dims to interpolate between
-            self.grid(f"{key}.{name}", rows, layout, allow_empty=key != "sdpa")
+
+def _grids(c: _Checker, raw: dict, key: str, meta: dict) -> None:
+    """A section of {dtype or pattern or GPU count: grid}."""
+    section = c.mapping(raw, key)
+    if meta["required"] and not any(isinstance(v, list) and v for v in section.values()):
+        raise EstimatorError(f"profile {c.source} lacks {key!r} measurements")
+    for name, rows in section.items():
+        c.grid(f"{key}.{name}", rows, meta["layout"], allow_empty=meta["allow_empty_grids"])
+    if meta["gpu_count_keys"]:
+        for n in section:
+            if not (isinstance(n, str) and n.isdigit() and int(n) >= 2):
+                raise c.fail(key, "keyed by GPU counts of 2 or more", n)
 
 
-def _check_power(c: _Checker, raw: dict) -> None:
-    power = c.mapping(raw, "power")
+def _grid(c: _Checker, raw: dict, key: str, meta: dict) -> None:
+    if meta["required"]:
+        if not raw.get(key):
+            raise EstimatorError(f"profile {c.source} lacks {key!r} measurements")
+        c.grid(key, raw[key], meta["layout"], allow_empty=False)
+    elif raw.get(key) is not None:
+        c.grid(key, raw[key], meta["layout"])
+
+
+def _number(c: _Checker, raw: dict, key: str, meta: dict) -> None:
+    if raw.get(key) is not None:
+        c.number(key, raw[key], minimum=meta["minimum"])
+
+
+def _string(c: _Checker, raw: dict, key: str, meta: dict) -> None:
+    if raw.get(key) is not None and not isinstance(raw[key], str):
+        raise c.fail(key, "a string", raw[key])
+
+
+def _power(c: _Checker, raw: dict, key: str, meta: dict) -> None:
+    power = c.mapping(raw, key)
     if not power:
         return  # no power model: estimates report energy None
     missing = [k for k in POWER_REQUIRED if k not in power]
     if missing:
         raise EstimatorError(f"profile {c.source}: power section lacks {', '.join(missing)}")
-    for key in POWER_REQUIRED:
-        c.number(f"power.{key}", power[key], positive=True)
-    for key in POWER_OPTIONAL:
-        if power.get(key) is not None:
-            c.number(f"power.{key}", power[key])
+    for k in POWER_REQUIRED:
+        c.number(f"{key}.{k}", power[k], positive=True)
+    for k in POWER_OPTIONAL:
+        if power.get(k) is not None:
+            c.number(f"{key}.{k}", power[k])
     per_gpu = power.get("idle_w_per_gpu", [])
     if not isinstance(per_gpu, list) or not all(_is_number(v) and v >= 0 for v in per_gpu):
-        raise c.fail("power.idle_w_per_gpu", "a list of watts", per_gpu)
-    fraction = power.get("mixed_compute_fraction")
-    if fraction is not None and fraction > 1:
-        raise c.fail("power.mixed_compute_fraction", "a fraction between 0 and 1", fraction)
+        raise c.fail(f"{key}.idle_w_per_gpu", "a list of watts", per_gpu)
+    for level in POWER_LEVELS:
+        top, value = level.metadata["maximum"], power.get(level.name)
+        if top is not None and value is not None and value > top:
+            raise c.fail(f"{key}.{level.name}", f"a fraction between 0 and {top:g}", value)
 
 
-def _check_host(c: _Checker, raw: dict) -> None:
-    for family, times in c.mapping(raw, "host").items():
+def _host(c: _Checker, raw: dict, key: str, meta: dict) -> None:
+    for family, times in c.mapping(raw, key).items():
         if not isinstance(times, dict):
-            raise c.fail(f"host.{family}", "a JSON object of per_layer_us and fixed_us", times)
-        for key in ("per_layer_us", "fixed_us"):  # fit of time over layers: the intercept may be < 0
-            if key in times:
-                c.number(f"host.{family}.{key}", times[key], minimum=-math.inf)
-    for family, us in c.mapping(raw, "dispatch").items():
-        c.number(f"dispatch.{family}", us)
+            raise c.fail(f"{key}.{family}", f"a JSON object of {' and '.join(HostTimes._fields)}", times)
+        for k in HostTimes._fields:  # fit of time over layers: the intercept may be < 0
+            if k in times:
+                c.number(f"{key}.{family}.{k}", times[k], minimum=-math.inf)
+
+
+def _numbers(c: _Checker, raw: dict, key: str, meta: dict) -> None:
+    for family, us in c.mapping(raw, key).items():
+        c.number(f"{key}.{family}", us, minimum=meta["minimum"])
+
+
+_CHECKS = {GRIDS: _grids, GRID: _grid, NUMBER: _number, STRING: _string, POWER: _power, HOST: _host,
+           NUMBERS: _numbers}
 
 
 def check_profile(raw: Any, source: str) -> dict:
     """`raw` (a parsed profile) when every section the estimator reads is well formed; else one
     EstimatorError line naming `source`, the entry and what it must be."""
-    c = _Checker(source)
     if not isinstance(raw, dict):
         raise EstimatorError(f"profile {source} must hold a JSON object, got {type(raw).__name__}")
-    c.grids_by_key(raw, "gemm", GRID_ROWS["gemm"], required=True)
-    c.grids_by_key(raw, "sdpa", GRID_ROWS["sdpa"], required=True)
-    if not raw.get("copy"):
-        raise EstimatorError(f"profile {source} lacks 'copy' measurements")
-    c.grid("copy", raw["copy"], GRID_ROWS["bytes"], allow_empty=False)
-    c.grids_by_key(raw, "elementwise", GRID_ROWS["bytes"])
-    if raw.get("p2p") is not None:
-        c.grid("p2p", raw["p2p"], GRID_ROWS["bytes"])
-    c.grids_by_key(raw, "allreduce", GRID_ROWS["bytes"])
-    for n in c.mapping(raw, "allreduce"):
-        if not (isinstance(n, str) and n.isdigit() and int(n) >= 2):
-            raise c.fail("allreduce", "keyed by GPU counts of 2 or more", n)
-    for key in ("elementwise_floor_us", "launch_us"):
-        if raw.get(key) is not None:
-            c.number(key, raw[key])
-    for key in ("kind", "device_name"):
-        if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise c.fail(key, "a string", raw[key])
-    _check_power(c, raw)
-    _check_host(c, raw)
+    c = _Checker(source)
+    for section in SECTIONS:
+        check = _CHECKS.get(section.metadata["kind"])   # recorded fields are not checked
+        if check is not None:
+            check(c, raw, section.name, section.metadata)
     return raw

@@ -36,9 +36,13 @@ import math
 from dataclasses import dataclass
 
 from .device import DeviceSpec
+from .profile_schema import (BOARD_SPECIFIC, EMPTY, IDLE_LEVEL, KEEP_OR_EMPTY, LOAD_LEVEL, SCALE, ProfileData,
+                             empty_of, power_keys, sections)
 
-POWER_LOAD_KEYS = ("gemm_w", "memory_w", "launch_bound_w", "mixed_w")
-POWER_IDLE_KEYS = ("idle_w", "hot_idle_w")
+# The power levels by how they scale (declared with profile_schema.PowerModel).
+POWER_LOAD_KEYS = power_keys(LOAD_LEVEL)         # launch_bound_w, gemm_w, memory_w, mixed_w
+POWER_IDLE_KEYS = power_keys(IDLE_LEVEL)         # idle_w, hot_idle_w
+POWER_BOARD_KEYS = power_keys(BOARD_SPECIFIC)    # the source board's clocks at its power limit
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,26 @@ class Transfer:
     target: DeviceSpec
     copy_bytes_per_us: float     # the source's measured large-copy bandwidth (bytes read + written)
     flops_per_us: dict           # dtype -> the source's best measured GEMM rate
+
+    @classmethod
+    def between(cls, source: DeviceSpec, target: DeviceSpec, calibration: ProfileData) -> Transfer:
+        """The transfer of `source`'s calibration to `target`: its largest copy's bandwidth and
+        its best GEMM rate of every dtype are what the datasheet ratios scale."""
+        copy_top_bytes, copy_top_us = calibration.copy[-1]
+        rates = {d: max(2.0 * m * n * k / t for m, n, k, t in pts) for d, pts in calibration.gemm.items() if pts}
+        return cls(source, target, 2.0 * copy_top_bytes / copy_top_us, rates)
+
+    def carry_over(self, raw: dict) -> dict:
+        """The source's profile dict as the target's: each section as profile_schema declares
+        (links emptied, power levels scaled, the rest kept: the host is the machine's, not the GPU's)."""
+        out = dict(raw)
+        for section in sections(transfer=EMPTY):
+            out[section.name] = empty_of(section)
+        for section in sections(transfer=KEEP_OR_EMPTY):
+            out[section.name] = raw.get(section.name) or empty_of(section)
+        for section in sections(transfer=SCALE):
+            out[section.name] = self.power(raw.get(section.name) or {}) if raw.get(section.name) else None
+        return out
 
     @property
     def label(self) -> str:
@@ -96,7 +120,7 @@ class Transfer:
             if k in power:
                 out[k] = idle_src * idle_scale + (power[k] - idle_src) * limit_scale
         if not (self.same_architecture and self.target.power_limit_w == self.source.power_limit_w):
-            for k in ("gemm_burst_tflops", "gemm_sustained_tflops", "gemm_sm_clock_mhz"):
+            for k in POWER_BOARD_KEYS:
                 out.pop(k, None)
         out["idle_w_per_gpu"] = [out.get("idle_w", self.target.idle_power_w)]
         out["power_limit_w"] = self.target.power_limit_w

@@ -37,6 +37,14 @@ def test_top_level_schema(profile: dict) -> None:
     assert profile["p2p"] == [] and profile["allreduce"] == {} and profile["power"] == {}
 
 
+def test_written_sections_are_declared_in_the_schema(profile: dict) -> None:
+    from estimator.profile_check import check_profile
+    from estimator.profile_schema import HEADER, SECTIONS, parse_profile
+    assert set(profile) <= {f.name for f in SECTIONS} and tuple(profile)[:len(HEADER)] == HEADER
+    data = parse_profile(check_profile(profile, "fresh"), "fresh")
+    assert data.kind == "cpu" and data.power is None and data.copy == profile["copy"]
+
+
 def test_gemm(profile: dict) -> None:
     assert set(profile["gemm"]) == {"float32", "bfloat16"}
     for dtype, rows in profile["gemm"].items():

@@ -15,28 +15,41 @@ import sys
 from pathlib import Path
 
 from ..families import code_family as _code
+from ..profile_schema import (FIRST_MULTI_GPU, MEDIAN_MULTI_GPU, POOLED_MEDIAN, PROVENANCE, HostTimes, empty_of,
+                              sections)
+
+
+def _pooled(every: list[dict], base: dict, name: str) -> dict:
+    """Per model type of `base`: the median of each host time over every run of its code family."""
+    pools: dict[str, dict[str, list[float]]] = {}
+    for run in every:
+        for family, h in (run.get(name) or {}).items():
+            pool = pools.setdefault(_code(family), {k: [] for k in HostTimes._fields})
+            for k in HostTimes._fields:
+                pool[k].append(h[k])
+    return {family: {k: round(statistics.median(v), 3) for k, v in pools[_code(family)].items()}
+            | {"samples": len(pools[_code(family)][HostTimes._fields[0]])}
+            for family in (base.get(name) or {})}
 
 
 def merge(base: dict, runs: list[dict]) -> dict:
-    """`base` with host overhead pooled over all runs and multi-GPU parts from the multi-GPU runs."""
+    """`base` with host overhead pooled over all runs and multi-GPU parts from the multi-GPU runs
+    (each section as profile_schema.ProfileData declares its merge)."""
     out = dict(base)
     every = [base, *runs]
-    pools: dict[str, dict[str, list[float]]] = {}
-    for run in every:
-        for family, h in (run.get("host") or {}).items():
-            pool = pools.setdefault(_code(family), {"per_layer_us": [], "fixed_us": []})
-            pool["per_layer_us"].append(h["per_layer_us"])
-            pool["fixed_us"].append(h["fixed_us"])
-    out["host"] = {family: {k: round(statistics.median(v), 3) for k, v in pools[_code(family)].items()}
-                   | {"samples": len(pools[_code(family)]["per_layer_us"])}
-                   for family in (base.get("host") or {})}
+    for section in sections(merge=POOLED_MEDIAN):
+        out[section.name] = _pooled(every, base, section.name)
     multi = [r for r in every if r.get("gpu_count", 0) > 1]
     if multi:
         first = multi[0]
-        out["p2p"], out["allreduce"] = first.get("p2p", []), first.get("allreduce", {})
-        hooks = [r["dispatch"] for r in multi if r.get("dispatch")]
-        out["dispatch"] = {f: round(statistics.median(h[f] for h in hooks if f in h), 3) for f in hooks[0]} if hooks else {}
-    out["merged_from"] = [f"{r.get('hostname', '?')} {r.get('date', '?')} x{r.get('gpu_count')}" for r in every]
+        for section in sections(merge=FIRST_MULTI_GPU):
+            out[section.name] = first.get(section.name, empty_of(section))
+        for section in sections(merge=MEDIAN_MULTI_GPU):
+            hooks = [r[section.name] for r in multi if r.get(section.name)]
+            out[section.name] = ({f: round(statistics.median(h[f] for h in hooks if f in h), 3) for f in hooks[0]}
+                                 if hooks else {})
+    for section in sections(merge=PROVENANCE):
+        out[section.name] = [f"{r.get('hostname', '?')} {r.get('date', '?')} x{r.get('gpu_count')}" for r in every]
     return out
 
 

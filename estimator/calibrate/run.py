@@ -1,4 +1,7 @@
-"""The calibration run: every stage in order on one machine, and the profile's JSON file."""
+"""The calibration run: every stage in order on one machine, and the profile's JSON file.
+
+The sections written, their types and constraints are declared in estimator/profile_schema.py
+(ProfileData); a written profile loads with estimator.profile.load_profile_file unchanged."""
 from __future__ import annotations
 
 import contextlib
