@@ -54,7 +54,8 @@ def _fields(spec: ModelSpec) -> MoEFields:
 
 def routing_note(spec: ModelSpec, tokens: int) -> str:
     """The routing an estimate of `tokens` tokens assumes, in one line."""
-    e, k = _fields(spec).experts, _fields(spec).top_k
+    f = _fields(spec)
+    e, k = f.experts, f.top_k
     hits, per = expert_hits(e, k, tokens)
     return (f"MoE routing assumed near uniform (random weights, as the benchmark measures): {tokens} tokens x "
             f"top-{k} over {e} experts = {per:.0f} tokens on each of {hits} experts hit; trained routers are skewed")
@@ -128,12 +129,13 @@ class MoE(Family):
         return LLAMA.pre_layer_ops(spec, seq, e)
 
     def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
-        h, n, k = spec.hidden, _fields(spec).experts, _fields(spec).top_k
+        fields = _fields(spec)
+        h, n, k = spec.hidden, fields.experts, fields.top_k
         ops = [gemm("router", ROUTER, t, n, h, e)]
         if not self.qk_norm and e != FP32:
             ops.append(ew("router_to_fp32", ROUTER, t * n, e + FP32, "cast"))
         ops += [ew("router_softmax", ROUTER, t * n, e + FP32, "unary"), ew("topk", ROUTER, t * n, FP32, "reduce")]
-        if _fields(spec).norm_topk:
+        if fields.norm_topk:
             ops += [ew("topk_sum", ROUTER, t * k, FP32, "reduce"), ew("topk_div", ROUTER, t * k, 3 * FP32, "broadcast")]
         if self.qk_norm and e != FP32:
             ops.append(ew("weights_to_dtype", ROUTER, t * k, FP32 + e, "cast"))
@@ -159,7 +161,8 @@ class MoE(Family):
         # attention as Llama's (+ q/k norm outputs) | output buffer, router logits and float32
         # probabilities, the one-hot mask (int64, top_k x (E + 1) per token), one expert's
         # gathered rows, gate_up, act, product and down output at its routed share of the tokens
-        n, k = _fields(spec).experts, _fields(spec).top_k
+        fields = _fields(spec)
+        n, k = fields.experts, fields.top_k
         share = k / n
         router = n * (1 + FP32 // 2) + k * (n + 1) * INDEX_BYTES // 2
         return 4 * qd + 2 * kvd + (qd + kvd if self.qk_norm else 0), \
