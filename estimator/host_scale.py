@@ -13,11 +13,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from .families import BY_NAME
+from .model import ModelSpec
 from .ops import forward_ops
 from .profile import HostTimes
 
 if TYPE_CHECKING:
-    from .model import ModelSpec
     from .profile import Profile
 
 REFERENCE_FAMILY = "llama"   # measured on every shipped profile; the most common decoder code
@@ -26,8 +27,6 @@ REFERENCE_FAMILY = "llama"   # measured on every shipped profile; the most commo
 @lru_cache(maxsize=8)
 def _reference_kernels(e: int) -> tuple[int, int]:
     """(kernels per layer, kernels outside the layers) of the reference family's tiny model."""
-    from .model import ModelSpec
-    from .families import BY_NAME
     fam = BY_NAME[REFERENCE_FAMILY]
     spec = ModelSpec.from_hf_config(fam.tiny_config_kwargs(fam.model_types[0], 2), name="reference")
     ops = forward_ops(spec, 1, 8, e)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .model import ModelSpec
+    from .spec import ModelSpec
     from .placement import Placement
 
 CUBLAS_WORKSPACE_BYTES = 32 * 2**20  # torch's default CUBLAS_WORKSPACE_CONFIG :4096:8 (8 x 4 MiB)

@@ -41,14 +41,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-
 from typing import TYPE_CHECKING
 
 from .device import GB
 from .errors import EstimatorError
+from .module_tree import Node
 
 if TYPE_CHECKING:
-    from .model import ModelSpec
+    from .spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -103,31 +103,6 @@ class Placement:
         if self.rotary_gpu < 0:
             return 0
         return sum(n for g, n in enumerate(self.layers_per_gpu) if g != self.rotary_gpu)
-
-
-class Node:
-    """One module of the tree accelerate walks: size as accelerate counts it (params + buffers,
-    tied head 0), param_bytes (what is resident), children (None for unsplittable)."""
-    __slots__ = ("name", "size", "param_bytes", "children", "kind", "leaves")
-
-    def __init__(self, name, size=0, param_bytes=0, children=None, kind="", leaves=0):
-        self.name, self.kind, self.children = name, kind, children
-        if children:
-            size = sum(c.size for c in children)
-            param_bytes = sum(c.param_bytes for c in children)
-            leaves = sum(c.leaves for c in children)
-        self.size, self.param_bytes, self.leaves = size, param_bytes, leaves
-
-
-def leaf(name: str, nbytes: int, kind: str) -> Node:
-    """An unsplittable module owning `nbytes` of parameters (a leaf module unless empty)."""
-    return Node(name, nbytes, nbytes, None, kind, 1 if nbytes else 0)
-
-
-def decoder_layers(name: str, count: int, layer_bytes: int, leaves_per_layer: int) -> Node:
-    """The layer list `name`: `count` unsplittable decoder layers of `leaves_per_layer` leaf modules."""
-    return Node(name, children=[Node(f"{name}.{i}", layer_bytes, layer_bytes, None, "layer", leaves_per_layer)
-                                for i in range(count)])
 
 
 def _tree(spec: ModelSpec, d: int) -> tuple[list[Node], int]:
@@ -249,17 +224,13 @@ def pipeline_placement(spec: ModelSpec, gpus: int, dtype_bytes: int, gpu_memory_
     embed, norm, head = dev["embed"], dev.get("norm", -1), dev["head"]
     rotary = dev.get("rotary", -1)
 
-    # hidden state along the forward pass: token embedding (+ project_in, positions, dropout),
-    # layers, final norm (+ OPT's project_out), head
-    path = [embed]
-    for k in ("proj_in", "pos", "drop"):
-        if k in dev:
-            path.append(dev[k])
+    # hidden state along the forward pass: token embedding (and the family's modules after it:
+    # OPT's project_in and positions, GPT-2's dropout), layers, final norm (+ OPT's project_out), head
+    path = [embed] + [dev[k] for k in spec.arch.hidden_path_in if k in dev]
     path += [g for g, n in enumerate(lpg) if n]   # layers fill GPUs in order
     if norm >= 0:
         path.append(norm)
-    if "proj_out" in dev:
-        path.append(dev["proj_out"])
+    path += [dev[k] for k in spec.arch.hidden_path_out if k in dev]
     path.append(head)
     boundaries = sum(a != b for a, b in zip(path, path[1:]))
     if rotary >= 0 and rotary != embed:

@@ -241,7 +241,7 @@ def _with_input_copies(p: Pass, layer: list[OpCost], place: Placement, g: int, w
     n = (2 if place.rotary_gpu >= 0 and g != place.rotary_gpu else 0) + (1 if g != place.embed_gpu else 0)
     if n == 0:
         return layer
-    small = 2 * w.seq * 128 * w.dtype_bytes
+    small = 2 * w.seq * p.spec.arch.rotary_copy_dim(p.spec) * w.dtype_bytes
     return [comm_cost("input copy", small, p.prof.small_copy_us(small))] * n + layer
 
 
@@ -292,7 +292,7 @@ def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
         nbytes = t * spec.hidden * e
         ar = distributed.allreduce_us(p.prof, nbytes, w.gpus, w.nodes, link, w.network)
         layer = layer + [comm_cost("all-reduce", nbytes, ar, blocking=False)] * 2
-        layer_host += distributed.tp_layer_host_us(7 if spec.gated_mlp else 6)
+        layer_host += distributed.tp_layer_host_us(spec.arch.tp_sharded_linears(spec))
     p.run(0, layer, layer_host, times=spec.layers)
     p.run(0, post, fixed * len(post))
     if shards > 1:  # all-gather of the vocab-sharded logits, then torch.cat rebuilding the vocab dim

@@ -11,6 +11,7 @@ import pytest
 
 from estimator import estimate
 from estimator.errors import EstimatorError
+from estimator.families.moe import MoEFields
 from estimator.model import ZOO_DIR, ModelSpec, load_model
 from estimator.ops import forward_ops
 
@@ -144,8 +145,8 @@ def test_moe_expert_loop_scales_with_experts_hit():
 
 def test_moe_loop_blocks_the_host():
     est = estimate("Qwen/Qwen3-30B-A3B", "H100")
-    dense = estimate(replace(load_model("Qwen/Qwen3-30B-A3B"), extras=(("experts", 8), ("norm_topk", True),
-                                                                        ("top_k", 8))), "H100")
+    dense = estimate(replace(load_model("Qwen/Qwen3-30B-A3B"),
+                                     family_fields=MoEFields(experts=8, top_k=8, norm_topk=True)), "H100")
     assert est.runtime_ms > dense.runtime_ms
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from estimator import families
 from estimator.errors import EstimatorError
+from estimator.families.gpt_neox import NeoxFields
 from estimator.model import ModelSpec, load_model
 from estimator.ops import forward_ops
 
@@ -67,7 +68,7 @@ def test_defaults_follow_transformers():
     neox = ModelSpec.from_hf_config(dict(model_type="gpt_neox", hidden_size=256, num_hidden_layers=2,
                                          num_attention_heads=4, intermediate_size=512, vocab_size=1000,
                                          max_position_embeddings=64))
-    assert neox.extra("rotary_dim") == 16 and neox.qkv_bias and not neox.tied_embeddings   # rotary_pct 0.25
+    assert neox.fields_of(NeoxFields).rotary_dim == 16 and neox.qkv_bias and not neox.tied_embeddings   # rotary_pct 0.25
     # Qwen3Config: head_dim 128 when absent (not hidden / heads = 64); null KV heads = all heads
     qwen = {k: v for k, v in zoo_config("Qwen/Qwen3-0.6B").items() if k != "head_dim"} | {"num_key_value_heads": None}
     spec = ModelSpec.from_hf_config(qwen)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from estimator.errors import EstimatorError
+from estimator.families.opt import OptFields
 from estimator.model import ZOO_DIR, ModelSpec, load_model, zoo_names
 
 torch = pytest.importorskip("torch")
@@ -111,7 +112,7 @@ def test_extra_configs_take_the_field_they_exercise():
     assert tied.tied_embeddings and not untied.tied_embeddings
     assert untied.param_count() - tied.param_count() == 1000 * 256
     opt = ModelSpec.from_hf_config(EXTRA_CONFIGS["opt-350m-like"])
-    assert opt.proj_dim == 512 and opt.hidden == 1024
+    assert opt.fields_of(OptFields).proj_dim == 512 and opt.hidden == 1024
     assert opt.embedding_params() == 50272 * 512 + 2050 * 1024 + 2 * 512 * 1024
 
 

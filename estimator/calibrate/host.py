@@ -13,7 +13,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ..families import HOST_MODEL_TYPES, tiny_config_kwargs
+from ..families import HOST_MODEL_TYPES, family_of, tiny_config_kwargs
+from ..families.base import Family
 from .timing import Log, free, median, sync
 
 HOST_FAMILIES = HOST_MODEL_TYPES
@@ -152,21 +153,23 @@ def fit_generate_host(t: dict[tuple[int, int], float]) -> dict[str, Any]:
 
 def split_device_map(model: torch.nn.Module, layers: int) -> dict[str, int]:
     """accelerate device_map putting the first half of the layers (and embeddings) on GPU 0,
-    the rest, the final norm and lm_head on GPU 1 (lm_head with the embeddings when tied)."""
+    the rest, the final norm and lm_head on GPU 1 (lm_head with the embeddings when tied). The
+    family (of model.config.model_type) names where its modules are."""
+    family = family_of(model.config.model_type) or Family()
     device_map: dict[str, int] = {}
     base = model.base_model_prefix
     inner = getattr(model, base)
-    if hasattr(inner, "decoder"):  # OPT: model.decoder.{embed_tokens, layers, ...}
-        inner, base = inner.decoder, f"{base}.decoder"
+    if family.hf_decoder_attr:   # OPT: model.decoder.{embed_tokens, layers, ...}
+        inner, base = getattr(inner, family.hf_decoder_attr), f"{base}.{family.hf_decoder_attr}"
     for n, child in inner.named_children():
         if isinstance(child, torch.nn.ModuleList):
             for i in range(len(child)):
                 device_map[f"{base}.{n}.{i}"] = 0 if i < layers // 2 else 1
         else:
-            device_map[f"{base}.{n}"] = 0 if "emb" in n or n in ("wte", "wpe") else 1
+            device_map[f"{base}.{n}"] = 0 if "emb" in n or n in family.hf_input_modules else 1
     device_map["lm_head"] = 1
     if model.config.tie_word_embeddings:
-        device_map["lm_head"] = device_map.get(f"{base}.embed_tokens", device_map.get(f"{base}.wte", 0))
+        device_map["lm_head"] = device_map.get(f"{base}.{family.hf_token_embedding}", 0)
     return device_map
 
 

@@ -1,28 +1,57 @@
 """Family: everything the estimator knows of one family of eager transformers models.
 
 A family is one piece of modeling code in transformers (OPT, GPT-2, Llama and the model types
-that share Llama's decoder layer). The generic modules ask it what differs between families:
+that share Llama's decoder layer). The generic modules ask it what differs between families
+(spec.FamilyHooks lists the hooks and who asks):
 
-- model.py:     ``aliases`` and ``spec_fields`` read a config.json into a ModelSpec;
+- model.py:     ``aliases`` and ``spec_fields`` read a config.json into a ModelSpec, with the
+                family's own facts in a frozen FamilyFields subclass (``spec.family_fields``);
+- spec.py:      parameter counts of the MLP, extra norms and the embeddings;
 - ops.py:       ``qkv_ops`` and ``pre_layer_ops`` add the family's own kernels; the hooks after
                 them (norm, attention, MLP, embedding and head kernels) default to Llama's;
 - memory.py:    ``layer_live_per_token`` and ``position_rows`` count its live activations;
 - placement.py: ``module_tree`` is the module tree accelerate walks for a device map;
-- calibration:  ``tiny_config`` is the tiny random model host overhead is measured on.
+- schedule.py:  ``tp_sharded_linears`` and ``rotary_copy_dim``;
+- calibration:  ``tiny_config`` is the tiny random model host overhead is measured on, the
+                ``hf_*`` names say where its modules are.
 
 Adding a family: a module here with a subclass of Family, registered in ``families/__init__.py``,
 and its tests (parameter counts, kernels and placement against transformers and accelerate).
+Family modules import only leaf modules (spec, op_builders, module_tree, config_fields, errors).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..ops import FP32, dense_mlp, layer_norm, rms_norm, sdpa, sdpa_math
+from ..op_builders import ATTENTION_PROJECTIONS, FP32, activation, ew, gemm, layer_norm, rms_norm, sdpa, sdpa_math
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
-    from ..ops import Op
-    from ..placement import Node
+    from ..module_tree import Node
+    from ..op_builders import Op
+    from ..spec import ModelSpec
+
+
+def qkv_projections(spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    """Separate q, k and v projections of the normed input (q/kv widths `qd`, `kvd` of one shard)."""
+    g, h, bias = ATTENTION_PROJECTIONS, spec.hidden, spec.qkv_bias
+    return [gemm("q_proj", g, t, qd, h, e, bias), gemm("k_proj", g, t, kvd, h, e, bias),
+            gemm("v_proj", g, t, kvd, h, e, bias)]
+
+
+def dense_mlp(spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
+    """gate/act/up/mul/down (gated) or fc1/act/fc2 over `t` tokens, FFN width `f` of one shard."""
+    h, mlp = spec.hidden, "mlp"
+    if spec.gated_mlp:
+        ops = [gemm("gate_proj", mlp, t, f, h, e, spec.mlp_bias)] + activation("act", mlp, t * f, e, spec.activation)
+        ops += [gemm("up_proj", mlp, t, f, h, e, spec.mlp_bias), ew("gate_mul", mlp, t * f, 3 * e)]
+    else:
+        ops = [gemm("fc1", mlp, t, f, h, e, spec.mlp_bias)] + activation("act", mlp, t * f, e, spec.activation)
+    return ops + [gemm("down_proj", mlp, t, h, f, e, spec.mlp_bias)]
+
+
+def learned_position_ops(t: int, h: int, e: int) -> list[Op]:
+    """A learned position table (OPT, GPT-2): its lookup and the add to the token embeddings."""
+    return [ew("embed_positions", "embeddings", t * h, 2 * e), ew("add_positions", "embeddings", t * h, 3 * e)]
 
 
 class Family:
@@ -30,10 +59,21 @@ class Family:
     model_types: tuple[str, ...] = ()  # HF model_type values this code serves, the reference first
     aliases: dict[str, str] = {}      # our name -> HF config field (positive integers, read in order)
     tiny_config: dict[str, Any] = {}  # kwargs of a tiny random config, all but the layer count
+    # module_tree kinds the hidden state passes through, in forward order, between the token
+    # embedding and the first layer / between the final norm and the LM head (placement.py)
+    hidden_path_in: tuple[str, ...] = ()
+    hidden_path_out: tuple[str, ...] = ()
+    # the transformers model, for calibration's two-GPU device map (calibrate/host.py): the base
+    # model's attribute holding the decoder's modules ("" when they are its children), the token
+    # embedding's name, and modules beyond those named "*emb*" that go with the input
+    hf_decoder_attr: str = ""
+    hf_token_embedding: str = "embed_tokens"
+    hf_input_modules: tuple[str, ...] = ()
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         """ModelSpec fields beyond the aliased ones `a`, with transformers' defaults for absent
-        config fields; raises EstimatorError for a variant the estimator does not model."""
+        config fields (the family's own facts under ``family_fields``); raises EstimatorError
+        for a variant the estimator does not model."""
         raise NotImplementedError
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
@@ -53,6 +93,14 @@ class Family:
         """Parameters of a layer beyond q/k/v/o, the MLP and two norms (more norms, q/k norms)."""
         return 0
 
+    def embed_dim(self, spec: ModelSpec) -> int:
+        """Width of the token embedding table and of the LM head's input (OPT: word_embed_proj_dim)."""
+        return spec.hidden
+
+    def embedding_params(self, spec: ModelSpec) -> int:
+        """Parameters of the embeddings: the token table (OPT, GPT-2: and learned positions)."""
+        return spec.vocab * spec.hidden
+
     def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]:
         """One norm over `t` rows of `h`: LayerNorm's one kernel or LlamaRMSNorm's eight."""
         return (layer_norm if spec.norm == "layernorm" else rms_norm)(name, group, t, h, e)
@@ -60,7 +108,7 @@ class Family:
     def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
                       cuda: bool = True) -> list[Op]:
         """Attention from the cached q, k, v to the (batch, heads, seq, head_dim) output: SDPA's
-        fused kernel, or on CUDA its math backend for float32 with grouped K/V heads (ops.sdpa_math;
+        fused kernel, or on CUDA its math backend for float32 with grouped K/V heads (op_builders.sdpa_math;
         the CPU's flash kernel takes float32)."""
         if cuda and e == FP32 and kv < heads:
             return sdpa_math("attention", batch, heads, kv, seq, spec.head_dim, e)
@@ -79,7 +127,12 @@ class Family:
         return dense_mlp(spec, t, f, e)
 
     def embedding_ops(self, spec: ModelSpec, batch: int, seq: int, e: int) -> list[Op]:
-        """Kernels after the token embedding (Gemma: the sqrt(hidden) scale, its eager masks)."""
+        """Kernels after the token embedding (learned positions, OPT's project_in; Gemma: the
+        sqrt(hidden) scale, its eager masks)."""
+        return []
+
+    def head_input_ops(self, spec: ModelSpec, t: int, e: int) -> list[Op]:
+        """Kernels between the final norm and the LM head (OPT's project_out)."""
         return []
 
     def head_ops(self, spec: ModelSpec, t: int, vocab: int, e: int) -> list[Op]:
@@ -111,6 +164,17 @@ class Family:
         """The base model (without lm_head) as accelerate sees it, children in definition order,
         with `d`-byte weights and decoder layers of `layer_bytes` each."""
         raise NotImplementedError
+
+    def tp_sharded_linears(self, spec: ModelSpec) -> int:
+        """Linear modules of one decoder layer that tensor parallelism shards (each gets a hook:
+        schedule.py prices their host time). Today's count for every family: q, k, v, o and
+        gate, up, down (gated MLP) or fc1, fc2."""
+        return 7 if spec.gated_mlp else 6
+
+    def rotary_copy_dim(self, spec: ModelSpec) -> int:
+        """Last dimension of the rotary cos/sin that accelerate's hook copies to every layer on
+        another GPU than rotary_emb (schedule.py). Today 128 for every family."""
+        return 128
 
     def tiny_config_kwargs(self, model_type: str, layers: int) -> dict[str, Any]:
         """kwargs of ``transformers.AutoConfig.for_model`` for a tiny random model of `layers` layers."""

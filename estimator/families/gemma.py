@@ -23,19 +23,32 @@ view of the whole prefill K/V, so the cache memory of both kinds is the full seq
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..errors import EstimatorError
-from ..ops import FP32, Op, ew, qkv_projections, rotary
-from ..placement import Node, decoder_layers, leaf
-from .base import Family
+from ..module_tree import Node, decoder_layers, leaf
+from ..op_builders import FP32, Op, ew, rotary
+from ..spec import FamilyFields
+from .base import Family, qkv_projections
 from .llama import LLAMA
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
+    from ..spec import ModelSpec
 
 ATTN = "attention"
+
+
+@dataclass(frozen=True)
+class GemmaFields(FamilyFields):
+    attn_softcap: float | None    # tanh soft-cap of the attention logits (None: none)
+    final_softcap: float | None   # tanh soft-cap of the final logits (None: none)
+    sliding_window: int           # tokens a sliding layer attends to
+
+
+def _fields(spec: ModelSpec) -> GemmaFields:
+    return spec.fields_of(GemmaFields)
 
 
 def gemma_rms_norm(name: str, group: str, rows: int, h: int, e: int) -> list[Op]:
@@ -92,12 +105,11 @@ class Gemma(Family):
             raise EstimatorError("unsupported Gemma 3 variant: attn_logit_softcapping (forces eager attention)")
         bias = optional_bool(cfg, "attention_bias", False)
         act = optional_text(cfg, "hidden_activation", optional_text(cfg, "hidden_act", "gelu_pytorch_tanh"))
-        extras = dict(attn_softcap=attn_cap, final_softcap=_cap(cfg, "final_logit_softcapping", self.caps[1]),
-                      sliding_window=optional_size(cfg, "sliding_window", 4096 if self.version == 2 else 4096))
+        fields = GemmaFields(attn_softcap=attn_cap, final_softcap=_cap(cfg, "final_logit_softcapping", self.caps[1]),
+                             sliding_window=optional_size(cfg, "sliding_window", 4096 if self.version == 2 else 4096))
         return dict(kv_heads=kv, head_dim=optional_size(cfg, "head_dim", 256), qkv_bias=bias, out_bias=bias,
-                    mlp_bias=False, gated_mlp=True, norm="rmsnorm", activation=act, learned_positions=0,
-                    proj_dim=a["hidden"], tied_embeddings=optional_bool(cfg, "tie_word_embeddings", True),
-                    extras=tuple(sorted(extras.items())))
+                    mlp_bias=False, gated_mlp=True, norm="rmsnorm", activation=act,
+                    tied_embeddings=optional_bool(cfg, "tie_word_embeddings", True), family_fields=fields)
 
     def extra_layer_params(self, spec: ModelSpec) -> int:
         # post-attention and post-feedforward norms; Gemma 3's q_norm and k_norm over head_dim
@@ -121,7 +133,7 @@ class Gemma(Family):
             return copies + Family.attention_ops(self, spec, batch, seq, heads, heads, e, cuda)  # K/V repeated
         bh, scores = batch * heads, batch * heads * seq * seq
         ops = copies + [bmm("qk", bh, seq, seq, d, e), ew("scale", ATTN, scores, 2 * e, "unary")]
-        if spec.extra("attn_softcap") is not None:
+        if _fields(spec).attn_softcap is not None:
             ops += softcap("attn_softcap", ATTN, scores, e)
         ops.append(ew("mask_add", ATTN, scores, 2 * e, "broadcast"))
         ops.append(ew("softmax", ATTN, scores, e + FP32, "unary"))   # float32 out (fused upcast on CUDA)
@@ -157,10 +169,10 @@ class Gemma(Family):
     def logit_copies(self, spec: ModelSpec) -> int:
         # logits / cap is a new tensor while the logits are still referenced (then tanh, * cap):
         # gemma-2-2b in float32 on an H200 peaked one 16.8 GB logits tensor above one copy
-        return 2 if spec.extra("final_softcap") is not None else 1
+        return 2 if _fields(spec).final_softcap is not None else 1
 
     def head_ops(self, spec: ModelSpec, t: int, vocab: int, e: int) -> list[Op]:
-        return softcap("final_softcap", "lm head", t * vocab, e) if spec.extra("final_softcap") is not None else []
+        return softcap("final_softcap", "lm head", t * vocab, e) if _fields(spec).final_softcap is not None else []
 
     def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:
         # q, k, v, three rotary temporaries of q and two repeat_kv copies | residual, act(gate), up, product

@@ -7,19 +7,36 @@ The parallel residual launches the same kernels as the sequential one (two adds,
 LayerNorms); only the order and what stays alive differ, so the generic layer list holds."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_text
 from ..errors import EstimatorError
-from ..ops import ATTENTION_PROJECTIONS, FP32, ew, gemm, rotary
-from ..placement import Node, decoder_layers, leaf
+from ..module_tree import Node, decoder_layers, leaf
+from ..op_builders import ATTENTION_PROJECTIONS, FP32, ew, gemm, rotary
+from ..spec import FamilyFields
 from .base import Family
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
-    from ..ops import Op
+    from ..op_builders import Op
+    from ..spec import ModelSpec
 
 ROTARY_PCT_DEFAULT = 0.25   # GPTNeoXConfig's rotary_pct
+
+
+@dataclass(frozen=True)
+class PartialRotary(FamilyFields):
+    """GPT-NeoX's and Phi-3's rotary on the first `rotary_dim` dims of each head."""
+    rotary_dim: int
+
+
+@dataclass(frozen=True)
+class NeoxFields(PartialRotary):
+    parallel_residual: bool   # x + attn(ln1(x)) + mlp(ln2(x)): the same kernels, another order
+
+
+def rotary_dim(spec: ModelSpec) -> int:
+    return spec.fields_of(PartialRotary).rotary_dim
 
 
 def rotary_fraction(cfg: dict, key: str, default: float) -> float:
@@ -54,6 +71,7 @@ class GptNeox(Family):
                    ffn="intermediate_size", vocab="vocab_size", max_positions="max_position_embeddings")
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        intermediate_size=256)
+    hidden_path_in = ("drop",)   # emb_dropout
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         divisible("hidden_size", a["hidden"], "num_attention_heads", a["heads"])
@@ -64,20 +82,19 @@ class GptNeox(Family):
         bias = optional_bool(cfg, "attention_bias", True)
         return dict(kv_heads=a["heads"], head_dim=head_dim, qkv_bias=bias, out_bias=bias, mlp_bias=True,
                     gated_mlp=False, norm="layernorm", activation=optional_text(cfg, "hidden_act", "gelu"),
-                    learned_positions=0, proj_dim=a["hidden"],
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False),
-                    extras=(("parallel_residual", optional_bool(cfg, "use_parallel_residual", True)),
-                            ("rotary_dim", rot)))
+                    family_fields=NeoxFields(rotary_dim=rot, parallel_residual=optional_bool(
+                        cfg, "use_parallel_residual", True)))
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         # one GEMM, then chunk(3) views; q and k each rotated on their first rotary_dim dims
-        heads, d, rot = qd // spec.head_dim, spec.head_dim, spec.extra("rotary_dim")
+        heads, d, rot = qd // spec.head_dim, spec.head_dim, rotary_dim(spec)
         return ([gemm("qkv_proj", ATTENTION_PROJECTIONS, t, qd + 2 * kvd, spec.hidden, e, spec.qkv_bias)]
                 + rotary_with_pass("q_rotary", t, heads, d, rot, e) + rotary_with_pass("k_rotary", t, heads, d, rot, e))
 
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:
         # rotary cos/sin tables over rotary_dim: small kernels once per forward (as Llama's)
-        return [ew(f"rope_table.{i}", "embeddings", seq * spec.extra("rotary_dim"), 2 * FP32) for i in range(6)]
+        return [ew(f"rope_table.{i}", "embeddings", seq * rotary_dim(spec), 2 * FP32) for i in range(6)]
 
     def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:
         # fused qkv, rotated q and its temporaries, the cat of q | the attention output (kept for
@@ -92,7 +109,7 @@ class GptNeox(Family):
             # input/post-attention LayerNorms, query_key_value, dense, dense_h_to_4h, dense_4h_to_h
             decoder_layers(p + "layers", spec.layers, layer_bytes, 6),
             leaf(p + "final_layer_norm", spec.norm_params() * d, "norm"),
-            rotary_node(p + "rotary_emb", spec.extra("rotary_dim"), d)])
+            rotary_node(p + "rotary_emb", rotary_dim(spec), d)])
 
 
 GPT_NEOX = GptNeox()

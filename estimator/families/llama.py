@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
-from ..ops import FP32, ew, qkv_projections, rotary
-from ..placement import Node, decoder_layers, leaf
-from .base import Family
+from ..module_tree import Node, decoder_layers, leaf
+from ..op_builders import FP32, ew, rotary
+from .base import Family, qkv_projections
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
-    from ..ops import Op
+    from ..op_builders import Op
+    from ..spec import ModelSpec
 
 # transformers' defaults when num_key_value_heads is absent: Llama = heads, Mistral 8, Qwen2 32
 KV_HEADS_DEFAULT = {"mistral": 8, "qwen2": 32}
@@ -39,7 +39,7 @@ class Llama(Family):
         return dict(kv_heads=kv, head_dim=head_dim,
                     qkv_bias=True if qwen2 else attention_bias, out_bias=False if qwen2 else attention_bias,
                     mlp_bias=optional_bool(cfg, "mlp_bias", False), gated_mlp=True, norm="rmsnorm",
-                    activation=optional_text(cfg, "hidden_act", "silu"), learned_positions=0, proj_dim=a["hidden"],
+                    activation=optional_text(cfg, "hidden_act", "silu"),
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False))
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:

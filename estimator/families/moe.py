@@ -21,17 +21,19 @@ trained routers are skewed, which changes the per-expert GEMM shapes (not the FL
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text, size
 from ..errors import EstimatorError
-from ..ops import FP32, Op, ew, gemm, qkv_projections, rms_norm, rotary
-from ..placement import Node, decoder_layers, leaf
-from .base import Family
+from ..module_tree import Node, decoder_layers, leaf
+from ..op_builders import FP32, Op, ew, gemm, rms_norm, rotary
+from ..spec import FamilyFields
+from .base import Family, qkv_projections
 from .llama import LLAMA
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
+    from ..spec import ModelSpec
 
 MLP = "mlp"
 ROUTER = "router"
@@ -39,9 +41,21 @@ INDEX_BYTES = 8   # int64 token indices and the one-hot expert mask
 EXPERT_KEYS = {"num_local_experts": "num_experts", "num_experts": "num_local_experts"}
 
 
+@dataclass(frozen=True)
+class MoEFields(FamilyFields):
+    experts: int        # experts per layer
+    top_k: int          # experts each token is routed to
+    norm_topk: bool     # the top-k weights renormalised to sum 1
+
+
+def _fields(spec: ModelSpec) -> MoEFields:
+    return spec.fields_of(MoEFields)
+
+
 def routing_note(spec: ModelSpec, tokens: int) -> str:
     """The routing an estimate of `tokens` tokens assumes, in one line."""
-    e, k = spec.extra("experts"), spec.extra("top_k")
+    f = _fields(spec)
+    e, k = f.experts, f.top_k
     hits, per = expert_hits(e, k, tokens)
     return (f"MoE routing assumed near uniform (random weights, as the benchmark measures): {tokens} tokens x "
             f"top-{k} over {e} experts = {per:.0f} tokens on each of {hits} experts hit; trained routers are skewed")
@@ -88,18 +102,17 @@ class MoE(Family):
             divisible("hidden_size", a["hidden"], "num_attention_heads", heads)
             head_dim = a["hidden"] // heads
         bias = optional_bool(cfg, "attention_bias", False) if self.qk_norm else False
-        extras = dict(experts=experts, top_k=top_k,
-                      norm_topk=optional_bool(cfg, "norm_topk_prob", False) if self.qk_norm else True)
+        fields = MoEFields(experts=experts, top_k=top_k,
+                           norm_topk=optional_bool(cfg, "norm_topk_prob", False) if self.qk_norm else True)
         return dict(kv_heads=kv, head_dim=head_dim, qkv_bias=bias, out_bias=bias, mlp_bias=False, gated_mlp=True,
-                    norm="rmsnorm", activation=optional_text(cfg, "hidden_act", "silu"), learned_positions=0,
-                    proj_dim=a["hidden"], tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False),
-                    extras=tuple(sorted(extras.items())))
+                    norm="rmsnorm", activation=optional_text(cfg, "hidden_act", "silu"),
+                    tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False), family_fields=fields)
 
     def estimate_notes(self, spec: ModelSpec, tokens: int) -> list[str]:
         return [routing_note(spec, tokens)]
 
     def mlp_params(self, spec: ModelSpec) -> int:
-        e = spec.extra("experts")
+        e = _fields(spec).experts
         return e * spec.hidden + e * 3 * spec.hidden * spec.ffn   # router + gate_up/down of every expert
 
     def extra_layer_params(self, spec: ModelSpec) -> int:
@@ -116,12 +129,13 @@ class MoE(Family):
         return LLAMA.pre_layer_ops(spec, seq, e)
 
     def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
-        h, n, k = spec.hidden, spec.extra("experts"), spec.extra("top_k")
+        fields = _fields(spec)
+        h, n, k = spec.hidden, fields.experts, fields.top_k
         ops = [gemm("router", ROUTER, t, n, h, e)]
         if not self.qk_norm and e != FP32:
             ops.append(ew("router_to_fp32", ROUTER, t * n, e + FP32, "cast"))
         ops += [ew("router_softmax", ROUTER, t * n, e + FP32, "unary"), ew("topk", ROUTER, t * n, FP32, "reduce")]
-        if spec.extra("norm_topk"):
+        if fields.norm_topk:
             ops += [ew("topk_sum", ROUTER, t * k, FP32, "reduce"), ew("topk_div", ROUTER, t * k, 3 * FP32, "broadcast")]
         if self.qk_norm and e != FP32:
             ops.append(ew("weights_to_dtype", ROUTER, t * k, FP32 + e, "cast"))
@@ -147,7 +161,8 @@ class MoE(Family):
         # attention as Llama's (+ q/k norm outputs) | output buffer, router logits and float32
         # probabilities, the one-hot mask (int64, top_k x (E + 1) per token), one expert's
         # gathered rows, gate_up, act, product and down output at its routed share of the tokens
-        n, k = spec.extra("experts"), spec.extra("top_k")
+        fields = _fields(spec)
+        n, k = fields.experts, fields.top_k
         share = k / n
         router = n * (1 + FP32 // 2) + k * (n + 1) * INDEX_BYTES // 2
         return 4 * qd + 2 * kvd + (qd + kvd if self.qk_norm else 0), \

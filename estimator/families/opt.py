@@ -7,16 +7,29 @@ kernels in another order, and the decoder then has no final norm (nor has a pre-
 project_out around the decoder."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
-from ..ops import ew, qkv_projections
-from ..placement import Node, decoder_layers, leaf
-from .base import Family
+from ..module_tree import Node, decoder_layers, leaf
+from ..op_builders import ew, gemm
+from ..spec import FamilyFields
+from .base import Family, learned_position_ops, qkv_projections
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
-    from ..ops import Op
+    from ..op_builders import Op
+    from ..spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class OptFields(FamilyFields):
+    proj_dim: int        # word_embed_proj_dim: token table and LM head width (== hidden but in opt-350m)
+    positions: int       # rows of the learned position table (max_position_embeddings + 2)
+    final_norm: bool     # False for the post-LN decoder (do_layer_norm_before=false)
+
+
+def _fields(spec: ModelSpec) -> OptFields:
+    return spec.fields_of(OptFields)
 
 
 class Opt(Family):
@@ -26,6 +39,9 @@ class Opt(Family):
                    ffn="ffn_dim", vocab="vocab_size", max_positions="max_position_embeddings")
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        ffn_dim=128, word_embed_proj_dim=64)
+    hidden_path_in = ("proj_in", "pos")   # project_in, then the position embeddings are added
+    hidden_path_out = ("proj_out",)
+    hf_decoder_attr = "decoder"            # OPTModel.decoder holds embed_tokens, layers, ...
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         bias = optional_bool(cfg, "enable_bias", True)
@@ -35,13 +51,30 @@ class Opt(Family):
         return dict(kv_heads=a["heads"], head_dim=a["hidden"] // a["heads"], qkv_bias=bias, out_bias=bias,
                     mlp_bias=bias, gated_mlp=False, norm="layernorm",
                     activation=optional_text(cfg, "activation_function", "relu"),
-                    learned_positions=a["max_positions"] + 2,  # OPT offsets positions by 2
-                    proj_dim=optional_size(cfg, "word_embed_proj_dim", a["hidden"]),
-                    tied_embeddings=optional_bool(cfg, "tie_word_embeddings", True),
-                    extras=() if final_norm else (("final_norm", False),))
+                    family_fields=OptFields(proj_dim=optional_size(cfg, "word_embed_proj_dim", a["hidden"]),
+                                            positions=a["max_positions"] + 2,   # OPT offsets positions by 2
+                                            final_norm=final_norm),
+                    tied_embeddings=optional_bool(cfg, "tie_word_embeddings", True))
 
     def has_final_norm(self, spec: ModelSpec) -> bool:
-        return spec.extra("final_norm", True)
+        return _fields(spec).final_norm
+
+    def embed_dim(self, spec: ModelSpec) -> int:
+        return _fields(spec).proj_dim
+
+    def embedding_params(self, spec: ModelSpec) -> int:
+        """Token table, learned positions, and project_in/out when proj_dim != hidden."""
+        f, h = _fields(spec), spec.hidden
+        proj = 2 * f.proj_dim * h if f.proj_dim != h else 0
+        return spec.vocab * f.proj_dim + f.positions * h + proj
+
+    def embedding_ops(self, spec: ModelSpec, batch: int, seq: int, e: int) -> list[Op]:
+        t, h, proj = batch * seq, spec.hidden, _fields(spec).proj_dim
+        return learned_position_ops(t, h, e) + ([gemm("project_in", "embeddings", t, h, proj, e)] if proj != h else [])
+
+    def head_input_ops(self, spec: ModelSpec, t: int, e: int) -> list[Op]:
+        h, proj = spec.hidden, _fields(spec).proj_dim
+        return [gemm("project_out", "lm head", t, proj, h, e)] if proj != h else []
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         return qkv_projections(spec, t, qd, kvd, e) + [ew("q_scale", "attention", t * qd, 2 * e, "unary")]
@@ -53,12 +86,12 @@ class Opt(Family):
         return t   # one position embedding per token
 
     def module_tree(self, spec: ModelSpec, d: int, layer_bytes: int) -> Node:
-        h, p = spec.hidden, "model.decoder."
-        kids = [leaf(p + "embed_tokens", spec.vocab * spec.proj_dim * d, "embed"),
-                leaf(p + "embed_positions", spec.learned_positions * h * d, "pos")]
-        if spec.proj_dim != h:
-            kids += [leaf(p + "project_out", h * spec.proj_dim * d, "proj_out"),
-                     leaf(p + "project_in", spec.proj_dim * h * d, "proj_in")]
+        h, p, f = spec.hidden, "model.decoder.", _fields(spec)
+        kids = [leaf(p + "embed_tokens", spec.vocab * f.proj_dim * d, "embed"),
+                leaf(p + "embed_positions", f.positions * h * d, "pos")]
+        if f.proj_dim != h:
+            kids += [leaf(p + "project_out", h * f.proj_dim * d, "proj_out"),
+                     leaf(p + "project_in", f.proj_dim * h * d, "proj_in")]
         if self.has_final_norm(spec):
             kids.append(leaf(p + "final_layer_norm", spec.norm_params() * d, "norm"))
         # q k v out, self_attn_layer_norm, fc1, fc2, final_layer_norm: 8 leaf modules per layer

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
-from ..ops import ATTENTION_PROJECTIONS, activation, ew, gemm
-from ..placement import Node, decoder_layers, leaf
+from ..module_tree import Node, decoder_layers, leaf
+from ..op_builders import ATTENTION_PROJECTIONS, activation, ew, gemm
 from .base import Family
-from .gpt_neox import GptNeox, rotary_fraction, rotary_node, rotary_with_pass
+from .gpt_neox import GptNeox, PartialRotary, rotary_dim, rotary_fraction, rotary_node, rotary_with_pass
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
-    from ..ops import Op
+    from ..op_builders import Op
+    from ..spec import ModelSpec
 
 
 class Phi3(Family):
@@ -41,12 +41,11 @@ class Phi3(Family):
         rot = int(head_dim * rotary_fraction(cfg, "partial_rotary_factor", 1.0))
         return dict(kv_heads=kv, head_dim=head_dim, qkv_bias=False, out_bias=False, mlp_bias=False,
                     gated_mlp=True, norm="rmsnorm", activation=optional_text(cfg, "hidden_act", "silu"),
-                    learned_positions=0, proj_dim=a["hidden"],
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False),
-                    extras=(("rotary_dim", rot),))
+                    family_fields=PartialRotary(rotary_dim=rot))
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
-        d, rot = spec.head_dim, spec.extra("rotary_dim")
+        d, rot = spec.head_dim, rotary_dim(spec)
         return ([gemm("qkv_proj", ATTENTION_PROJECTIONS, t, qd + 2 * kvd, spec.hidden, e)]
                 + rotary_with_pass("q_rotary", t, qd // d, d, rot, e)
                 + rotary_with_pass("k_rotary", t, kvd // d, d, rot, e))
@@ -71,7 +70,7 @@ class Phi3(Family):
             # qkv_proj, o_proj, gate_up_proj, down_proj, two norms: 6 leaf modules per layer
             decoder_layers(p + "layers", spec.layers, layer_bytes, 6),
             leaf(p + "norm", spec.norm_params() * d, "norm"),
-            rotary_node(p + "rotary_emb", spec.extra("rotary_dim"), d)])
+            rotary_node(p + "rotary_emb", rotary_dim(spec), d)])
 
 
 PHI3 = Phi3()

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..errors import EstimatorError
-from ..ops import ATTENTION_PROJECTIONS, gemm, rms_norm, rotary
+from ..op_builders import ATTENTION_PROJECTIONS, gemm, rms_norm, rotary
 from .llama import Llama
 
 if TYPE_CHECKING:
-    from ..model import ModelSpec
-    from ..ops import Op
+    from ..op_builders import Op
+    from ..spec import ModelSpec
 
 HEAD_DIM_DEFAULT = 128   # Qwen3Config.head_dim
 KV_HEADS_DEFAULT = 32    # Qwen3Config.num_key_value_heads when absent (null means num_attention_heads)
@@ -34,7 +34,7 @@ class Qwen3(Llama):
         bias = optional_bool(cfg, "attention_bias", False)
         return dict(kv_heads=kv, head_dim=optional_size(cfg, "head_dim", HEAD_DIM_DEFAULT),
                     qkv_bias=bias, out_bias=bias, mlp_bias=False, gated_mlp=True, norm="rmsnorm",
-                    activation=optional_text(cfg, "hidden_act", "silu"), learned_positions=0, proj_dim=a["hidden"],
+                    activation=optional_text(cfg, "hidden_act", "silu"),
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False))
 
     def extra_layer_params(self, spec: ModelSpec) -> int:

@@ -1,0 +1,97 @@
+"""The kernel builders: one eager kernel (or a fixed run of them) as an Op with FLOPs and bytes moved.
+
+A leaf module (it imports nothing of the estimator): the families build their layers from these,
+and ops.forward_ops strings a forward pass together. Notation: T tokens, h hidden, e bytes per
+element. GEMM FLOPs are 2·m·n·k; causal attention FLOPs are 4·b·H·s²·d / 2 (QKᵀ and PV, half the
+scores masked), as in FlashAttention's accounting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FP32 = 4  # bytes: RMSNorm and softmax statistics are computed in float32
+ATTENTION_PROJECTIONS = "attention projections"   # breakdown group of q/k/v/o GEMMs
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    group: str            # breakdown group, e.g. "mlp", "attention", "norms", "lm head"
+    kind: str             # gemm | sdpa | elementwise | comm
+    flops: float
+    bytes: float          # device-memory bytes read + written
+    shape: tuple = ()     # gemm: (m, n, k); sdpa: (batch*heads, seq, head_dim)
+    pattern: str = ""     # elementwise: the memory-access pattern timed by calibration (calibrate/elementwise.py)
+
+    def __post_init__(self) -> None:
+        # Ops key every pricing memo: hash the fields once, not at every lookup (a generation
+        # estimate looks up ~40,000 of them)
+        object.__setattr__(self, "_hash", hash((self.name, self.group, self.kind, self.flops, self.bytes,
+                                                self.shape, self.pattern)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+def gemm(name: str, group: str, m: int, n: int, k: int, e: int, bias: bool = False) -> Op:
+    nbytes = e * (m * k + n * k + m * n + (n if bias else 0))
+    return Op(name, group, "gemm", 2.0 * m * n * k, nbytes, (m, n, k))
+
+
+def ew(name: str, group: str, elems: float, bytes_per_elem: float, pattern: str = "binary") -> Op:
+    """Elementwise kernel over `elems` elements moving `bytes_per_elem` bytes per element."""
+    return Op(name, group, "elementwise", float(elems), float(elems * bytes_per_elem), pattern=pattern)
+
+
+def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> Op:
+    flops = 4.0 * batch * heads * seq * seq * d / 2
+    nbytes = e * batch * seq * d * (2 * heads + 2 * kv_heads)
+    return Op("sdpa", group, "sdpa", flops, nbytes, (batch * heads, seq, d))
+
+
+def sdpa_math(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> list[Op]:
+    """torch's math SDPA backend, which float32 attention with grouped K/V heads
+    (``enable_gqa``) falls back to: neither flash nor cuDNN attention takes float32, and the
+    memory-efficient kernel takes no ``enable_gqa`` (a torch-profiler trace of clm-60m in
+    float32 on an H200: ``_scaled_dot_product_attention_math``, 1.8 ms a layer, 41 % of the
+    pass). It repeats K and V to every head, scales q and k, materialises the full
+    (batch, heads, seq, seq) scores with two batched matmuls (no causal skipping), adds the
+    mask in place and runs ``_safe_softmax`` (softmax, isneginf, all, where)."""
+    bh, scores, qk = batch * heads, batch * heads * seq * seq, batch * heads * seq * d
+    ops = [ew(f"repeat_{x}", group, qk, 2 * e, "transpose") for x in "kv"] if kv_heads < heads else []
+    ops += [ew(f"scale_{x}", group, qk, 2 * e, "unary") for x in "qk"]
+    ops.append(gemm("scores_bmm", group, bh * seq, seq, d, e))
+    ops += [ew("mask_add", group, scores, 2 * e, "broadcast"), ew("softmax", group, scores, 2 * e, "reduce"),
+            ew("isneginf", group, scores, e + 1, "unary"), ew("all_neginf", group, scores, 1, "reduce"),
+            ew("where", group, scores, 2 * e + 1, "binary")]
+    ops.append(gemm("pv_bmm", group, bh * seq, d, seq, e))
+    return ops
+
+
+def rms_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
+    """LlamaRMSNorm: to(fp32), pow, mean, +eps, rsqrt, mul, to(dtype), weight*x."""
+    ops = [ew(f"{name}.to_fp32", group, t * h, e + FP32, "cast")] if e != FP32 else []
+    ops += [ew(f"{name}.pow", group, t * h, 2 * FP32, "unary"), ew(f"{name}.mean", group, t * h, FP32, "reduce"),
+            ew(f"{name}.add_eps", group, t, 2 * FP32, "unary"), ew(f"{name}.rsqrt", group, t, 2 * FP32, "unary"),
+            ew(f"{name}.mul", group, t * h, 2 * FP32, "broadcast")]
+    ops += [ew(f"{name}.to_dtype", group, t * h, FP32 + e, "cast")] if e != FP32 else []
+    return ops + [ew(f"{name}.weight", group, t * h, 2 * e, "binary")]
+
+
+def layer_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
+    return [ew(name, group, t * h, 2 * e, "unary")]
+
+
+def rotary(name: str, t: int, dim: int, e: int) -> list[Op]:
+    """apply_rotary_pos_emb on one of q/k: x*cos, -x2, cat, rot*sin, add."""
+    g = "rotary"
+    return [ew(f"{name}.mul_cos", g, t * dim, 2 * e, "strided"), ew(f"{name}.neg", g, t * dim / 2, 2 * e, "half_neg"),
+            ew(f"{name}.cat", g, t * dim, 2 * e, "strided_cat"), ew(f"{name}.mul_sin", g, t * dim, 2 * e, "binary"),
+            ew(f"{name}.add", g, t * dim, 3 * e, "strided")]
+
+
+def activation(name: str, group: str, elems: int, e: int, kind: str) -> list[Op]:
+    if kind == "gelu_new":  # NewGELUActivation: 8 eager kernels (pow, mul, add, mul, tanh, add, mul, mul)
+        per = [2, 2, 3, 2, 2, 2, 2, 3]
+        return [ew(f"{name}.{i}", group, elems, b * e, "binary" if b == 3 else "unary") for i, b in enumerate(per)]
+    return [ew(name, group, elems, 2 * e, "unary")]

@@ -1,0 +1,149 @@
+"""ModelSpec: the generic architecture facts of one model, and FamilyHooks, what its family answers.
+
+A leaf module below the families: they read configs into a ModelSpec and answer the hooks for
+it, so both types live here and the families import them without importing model.py (which
+reads config.json files through the family registry). Facts only one family has (OPT's
+projection width, MoE experts, Gemma's soft-caps) are not fields here: each family keeps them in
+its own frozen FamilyFields subclass, ``spec.family_fields``, read with ``spec.fields_of``.
+Parameter counts follow the modules transformers builds from the same config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from .module_tree import Node
+    from .op_builders import Op
+
+
+@dataclass(frozen=True)
+class FamilyFields:
+    """A family's own facts of one model (subclassed per family); this base holds none."""
+
+
+NO_FAMILY_FIELDS = FamilyFields()
+F = TypeVar("F", bound=FamilyFields)
+
+
+class FamilyHooks(Protocol):
+    """What the generic modules ask of a family (families/base.py's Family answers each, with
+    defaults that are the Llama layer; the docstrings there say what each one means):
+
+    - model.py:     aliases, spec_fields (a config.json into a ModelSpec);
+    - spec.py:      mlp_params, extra_layer_params, embedding_params, embed_dim, has_final_norm;
+    - ops.py:       the *_ops hooks (kernels of one forward pass);
+    - memory.py:    layer_live_per_token, attention_live_bytes, logit_copies, position_rows;
+    - placement.py: module_tree, hidden_path_in, hidden_path_out;
+    - schedule.py:  tp_sharded_linears, rotary_copy_dim; api.py: estimate_notes;
+    - calibration:  tiny_config_kwargs and the hf_* module names of the transformers model.
+    """
+    name: str
+    model_types: tuple[str, ...]
+    aliases: dict[str, str]
+    hidden_path_in: tuple[str, ...]
+    hidden_path_out: tuple[str, ...]
+    hf_decoder_attr: str
+    hf_token_embedding: str
+    hf_input_modules: tuple[str, ...]
+
+    def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]: ...
+    def mlp_params(self, spec: ModelSpec) -> int: ...
+    def extra_layer_params(self, spec: ModelSpec) -> int: ...
+    def embedding_params(self, spec: ModelSpec) -> int: ...
+    def embed_dim(self, spec: ModelSpec) -> int: ...
+    def has_final_norm(self, spec: ModelSpec) -> bool: ...
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]: ...
+    def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]: ...
+    def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]: ...
+    def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
+                      cuda: bool = True) -> list[Op]: ...
+    def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]: ...
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]: ...
+    def embedding_ops(self, spec: ModelSpec, batch: int, seq: int, e: int) -> list[Op]: ...
+    def head_input_ops(self, spec: ModelSpec, t: int, e: int) -> list[Op]: ...
+    def head_ops(self, spec: ModelSpec, t: int, vocab: int, e: int) -> list[Op]: ...
+    def logit_copies(self, spec: ModelSpec) -> int: ...
+    def attention_live_bytes(self, spec: ModelSpec, batch: int, seq: int, heads: int, e: int) -> float: ...
+    def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]: ...
+    def position_rows(self, t: int, seq: int) -> int: ...
+    def module_tree(self, spec: ModelSpec, d: int, layer_bytes: int) -> Node: ...
+    def tp_sharded_linears(self, spec: ModelSpec) -> int: ...
+    def rotary_copy_dim(self, spec: ModelSpec) -> int: ...
+    def estimate_notes(self, spec: ModelSpec, tokens: int) -> list[str]: ...
+    def tiny_config_kwargs(self, model_type: str, layers: int) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    model_type: str          # HF model_type (opt, gpt2, llama, mistral, qwen2)
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn: int
+    vocab: int
+    max_positions: int
+    tied_embeddings: bool
+    qkv_bias: bool
+    out_bias: bool
+    mlp_bias: bool
+    gated_mlp: bool
+    norm: str                # layernorm | rmsnorm
+    activation: str
+    dtype: str | None        # the config's torch_dtype, if any
+    use_cache: bool          # model(input_ids) keeps K/V of every layer when true
+    # the family's knowledge of its eager code (kernels, working sets, module tree): a
+    # registered family object, hashed by identity, so a spec stays a cache key
+    arch: FamilyHooks = field(repr=False)
+    family_fields: FamilyFields = NO_FAMILY_FIELDS   # the family's own facts, typed per family
+
+    @property
+    def family(self) -> str:
+        """The estimator.families entry of its code (opt | gpt2 | llama ...)."""
+        return self.arch.name
+
+    def fields_of(self, kind: type[F]) -> F:
+        """`family_fields` as the family's own type `kind` (a TypeError for a spec of another family)."""
+        fields = self.family_fields
+        if not isinstance(fields, kind):
+            raise TypeError(f"{self.name} ({self.family}) has {type(fields).__name__}, not {kind.__name__}")
+        return fields
+
+    # ---- parameter counts (elements), as transformers builds the modules -------------------
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    def layer_params(self) -> int:
+        h = self.hidden
+        attn = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
+        attn += (self.q_dim + 2 * self.kv_dim) * self.qkv_bias + h * self.out_bias
+        return attn + self.arch.mlp_params(self) + 2 * self.norm_params() + self.arch.extra_layer_params(self)
+
+    def dense_mlp_params(self) -> int:
+        """A dense MLP of width ffn: gate/up/down (gated) or fc1/fc2, with their biases."""
+        h, f = self.hidden, self.ffn
+        mlp = (3 if self.gated_mlp else 2) * h * f
+        return mlp + ((2 * f if self.gated_mlp else f) + h) * self.mlp_bias
+
+    def norm_params(self) -> int:
+        return self.hidden * (2 if self.norm == "layernorm" else 1)
+
+    def embedding_params(self) -> int:
+        """Token table and whatever else the family embeds with (learned positions, OPT's projections)."""
+        return self.arch.embedding_params(self)
+
+    def head_params(self) -> int:
+        """Untied LM head weight (a tied head shares the token table)."""
+        return 0 if self.tied_embeddings else self.vocab * self.arch.embed_dim(self)
+
+    def param_count(self) -> int:
+        return (self.embedding_params() + self.layers * self.layer_params()
+                + self.norm_params() * self.arch.has_final_norm(self) + self.head_params())
