@@ -1,27 +1,26 @@
 """Relative error of the estimator against a measurement, and the bounds check.
 
 Pure arithmetic: imported by the plugin (bounds) and by the report (error columns).
+``METRICS`` (forward metrics, every row) and ``GENERATION_METRICS`` (rows of
+bench/test_generate.py, kind "generate", are gated on these as well) are tuples of keys derived
+from the registry in bench/metrics.py, read afresh on each access of ``compare.METRICS``.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
-METRICS = ("runtime_ms", "memory_gb", "energy_j_per_token", "throughput_tokens_per_s")
+from . import metrics
+from .formats import finite_number as _number
+
 ERROR_BASIS = "(estimated - measured) / measured"
-# rows of bench/test_generate.py (kind "generate") are gated on these as well
-GENERATION_METRICS = ("ttft_ms", "tpot_ms", "generate_energy_j_per_token")
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for None / NaN / inf / anything that is not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name == "METRICS":
+        return metrics.keys(metrics.forward())
+    if name == "GENERATION_METRICS":
+        return metrics.keys(metrics.generate_only())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def relative_error(estimated: Any, measured: Any) -> float | None:
@@ -36,10 +35,10 @@ def relative_error(estimated: Any, measured: Any) -> float | None:
 
 
 def errors(row: Mapping[str, Any]) -> dict[str, float | None]:
-    """Relative error of every metric in METRICS for one result row."""
+    """Relative error of every metric in METRICS (and GENERATION_METRICS for a generation row)."""
     measured = row.get("measured") or {}
     estimated = row.get("estimated") or {}
-    keys = METRICS + (GENERATION_METRICS if row.get("kind") == "generate" else ())
+    keys = metrics.keys(metrics.forward() + (metrics.generate_only() if row.get("kind") == "generate" else ()))
     return {m: relative_error(estimated.get(m), measured.get(m)) for m in keys}
 
 

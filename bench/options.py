@@ -7,7 +7,7 @@ Every option is settable on the command line (``--bench-gpus 1,2``) and in the i
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +16,7 @@ import pytest
 from estimator.errors import EstimatorError
 from estimator.workload import DTYPE_BYTES, PARALLEL_MODES, normalize_dtype, normalize_parallel
 
-from .compare import METRICS
+from . import metrics
 
 DEFAULT_MODELS = ("facebook/opt-1.3b", "facebook/opt-6.7b", "AICrossSim/clm-60m",
                   "AICrossSim/clm-200m", "AICrossSim/clm-400m", "AICrossSim/clm-1.1b")
@@ -25,7 +25,8 @@ DTYPES = ("auto", *DTYPE_BYTES)  # "auto" = the model's own dtype; the rest as t
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Parsed, validated options. Bounds are fractions (0.10 = 10 %)."""
+    """Parsed, validated options. Bounds are fractions (0.10 = 10 %), one per bound option of
+    bench/metrics.py (``bound["runtime"]``, also readable as ``bound_runtime``)."""
 
     models: tuple[str, ...] = DEFAULT_MODELS
     gpus: tuple[int, ...] = (1, 2, 4, 8)
@@ -36,13 +37,8 @@ class BenchConfig:
     rounds: int = 5
     warmup: int = 2
     energy_window_s: float = 1.0
-    bound_runtime: float = 0.10
-    bound_memory: float = 0.05
-    bound_energy: float = 0.15
-    bound_throughput: float = 0.10
+    bound: dict[str, float] = field(default_factory=dict, hash=False)  # option -> bound; unset: default
     new_tokens: int = 0      # > 0: bench/test_generate.py measures model.generate of this many tokens
-    bound_ttft: float = 0.05
-    bound_tpot: float = 0.10
     report_dir: Path = Path("reports")
     report_name: str = ""  # "" = the benchmark test decides (bench_recorder.default_name)
     calibrate: str = "auto"  # auto | always | never: see bench/calibration.py
@@ -52,21 +48,47 @@ class BenchConfig:
     rdzv_endpoint: str = ""  # host:port every node's launcher meets at; "" = this machine alone
     dist_timeout_s: float = 300.0  # a data/tensor case whose ranks take longer fails
 
+    def __post_init__(self) -> None:
+        defaults = {m.option: m.default_bound for m in metrics.option_owners()}
+        object.__setattr__(self, "bound", {**defaults, **self.bound})
+
+    def __getattr__(self, name: str) -> float:
+        """``bound_<option>``: that option's bound (the attribute names of the JSON's keys)."""
+        bound = self.__dict__.get("bound") or {}
+        if name.startswith("bound_") and name[len("bound_"):] in bound:
+            return bound[name[len("bound_"):]]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _bounds_of(self, selected: tuple[metrics.Metric, ...]) -> dict[str, float]:
+        return {m.key: self.bound[m.option] for m in selected if m.option in self.bound}
+
     @property
     def bounds(self) -> dict[str, float]:
-        """Allowed |relative error| per metric, keyed by compare.METRICS."""
-        return dict(zip(METRICS, (self.bound_runtime, self.bound_memory,
-                                  self.bound_energy, self.bound_throughput)))
+        """Allowed |relative error| per forward metric, keyed by compare.METRICS."""
+        return self._bounds_of(metrics.forward())
 
     @property
     def generation_bounds(self) -> dict[str, float]:
-        """Bounds of a generation row: TTFT, TPOT, peak memory, energy per generated token."""
-        return {"ttft_ms": self.bound_ttft, "tpot_ms": self.bound_tpot, "memory_gb": self.bound_memory,
-                "generate_energy_j_per_token": self.bound_energy}
+        """Bounds of a generation row: the generation table's metrics (TTFT, TPOT, peak memory,
+        energy per generated token)."""
+        return self._bounds_of(metrics.generation_table())
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready copy (lists, str path, plus the bounds dict)."""
-        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """JSON-ready copy (lists, str path, plus the bounds dict). Bound options appear as
+        ``bound_<option>`` keys: forward metrics' where the bound field is, generation metrics'
+        after new_tokens (the key order results JSON files have always had)."""
+        kinds = {m.option: m.kind for m in metrics.option_owners()}
+        by_kind = {kind: {f"bound_{o}": v for o, v in self.bound.items() if kinds.get(o, metrics.FORWARD) == kind}
+                   for kind in (metrics.FORWARD, metrics.GENERATE)}
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "bound":
+                data.update(by_kind[metrics.FORWARD])
+                continue
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+            if f.name == "new_tokens":
+                data.update(by_kind[metrics.GENERATE])
         data["report_dir"] = str(self.report_dir)
         data["bounds"] = self.bounds
         return data
@@ -216,13 +238,21 @@ OPTIONS = _options("--bench-", (
     ("new_tokens", "0", parse_non_negative_int, "generation cases (bench/test_generate.py): model.generate of N "
                                                "new tokens per model, batch and seq on one GPU; 0 = none"),
 ))
-BOUND_OPTIONS = _options("--bound-", tuple(
-    (f"bound_{name}", default, parse_fraction, f"allowed |relative error| of {what}")
-    for name, default, what in (("runtime", "0.10", "runtime"), ("memory", "0.05", "memory"),
-                                ("energy", "0.15", "energy per token"),
-                                ("throughput", "0.10", "throughput"),
-                                ("ttft", "0.05", "time to first token (generation)"),
-                                ("tpot", "0.10", "time per output token (generation)"))))
+
+
+def _fraction_text(value: float) -> str:
+    """A default bound as the help and ini show it: 0.1 -> '0.10'."""
+    text = f"{value:.2f}"
+    return text if float(text) == value else repr(value)
+
+
+def bound_options() -> tuple[Option, ...]:
+    """--bound-<option> for each bound option of the metric registry (bench/metrics.py)."""
+    return _options("--bound-", tuple(
+        (f"bound_{m.option}", _fraction_text(m.default_bound), parse_fraction,
+         f"allowed |relative error| of {m.bound_of or m.label.lower()}") for m in metrics.option_owners()))
+
+
 REPORT_OPTIONS = _options("--bench-", (
     ("report_dir", "reports", parse_dir, "directory of the .rst/.json report (command line: relative to "
                                          "the current directory; ini: relative to the ini file)"),
@@ -237,14 +267,18 @@ CALIBRATION_OPTIONS = _options("--bench-", (
     ("profile", "", parse_optional_path, "profile JSON to estimate with, as it is (command line: relative "
                                          "to the current directory; ini: to the ini file)"),
 ))
-GROUPS = (("bench", "LLM forward-pass benchmark", OPTIONS),
-          ("bench-calibration", "which calibration profile the estimates use", CALIBRATION_OPTIONS),
-          ("bench-bounds", "benchmark error bounds (fractions, 0.1 = 10%)", BOUND_OPTIONS),
-          ("bench-report", "benchmark report files", REPORT_OPTIONS))
+
+
+def groups() -> tuple[tuple[str, str, tuple[Option, ...]], ...]:
+    """(pytest group, description, options); the bound options as the registry has them now."""
+    return (("bench", "LLM forward-pass benchmark", OPTIONS),
+            ("bench-calibration", "which calibration profile the estimates use", CALIBRATION_OPTIONS),
+            ("bench-bounds", "benchmark error bounds (fractions, 0.1 = 10%)", bound_options()),
+            ("bench-report", "benchmark report files", REPORT_OPTIONS))
 
 
 def add_options(parser: pytest.Parser) -> None:
-    for name, description, options in GROUPS:
+    for name, description, options in groups():
         group = parser.getgroup(name, description)
         for opt in options:
             shown = opt.default if opt.default else '""'
@@ -265,7 +299,7 @@ def from_pytest_config(config: pytest.Config) -> BenchConfig:
     """Read every option (command line over ini over default) and validate it."""
     values: dict[str, Any] = {}
     from_cli: set[str] = set()
-    for _, _, options in GROUPS:
+    for _, _, options in groups():
         for opt in options:
             raw = config.getoption(opt.dest, None)
             source = opt.flag
@@ -288,4 +322,5 @@ def from_pytest_config(config: pytest.Config) -> BenchConfig:
         values["profile"] = str(where / values["profile"])
         if not Path(values["profile"]).is_file():
             raise pytest.UsageError(f"--bench-profile: no such file {values['profile']}")
-    return BenchConfig(**values)
+    bound = {opt.field.removeprefix("bound_"): values.pop(opt.field) for opt in bound_options()}
+    return BenchConfig(bound=bound, **values)

@@ -6,68 +6,23 @@ for single-GPU rows and one for multi-GPU rows, column widths taken from the con
 """
 from __future__ import annotations
 
-import functools
 import math
 import re
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from estimator import outpath
 
-from .compare import ERROR_BASIS, METRICS, _number, errors
-from .report_generation import generation_columns, generation_errors, generation_workload, is_generation
+from . import metrics
+from .compare import ERROR_BASIS, errors, relative_error
+from .formats import NA, fmt_error, fmt_fixed2, fmt_int, fmt_sig3  # noqa: F401  (cell formats, re-exported)
+from .formats import finite_number as _number
+from .grid import grid_lines
+from .metrics import Metric
+from .report_generation import generation_workload, is_generation
 from .rounds import StopRule
 
 SCHEMA_VERSION = 1
-NA = "n/a"
 SUBHEADERS = ("Measured", "Estimated", "Error")
-
-
-# -- number formats -------------------------------------------------------------------------
-
-def _or_na(render: Callable[[float], str]) -> Callable[[Any], str]:
-    """A cell formatter: render(number) for a finite number, NA for anything else."""
-    @functools.wraps(render)
-    def fmt(value: Any) -> str:
-        number = _number(value)  # one definition of "a finite number", shared with compare.py
-        return NA if number is None else render(number)
-    return fmt
-
-
-@_or_na
-def fmt_fixed2(number: float) -> str:
-    return f"{number:.2f}"
-
-
-@_or_na
-def fmt_sig3(number: float) -> str:
-    """Three significant digits without exponent: 0.0102, 0.00213, 1.50, 123, 1230."""
-    if number == 0:
-        return "0.00"
-    decimals = 2 - math.floor(math.log10(abs(number)))
-    rounded = round(number, decimals)
-    if rounded != 0:  # rounding may carry into the next digit (0.009996 -> 0.0100)
-        decimals = 2 - math.floor(math.log10(abs(rounded)))
-    return f"{number:.{decimals}f}" if decimals > 0 else f"{round(number, decimals):.0f}"
-
-
-@_or_na
-def fmt_int(number: float) -> str:
-    return f"{number:.0f}"
-
-
-@_or_na
-def fmt_error(number: float) -> str:
-    text = f"{number * 100:+.2f}%"
-    return "+0.00%" if text == "-0.00%" else text
-
-
-COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("runtime_ms", "Runtime (ms)", fmt_fixed2),
-    ("memory_gb", "Memory (GB)", fmt_fixed2),
-    ("energy_j_per_token", "Energy (J/token)", fmt_sig3),
-    ("throughput_tokens_per_s", "Throughput (token/s)", fmt_int),
-)
-assert tuple(c[0] for c in COLUMNS) == METRICS
 
 
 # -- RST helpers ------------------------------------------------------------------------------
@@ -105,58 +60,27 @@ def _gpus(row: Mapping[str, Any]) -> int:
         return 1
 
 
-def _cells(row: Mapping[str, Any], columns: tuple = ()) -> list[str]:
+def _cells(row: Mapping[str, Any], columns: tuple[Metric, ...]) -> list[str]:
     measured = row.get("measured") or {}
     estimated = row.get("estimated") or {}
-    columns = columns or COLUMNS
-    row_errors = errors(row) if columns is COLUMNS else generation_errors(row, columns)
     cells = [rst_escape(row.get("model") or NA), rst_escape(device_label(row))]
-    for metric, _, fmt in columns:
-        cells += [fmt(measured.get(metric)), fmt(estimated.get(metric)),
-                  fmt_error(row_errors[metric])]
+    for m in columns:
+        cells += [m.fmt(measured.get(m.key)), m.fmt(estimated.get(m.key)),
+                  fmt_error(relative_error(estimated.get(m.key), measured.get(m.key)))]
     return cells
 
 
-def grid_table(rows: Iterable[Mapping[str, Any]], columns: tuple = ()) -> list[str]:
+def grid_table(rows: Iterable[Mapping[str, Any]], columns: tuple[Metric, ...] = ()) -> list[str]:
     """Grid table; header = 'Model | Device | <metric> ...' over 'Measured | Estimated | Error'
-    (the forward metrics COLUMNS unless `columns` are given, e.g. the generation table's)."""
-    cols = columns or COLUMNS
-    body = [_cells(row, cols) for row in rows]
-    top = ["Model", "Device"]
-    sub = ["", ""] + list(SUBHEADERS) * len(cols)
-    widths = [max(len(cell) for cell in column) for column in zip(sub, *body)]
-    widths[0], widths[1] = max(widths[0], len(top[0])), max(widths[1], len(top[1]))
-    for k, (_, label, _) in enumerate(cols):
-        first = 2 + 3 * k
-        span = sum(widths[first:first + 3]) + 3 * 2  # text width of 3 merged cells
-        widths[first + 2] += max(0, len(label) - span)
-
-    def line(cells: list[tuple[str, int, str]]) -> str:
-        out, col = "|", 0
-        for text, ncols, align in cells:
-            width = sum(widths[col:col + ncols]) + 3 * (ncols - 1)
-            if align == "r":
-                text = text.rjust(width)
-            elif align == "c":
-                left = (width - len(text)) // 2
-                text = (" " * left + text).ljust(width)
-            out += f" {text.ljust(width)} |"
-            col += ncols
-        return out
-
-    def rule(char: str) -> str:
-        return "+" + "+".join(char * (w + 2) for w in widths) + "+"
-
-    lines = [rule("-"),
-             line([(top[0], 1, "l"), (top[1], 1, "l")] + [(c[1], 3, "l") for c in cols]),
-             rule("-"),
-             line([(text, 1, "c") for text in sub]),
-             rule("=")]
-    for cells in body:
-        lines.append(line([(cells[0], 1, "l"), (cells[1], 1, "l")]
-                          + [(text, 1, "r") for text in cells[2:]]))
-        lines.append(rule("-"))
-    return lines
+    (the forward metrics unless `columns` are given, e.g. metrics.generation_table())."""
+    cols = columns or metrics.forward()
+    top = [("Model", 1, "l"), ("Device", 1, "l")] + [(m.header, 3, "l") for m in cols]
+    sub = [(text, 1, "c") for text in ["", ""] + list(SUBHEADERS) * len(cols)]
+    body = []
+    for row in rows:
+        cells = _cells(row, cols)
+        body.append([(cells[0], 1, "l"), (cells[1], 1, "l")] + [(text, 1, "r") for text in cells[2:]])
+    return grid_lines([top, sub], body)
 
 
 def _case(row: Mapping[str, Any]) -> str:
@@ -261,7 +185,7 @@ def render_rst(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | N
                 "/ (new tokens - 1); memory the peak of the call; energy per generated token.", ""]
         for text in dict.fromkeys(generation_workload(r) for r in generated):
             part = [r for r in generated if generation_workload(r) == text]
-            out += [text, ""] + grid_table(part, generation_columns(fmt_fixed2, fmt_sig3)) + [""]
+            out += [text, ""] + grid_table(part, metrics.generation_table()) + [""]
     shown += generated
     failed = [r for r in shown if r.get("status") == "failed"]
     notes = (("Outside bounds", [(r, "; ".join(r["out_of_bounds"]))

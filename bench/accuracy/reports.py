@@ -7,13 +7,15 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..compare import ERROR_BASIS, METRICS, relative_error
+from .. import metrics
+from ..compare import ERROR_BASIS, relative_error
 from ..report import render_rst, rst_escape, write_atomic
 from . import reference as refmod
-from .gate import GATE_BOUNDS, gate_failures, row_failures
+from .gate import gate_bounds, gate_failures, row_failures
 from .recorded import (DESIGN_SOURCES, DESIGN_CASES, REPORTS, evaluate, held_out, load_document,
                        load_recorded, machine_label, row_id, split)
-from .rst import LABELS, Raw, document, grid, pct, section, summary_table
+from .rst import Raw, document, grid, pct, section, summary_table
+from .rst import label as metric_label
 from .transfer import transfer_lines
 from .stats import REPEAT_RUNS, calibration_run, gate_counts, group_stats, repeatability, summarize
 
@@ -28,7 +30,8 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
     rows = evaluate(load_recorded()) if rows is None else rows
     ref = refmod.parse_reference() if ref is None else ref
     held, design = split(rows)
-    bounds = ", ".join(f"{LABELS[m].lower()} {pct(b)}" for m, b in GATE_BOUNDS.items())
+    gated = metrics.keys(metrics.gated())
+    bounds = ", ".join(f"{metric_label(m).lower()} {pct(b)}" for m, b in gate_bounds().items())
     out = section("Estimator accuracy", "=") + [
         f"Every recorded row of ``reports/measured/*.json`` ({len(rows)} rows, "
         f"{len({r['machine'] for r in rows})} machines) re-estimated with the current code and the "
@@ -55,7 +58,7 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
                                                     + [group_stats(held, "held-out rows")])
     out += section("Gate") + grid(
         ["Metric", "Bound", "Pass", "Fail", "Held-out pass", "Held-out fail"],
-        [[LABELS[m], pct(GATE_BOUNDS[m]), *gate_counts(rows)[m], *gate_counts(held)[m]] for m in METRICS])
+        [[metric_label(m), pct(gate_bounds()[m]), *gate_counts(rows)[m], *gate_counts(held)[m]] for m in gated])
     out += section("Repeatability of the calibration") + repeatability_lines(rows)
     out += section("Cross-device transfer (leave one device out)") + transfer_lines(rows, ref)
     out += section("Reference estimator") + reference_lines(ref)
@@ -67,20 +70,21 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
 
 
 def outside_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """Every row with a metric outside GATE_BOUNDS, signed errors, the failing ones in bold."""
+    """Every row with a metric outside its gate bound, signed errors, the failing ones in bold."""
+    gated = metrics.keys(metrics.gated())
     bad = [(r, f) for r, f in ((r, gate_failures(r)) for r in rows) if f]
     out = [f"{len(bad)} of {len(rows)} rows have at least one metric outside its bound. Signed errors, "
            "the out-of-bound ones in bold.", ""]
     body = []
     for r, fails in bad:
-        cells = [pct(r["error"].get(m), signed=True) for m in METRICS]
-        cells = [Raw(f"**{c}**") if any(f.startswith(m) for f in fails) else c for m, c in zip(METRICS, cells)]
+        cells = [pct(r["error"].get(m), signed=True) for m in gated]
+        cells = [Raw(f"**{c}**") if any(f.startswith(m) for f in fails) else c for m, c in zip(gated, cells)]
         body.append([row_id(r), "held out" if held_out(r) else "design", *cells]
                     + ([r["estimate_error"]] if r.get("estimate_error") else []))
     if body:
         extra = ["Estimator error"] if any(r.get("estimate_error") for r, _ in bad) else []
-        width = 6 + len(extra)
-        out += grid(["Row", "Split"] + [LABELS[m] for m in METRICS] + extra,
+        width = 2 + len(gated) + len(extra)
+        out += grid(["Row", "Split"] + [metric_label(m) for m in gated] + extra,
                     [b + [""] * (width - len(b)) for b in body])
     return out
 
@@ -107,7 +111,7 @@ def reference_lines(ref: list[dict[str, Any]]) -> list[str]:
         for metric in ("runtime_ms", "memory_gb"):
             s = refmod.basis_stats(part, metric)
             if s:
-                body.append([label, len(part), LABELS[metric], pct(s["theirs"][0]), pct(s["theirs"][1]),
+                body.append([label, len(part), metric_label(metric), pct(s["theirs"][0]), pct(s["theirs"][1]),
                              pct(s["ours"][0]), pct(s["ours"][1])])
     rt = refmod.basis_stats(ref, "runtime_ms")
     quoted_mean, quoted_max = refmod.QUOTED_RUNTIME_ERROR
@@ -163,9 +167,9 @@ def write_seed_reference(ref: list[dict[str, Any]] | None = None,
             else:
                 cells = [o, "n/a"]
             body.append([r["model"], r["label"], f"{meas:.2f}", f"{est:.2f}", pct(err_theirs, signed=True), *cells])
-        out += section(f"{LABELS[metric]} ({unit})") + grid(
+        out += section(f"{metric_label(metric)} ({unit})") + grid(
             ["Model", "Device", "Measured", "Their estimate", "Their error", "Our estimate", "Our error"], body)
-        summary.append([LABELS[metric], pct(statistics.fmean(theirs)), pct(max(theirs)),
+        summary.append([metric_label(metric), pct(statistics.fmean(theirs)), pct(max(theirs)),
                         pct(statistics.fmean(mine)) if mine else "n/a", pct(max(mine)) if mine else "n/a",
                         f"{len(mine)} of {len(ref)}"])
     out += section("Summary") + [f"Mean and max absolute error on our basis, {rst_escape(ERROR_BASIS)}.", ""]
@@ -196,7 +200,7 @@ def table_notes(ref: list[dict[str, Any]]) -> list[str]:
                      "pipeline model (hooks plus one activation copy per GPU boundary) predicts no such "
                      "slowdown, so those rows dominate our multi-GPU runtime error.")
     for r, metric, printed, recomputed in refmod.printed_error_mismatches(ref):
-        notes.append(f"- {r['model']} on {r['label']}: the printed {LABELS[metric].lower()} error "
+        notes.append(f"- {r['model']} on {r['label']}: the printed {metric_label(metric).lower()} error "
                      f"{printed:+.2f}% does not match (est - meas) / est = {recomputed:+.2f}% "
                      "of the printed values.")
     return [rst_escape(n) for n in notes] + [""]

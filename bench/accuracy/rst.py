@@ -3,13 +3,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from tabulate import tabulate
-
-from ..compare import METRICS
+from .. import metrics
+from ..grid import grid_lines
 from ..report import rst_escape
 
-LABELS = {"runtime_ms": "Runtime", "memory_gb": "Memory",
-          "energy_j_per_token": "Energy", "throughput_tokens_per_s": "Throughput"}
+HEADER_PADDING = 2  # a column is at least its header plus two (the layout tabulate's grid had)
+
+
+def __getattr__(name: str) -> dict[str, str]:
+    """LABELS: metric key -> short label, of the gated metrics (bench/metrics.py), read afresh."""
+    if name == "LABELS":
+        return {m.key: m.label for m in metrics.gated()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def label(key: str) -> str:
+    """A metric's short label: 'Runtime'."""
+    return metrics.get(key).label
 
 
 def pct(value: float | None, signed: bool = False) -> str:
@@ -25,9 +35,8 @@ class Raw(str):
 
 def grid(header: list[str], body: list[list[Any]]) -> list[str]:
     """A docutils-clean grid table: cells escaped unless Raw, strings kept as written."""
-    cells = [[c if isinstance(c, Raw) else rst_escape(c) for c in row] for row in body]
-    return tabulate(cells, [rst_escape(h) for h in header], tablefmt="grid",
-                    disable_numparse=True).splitlines() + [""]
+    cells = [[(c if isinstance(c, Raw) else rst_escape(c), 1, "l") for c in row] for row in body]
+    return grid_lines([[(rst_escape(h), 1, "l") for h in header]], cells, header_padding=HEADER_PADDING) + [""]
 
 
 def section(title: str, char: str = "-") -> list[str]:
@@ -36,8 +45,9 @@ def section(title: str, char: str = "-") -> list[str]:
 
 def summary_table(lines: list[dict[str, Any]]) -> list[str]:
     """stats.summarize lines as a table: group, rows, mean and max |error| per metric."""
-    header = ["Group", "Rows"] + [f"{LABELS[m]} {k}" for m in METRICS for k in ("mean", "max")]
-    return grid(header, [[l["group"], l["rows"]] + [pct(l[k][m]) for m in METRICS for k in ("mean", "max")]
+    gated = metrics.keys(metrics.gated())
+    header = ["Group", "Rows"] + [f"{label(m)} {k}" for m in gated for k in ("mean", "max")]
+    return grid(header, [[l["group"], l["rows"]] + [pct(l[k][m]) for m in gated for k in ("mean", "max")]
                          for l in lines])
 
 

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from estimator import estimate
 
-from ..compare import METRICS
+from .. import metrics
 from .gate import within
 from .recorded import REPORTS, evaluate, split, workload
 
@@ -22,7 +22,7 @@ MOVED = 0.02  # a row "moved" when a metric changed by more than this
 def group_stats(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
     """{'group', 'rows', 'mean': {metric: |error|}, 'max': {...}}; None where no row has a value."""
     line: dict[str, Any] = {"group": label, "rows": len(rows), "mean": {}, "max": {}}
-    for m in METRICS:
+    for m in metrics.keys(metrics.gated()):
         vals = [abs(r["error"][m]) for r in rows if r["error"].get(m) is not None]
         line["mean"][m] = statistics.fmean(vals) if vals else None
         line["max"][m] = max(vals) if vals else None
@@ -53,7 +53,7 @@ def summarize(rows: Iterable[Mapping[str, Any]], totals: bool = True) -> list[di
 def gate_counts(rows: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """metric -> (rows inside the bound, rows outside it); rows without a measured value skipped."""
     counts = {}
-    for m in METRICS:
+    for m in metrics.keys(metrics.gated()):
         errs = [r["error"].get(m) for r in rows if (r.get("measured") or {}).get(m) is not None]
         inside = sum(1 for e in errs if within(e, m))
         counts[m] = (inside, len(errs) - inside)
