@@ -1,6 +1,6 @@
 """Measurements of one case: runtime (pytest-benchmark), peak memory per GPU (CUDA allocator)
-and energy (NVML counters), each a typed result with its unit in the field names, and
-``Measured``, the ``measured`` block of a result row built from them.
+and energy (NVML counters), each a typed result with its unit in the field names;
+``Measured.of`` (bench/row.py, re-exported here) builds a row's ``measured`` block from them.
 
 Runtime is timed by pytest-benchmark in the test itself (``benchmark.pedantic``); ``latency``
 reads its statistics. The other trackers are small functions that run the step themselves; a
