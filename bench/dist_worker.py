@@ -1,23 +1,24 @@
-"""One rank of a data- or tensor-parallel forward pass, started by estimator.calibrate.launch.
+"""One rank of a data- or tensor-parallel forward pass, started by bench/launch.py.
 
 ``python -m bench.dist_worker CASE.json OUT_DIR`` under torchrun. Data parallel: a
 ``from_config`` replica per rank (same seed) on batch / world rows. Tensor parallel:
 ``from_pretrained(checkpoint, tp_plan="auto")`` of the random checkpoint the session wrote
-(bench/distributed.py). Every step is timed between two barriers on all ranks; the energy
-window ends on the same step everywhere (an all-reduce of "window long enough"), so the summed
-NVML counters cover the same passes. On the CPU (tests) the backend is gloo and there is no energy.
+(bench/distributed.py). The trackers are bench/measure.py's: every step is timed between two
+barriers on all ranks; the energy window ends on the same step everywhere (an all-reduce of
+"window long enough"), so the summed NVML counters cover the same passes; bench/distributed.py
+aggregates the ranks. On the CPU (tests) the backend is gloo and there is no energy.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
-import time
 
 import torch
 import torch.distributed as dist
 
-from estimator.calibrate.launch import RankResult, write_rank_result
+from bench import measure
+from bench.launch import RankResult, write_rank_result
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -35,10 +36,20 @@ def _model(case: dict, device: torch.device, world: int):
 
 
 def _energy_mj(local: int, on_gpu: bool) -> int | None:
+    """This rank's GPU's energy counter in mJ (None on the CPU or without a counter)."""
     if not on_gpu:
         return None
     from estimator.calibrate import nvml
-    return nvml.energy_mj(nvml.nvml_index(local))
+    counters = measure.energy_counters_mj([nvml.nvml_index(local)])
+    return counters[0] if counters else None
+
+
+def _all_ranks(device: torch.device):
+    def agree(long_enough: bool) -> bool:
+        flag = torch.tensor([long_enough], dtype=torch.int32, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+    return agree
 
 
 def main(case_path: str, out_dir: str) -> None:
@@ -65,33 +76,16 @@ def main(case_path: str, out_dir: str) -> None:
 
     for _ in range(case.get("warmup", 2)):
         step()
-    times = []
-    for _ in range(case.get("rounds", 7)):
-        dist.barrier()
-        t0 = time.perf_counter()
-        step()
-        dist.barrier()
-        times.append((time.perf_counter() - t0) * 1e3)
-    peak = 0
-    if on_gpu:
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        peak = torch.cuda.max_memory_allocated()
+    times = measure.timed_rounds(step, case.get("rounds", 7), fence=dist.barrier)
+    peak_gb = measure.peak_memory(step, [local]).memory_gb if on_gpu else 0.0
     dist.barrier()
-    e0, t0, steps = _energy_mj(local, on_gpu), time.perf_counter(), 0
-    while True:
-        step()
-        steps += 1
-        flag = torch.tensor([time.perf_counter() - t0 >= case.get("energy_window_s", 1.5)], dtype=torch.int32,
-                            device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        if flag.item():
-            break
-    dist.barrier()
-    window, e1 = time.perf_counter() - t0, _energy_mj(local, on_gpu)
+    e0 = _energy_mj(local, on_gpu)
+    window, steps = measure.energy_window(step, case.get("energy_window_s", 1.5), min_iterations=1,
+                                          agree=_all_ranks(device), settle=dist.barrier)
+    e1 = _energy_mj(local, on_gpu)
     write_rank_result(out_dir, RankResult(
-        rank=rank, times_ms=times, peak_memory_gb=peak / 1e9,
-        energy_j=None if e0 is None or e1 is None else (e1 - e0) / 1e3, window_s=window, steps=steps,
+        rank=rank, times_ms=times, peak_memory_gb=peak_gb,
+        energy_j=None if e0 is None or e1 is None else measure.joules([e0], [e1]), window_s=window, steps=steps,
         tokens=batch * case["seq"], device=torch.cuda.get_device_name(local) if on_gpu else "cpu"))
     dist.destroy_process_group()
 

@@ -8,8 +8,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from estimator.calibrate.launch import RankResult
 from estimator.model import ModelSpec, config_path
+
+from .launch import RankResult
+from .row import Measured
 
 WORKER = "bench.dist_worker"
 DISTRIBUTED_MODES = ("data", "tensor")   # one process per GPU (bench/test_distributed.py)
@@ -66,9 +68,16 @@ class Aggregate:
     energy_j_per_token: float | None  # every GPU's energy, summed, per distinct token of the step
     rounds: int
 
+    def measured(self, tokens_per_step: int) -> Measured:
+        """The row's ``measured`` block (no per-round times, spread or energy window: the ranks
+        keep those); written with the legacy key ``rounds`` for runtime_rounds (bench/row.py)."""
+        return Measured(self.runtime_ms, memory_gb=max(self.memory_gb_per_gpu),
+                        memory_gb_per_gpu=self.memory_gb_per_gpu, energy_j_per_token=self.energy_j_per_token,
+                        throughput_tokens_per_s=tokens_per_step / (self.runtime_ms / 1e3), runtime_rounds=self.rounds)
+
 
 def aggregate(ranks: list[RankResult], shared_tokens: bool = False) -> Aggregate:
-    """One measurement from every rank's result. `shared_tokens`: every rank works on the same
+    """One measurement from every rank's result (the one place ranks are combined). `shared_tokens`: every rank works on the same
     tokens (tensor parallel), so they count once; else each rank's share adds up (data parallel)."""
     ranks = sorted(ranks, key=lambda r: r.rank)
     rounds = min(len(r.times_ms) for r in ranks)

@@ -1,5 +1,5 @@
 """Data- and tensor-parallel forward passes, one process per GPU (torchrun through
-estimator.calibrate.launch), measured beside the estimate. bench/conftest.py hands this module
+bench/launch.py), measured beside the estimate. bench/conftest.py hands this module
 the cases with gpus > 1 and parallel data / tensor; bench/test_forward.py keeps the rest."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from bench.calibration import host_used
 from bench import distributed
 from bench.cases import Case, detect
-from bench.compare import METRICS
-from estimator import EstimatorError, Workload, estimate, load_model
-from estimator.calibrate.launch import launch
+from bench.launch import launch
+from bench.row import Estimated, Row
+from estimator import EstimatorError, estimate, load_model
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +36,11 @@ def test_distributed(case: Case, bench_config, bench_recorder, check_bounds, che
     resolved = request.getfixturevalue("bench_profile")
     if resolved.profile is None:
         pytest.skip(resolved.reason)
-    workload = Workload(batch=case.batch, seq=case.seq, dtype=dtype, gpus=case.gpus, parallel=case.parallel,
-                        nodes=nodes)
+    short = machine.device.aliases[0]
+    row = Row(case_id=case.id, model=case.model, device=machine.device.name, device_short=short, gpus=case.gpus,
+              parallel=case.parallel, batch=case.batch, seq=case.seq, dtype=dtype, nodes=nodes)
     try:
-        est = estimate(case.model, machine.device, workload, resolved.profile)
+        est = estimate(case.model, machine.device, row.workload(), resolved.profile)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
     if est.memory_gb > machine.device.memory_gb * 0.95:
@@ -55,17 +56,6 @@ def test_distributed(case: Case, bench_config, bench_recorder, check_bounds, che
     if bench_config.node_rank:  # only node 0 records: it holds every rank's share of the work it can see
         pytest.skip("rows are recorded on node 0")
     agg = distributed.aggregate(result.ranks, shared_tokens=case.parallel == "tensor")
-    tokens = case.batch * case.seq
-    measured = {"runtime_ms": agg.runtime_ms, "memory_gb": max(agg.memory_gb_per_gpu),
-                "memory_gb_per_gpu": agg.memory_gb_per_gpu, "energy_j_per_token": agg.energy_j_per_token,
-                "throughput_tokens_per_s": tokens / (agg.runtime_ms / 1e3), "rounds": agg.rounds}
-    estimated = {k: getattr(est, k) for k in METRICS} | {
-        "memory_gb_per_gpu": est.memory_gb_per_gpu, "host_ms": est.host_ms, "gpu_busy_ms": est.gpu_busy_ms,
-        "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown,
-        "host_us": host_used(resolved.profile, spec.model_type, spec.family)}
-    short = machine.device.aliases[0]
+    estimated = Estimated.from_estimate(est, host_us=host_used(resolved.profile, spec.model_type, spec.family))
     bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}"
-    row = dict(case_id=case.id, model=case.model, device=machine.device.name, device_short=short, gpus=case.gpus,
-               parallel=case.parallel, batch=case.batch, seq=case.seq, dtype=dtype, nodes=nodes,
-               measured=measured, estimated=estimated)
-    check_bounds(row, None)
+    check_bounds(row.with_results(agg.measured(case.batch * case.seq), estimated).to_dict(), None)

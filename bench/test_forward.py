@@ -1,6 +1,8 @@
 """One forward pass per case, measured on real hardware beside the estimator's prediction."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -8,9 +10,9 @@ from bench import build, measure
 from bench.calibration import host_used
 from bench.cases import Case, detect
 from bench.machine import available_ram_bytes
-from bench.compare import METRICS
 from bench.rounds import StopRule, robust_pedantic
-from estimator import EstimatorError, Workload, estimate, load_model
+from bench.row import Estimated, Measured, Row, parallel_label
+from estimator import EstimatorError, estimate, load_model
 
 # The CPU case runs on shared 2-core CI machines: the same forward pass measured 136-173 ms from
 # one session to the next (all rounds of a session move together), so its bound is wide; it still
@@ -46,17 +48,19 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     dtype = _dtype(case)
     gpus = max(case.gpus, 1)
     on_gpu = case.gpus > 0
-    workload = Workload(batch=case.batch, seq=case.seq, dtype=dtype, gpus=gpus, parallel=case.parallel)
     resolved = request.getfixturevalue("bench_profile")
     if resolved.profile is None:
         pytest.skip(resolved.reason)
     prof = resolved.profile
+    short = machine.device.aliases[0] if on_gpu else "cpu"
+    row = Row(case_id=case.id, model=case.model, device=machine.device.name if on_gpu else prof.device_name,
+              device_short=short, gpus=gpus, parallel=parallel_label(case.parallel, gpus), batch=case.batch,
+              seq=case.seq, dtype=dtype)
+    workload = row.workload()
     try:
         if on_gpu:
             est = estimate(case.model, machine.device, workload, prof)
-            device_name = machine.device.name
         else:
-            device_name = prof.device_name
             est = estimate(case.model, prof.host_device(), workload, prof)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
@@ -66,7 +70,6 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     if on_gpu and est.memory_gb > machine.device.memory_gb * 0.95:
         pytest.skip(f"out of memory: needs about {est.memory_gb:.1f} GB per GPU, {machine.device.name} has "
                     f"{machine.device.memory_gb:g} GB")
-    short = machine.device.aliases[0] if on_gpu else "cpu"
     bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}" if on_gpu else "bench-cpu"
     device = "cuda:0" if on_gpu else "cpu"
     tokens = case.batch * case.seq
@@ -97,14 +100,8 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         ctx.__exit__(None, None, None)
     if oom:
         pytest.skip(oom)
-    measured = measure.Measured.of(lat, mem, en, tokens).as_dict()
-    estimated = {k: getattr(est, k) for k in METRICS} | {
-        "memory_gb_per_gpu": est.memory_gb_per_gpu, "host_ms": est.host_ms, "gpu_busy_ms": est.gpu_busy_ms,
-        "bound": est.bound, "profile": est.profile, "breakdown": est.breakdown,
-        "host_us": host_used(prof, *_types(case.model))}
+    estimated = Estimated.from_estimate(est, host_us=host_used(prof, *_types(case.model)))
     if not on_gpu:  # no allocator statistics or energy counters for the CPU
-        estimated["memory_gb"] = None
-    row = dict(case_id=case.id, model=case.model, device=device_name, device_short=short, gpus=gpus,
-               parallel=case.parallel if gpus > 1 else "single", batch=case.batch, seq=case.seq, dtype=dtype,
-               measured=measured, estimated=estimated)
-    check_bounds(row, None if on_gpu else CPU_BOUNDS)  # records the row and its verdict
+        estimated = dataclasses.replace(estimated, memory_gb=None)
+    row = row.with_results(Measured.of(lat, mem, en, tokens), estimated)
+    check_bounds(row.to_dict(), None if on_gpu else CPU_BOUNDS)  # records the row and its verdict

@@ -6,6 +6,7 @@ throughput = generated tokens/s) plus ttft_ms, tpot_ms, generate_ms and
 generate_energy_j_per_token, and ``kind: generate`` (the RST's generation table)."""
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from typing import NamedTuple
@@ -16,9 +17,9 @@ import torch
 from bench import build, measure
 from bench.calibration import host_used
 from bench.cases import detect
-from bench.compare import METRICS
 from bench.plugin import get_bench_config
-from estimator import EstimatorError, Workload, estimate, load_model
+from bench.row import SINGLE, Estimated, Measured, Row
+from estimator import EstimatorError, estimate, load_model
 
 TTFT_ROUNDS = 7
 
@@ -65,12 +66,14 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
     resolved = request.getfixturevalue("bench_profile")
     if resolved.profile is None:
         pytest.skip(resolved.reason)
+    short = machine.device.aliases[0]
+    row = Row(case_id=f"generate-{gen_case.id}-{dtype}", kind="generate", model=gen_case.model,
+              device=machine.device.name, device_short=short, gpus=1, parallel=SINGLE, batch=batch,
+              seq=gen_case.seq, new_tokens=n, dtype=dtype)
     try:
-        est = estimate(spec, machine.device, Workload(batch=batch, seq=gen_case.seq, dtype=dtype, new_tokens=n),
-                       resolved.profile)
+        est = estimate(spec, machine.device, row.workload(), resolved.profile)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
-    short = machine.device.aliases[0]
     bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}"
     generated = batch * n
     with build.built(gen_case.model, dtype, "cuda:0", 1) as model:
@@ -93,16 +96,9 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
         mem = measure.peak_memory(lambda: gen(n), 1)
         en = measure.energy(lambda: gen(n), 1, generated, bench_config.energy_window_s)
     ttft = statistics.median(ttft_rounds)
-    measured = measure.Measured.of(lat, mem, en, generated).as_dict() | {
-        "ttft_ms": ttft, "ttft_ms_rounds": ttft_rounds, "tpot_ms": (lat.runtime_ms - ttft) / max(1, n - 1),
-        "generate_ms": lat.runtime_ms, "generate_energy_j_per_token": en.energy_j_per_token}
-    estimated = {k: getattr(est, k) for k in METRICS} | {
-        "ttft_ms": est.ttft_ms, "tpot_ms": est.tpot_ms, "generate_ms": est.generate_ms,
-        "generate_energy_j_per_token": est.generate_energy_j_per_token, "host_ms": est.host_ms,
-        "gpu_busy_ms": est.gpu_busy_ms, "bound": est.bound, "profile": est.profile, "phases": est.phases,
-        "host_us": host_used(resolved.profile, spec.model_type, spec.family),
-        "breakdown": est.breakdown}
-    row = dict(case_id=f"generate-{gen_case.id}-{dtype}", kind="generate", model=gen_case.model,
-               device=machine.device.name, device_short=short, gpus=1, parallel="single", batch=batch,
-               seq=gen_case.seq, new_tokens=n, dtype=dtype, measured=measured, estimated=estimated)
-    check_bounds(row, bench_config.generation_bounds)
+    measured = dataclasses.replace(
+        Measured.of(lat, mem, en, generated), ttft_ms=ttft, ttft_ms_rounds=ttft_rounds,
+        tpot_ms=(lat.runtime_ms - ttft) / max(1, n - 1), generate_ms=lat.runtime_ms,
+        generate_energy_j_per_token=en.energy_j_per_token)
+    estimated = Estimated.from_estimate(est, host_us=host_used(resolved.profile, spec.model_type, spec.family))
+    check_bounds(row.with_results(measured, estimated).to_dict(), bench_config.generation_bounds)

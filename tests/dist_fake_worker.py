@@ -6,7 +6,7 @@ import time
 
 import torch.distributed as dist
 
-from estimator.calibrate.launch import RankResult, write_rank_result
+from bench.launch import RankResult, write_rank_result
 
 
 def main(case_path: str, out_dir: str) -> None:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bench import distributed
-from estimator.calibrate.launch import RankResult, launch
+from bench.launch import RankResult, launch
 from estimator.model import ModelSpec, load_model
 
 TINY = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=64, intermediate_size=128,

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from estimator.calibrate.launch import launch, tagged_pids
+from bench.launch import launch, tagged_pids
 
 FAKE = "tests.dist_fake_worker"
 

@@ -29,3 +29,36 @@ def test_measured_block_keeps_the_json_schema():
     cpu = measure.Measured.of(lat, None, None, tokens=128).as_dict()
     assert list(cpu) == MEASURED_KEYS
     assert cpu["memory_gb"] is cpu["memory_gb_per_gpu"] is cpu["energy_j_per_token"] is cpu["power_w"] is None
+
+
+def test_timed_rounds_fence_each_round():
+    calls = []
+    times = measure.timed_rounds(lambda: calls.append("step"), 3, fence=lambda: calls.append("fence"))
+    assert len(times) == 3 and all(t >= 0 for t in times)
+    assert calls == ["fence", "step", "fence"] * 3
+
+
+def test_energy_window_ends_when_every_rank_agrees():
+    steps, votes = [], []
+
+    def agree(long_enough: bool) -> bool:   # another rank is slower: the window goes on for 2 more votes
+        votes.append(long_enough)
+        return len(votes) >= 3
+
+    settled = []
+    window, n = measure.energy_window(lambda: steps.append(1), 0.0, min_iterations=1, agree=agree,
+                                      settle=lambda: settled.append(1))
+    assert n == len(steps) == 3 and votes == [True, True, True] and settled == [1] and window >= 0
+    # one process: at least two calls, then until the window is long enough
+    assert measure.energy_window(lambda: None, 0.0)[1] == 2
+
+
+def test_distributed_measured_block():
+    from bench import distributed
+    from bench.launch import RankResult
+    agg = distributed.aggregate([RankResult(0, [2.0, 4.0]), RankResult(1, [3.0, 1.0])])
+    block = agg.measured(tokens_per_step=100)
+    assert block.runtime_ms == 3.5 and block.runtime_rounds == 2 and block.memory_gb == 0.0
+    assert block.throughput_tokens_per_s == 100 / 3.5e-3
+    assert list(block.to_dict("rounds")) == ["runtime_ms", "memory_gb", "memory_gb_per_gpu", "energy_j_per_token",
+                                             "throughput_tokens_per_s", "rounds"]

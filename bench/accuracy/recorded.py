@@ -10,6 +10,7 @@ from estimator import Workload, estimate, get_device, load_model
 from estimator.profile import Profile, profile_for
 
 from ..compare import METRICS, errors, relative_error
+from ..row import Row
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "reports"
@@ -70,10 +71,8 @@ def row_id(row: Mapping[str, Any]) -> str:
 
 
 def workload(row: Mapping[str, Any]) -> Workload:
-    """The estimator's Workload of a recorded row ('single' GPU rows are 1-GPU pipelines)."""
-    parallel = row.get("parallel") or "pipeline"
-    return Workload(int(row["batch"]), int(row["seq"]), str(row["dtype"]), int(row.get("gpus") or 1),
-                    "pipeline" if parallel == "single" else parallel, new_tokens=int(row.get("new_tokens") or 0))
+    """The estimator's Workload of a recorded row (bench/row.py)."""
+    return Row.from_dict(row).workload()
 
 
 def row_profile(row: Mapping[str, Any], transfer_from: str | None = None) -> Profile:
@@ -83,7 +82,8 @@ def row_profile(row: Mapping[str, Any], transfer_from: str | None = None) -> Pro
     between machines of one GPU kind, and the suite measures it on the machine at hand."""
     spec = load_model(row["model"])
     prof = profile_for(get_device(str(row["device"])), transfer_from=transfer_from)
-    used = (row.get("estimated") or {}).get("host_us")
+    recorded = Row.from_dict(row).estimated
+    used = recorded.host_us if recorded is not None else None
     if not used:
         return prof
     host = {spec.model_type: {"per_layer_us": used["per_layer_us"], "fixed_us": used["fixed_us"]}}

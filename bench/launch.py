@@ -1,5 +1,5 @@
 """Start one process per GPU through torchrun, collect one typed result per rank, and never
-leave a rank behind: the bench's data/tensor-parallel cases and any collective job use it.
+leave a rank behind: the bench's data/tensor-parallel cases use it (bench/test_distributed.py).
 
 The launcher runs ``python -m torch.distributed.run`` as a subprocess in its own session, hands
 every rank the case as a JSON file (``argv[1]``) and a folder for results (``argv[2]``), and waits
@@ -25,7 +25,7 @@ from pathlib import Path
 CHILD_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 TAG_VAR = "BENCH_LAUNCH_ID"
 STDERR_TAIL_LINES = 20
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
