@@ -6,7 +6,7 @@ every rank the case as a JSON file (``argv[1]``) and a folder for results (``arg
 at most ``timeout_s``. A rank that crashes or hangs fails the case with the last lines of what
 the ranks wrote to stderr; every process that carries this launch's tag (torchrun gives its
 workers sessions of their own, so a process-group kill would miss them) is then killed, and the
-next case starts clean. NVLink multicast stays off for the children (../shared/NOTES.md).
+next case starts clean. NVLink multicast stays off for the children (reports/field_notes.md).
 Several machines: every node runs the launcher with the same ``rdzv_endpoint`` and ``nnodes``.
 """
 from __future__ import annotations

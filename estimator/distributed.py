@@ -22,7 +22,7 @@ LINKS_DIR = Path(__file__).parent / "devices" / "links"
 # rounds, re-estimated with the host times measured on that machine) fit 90 us (host-bound
 # clm-60m/200m rows within -5..+6 %); the earlier probe on another host
 # (reports/probes/h200x4-dist.jsonl) implied ~165 us. Host time moves 1.5-2x between hosts of one
-# kind (shared/NOTES.md); the suite's value is kept.
+# kind (reports/field_notes.md); the suite's value is kept.
 TP_LINEAR_HOST_US = 90.0
 
 
