@@ -61,8 +61,8 @@ def basis_stats(ref: list[dict[str, Any]], metric: str) -> dict[str, tuple[float
 
 
 def our_estimates(ref: list[dict[str, Any]]) -> list[dict[str, Any] | str]:
-    """Our estimator (datasheet mode) on each row: runtime_ms, memory_gb and the profile used,
-    or the estimator's error message."""
+    """Our estimator on each row (through the transfer model from the closest calibrated device):
+    runtime_ms, memory_gb and the profile used, or the estimator's error message."""
     ours: list[dict[str, Any] | str] = []
     for r in ref:
         try:

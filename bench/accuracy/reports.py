@@ -130,7 +130,8 @@ def reference_lines(ref: list[dict[str, Any]]) -> list[str]:
 
 def write_seed_reference(ref: list[dict[str, Any]] | None = None,
                          path: Path = REPORTS / "seed_reference.rst") -> Path:
-    """Our estimator (datasheet mode) on the rows of the user's reference table."""
+    """Our estimator on the rows of the user's reference table (no shipped profile: each device
+    estimated through the transfer model from the closest calibrated device, estimator/transfer.py)."""
     ref = refmod.parse_reference() if ref is None else ref
     ours = refmod.our_estimates(ref)
     tokens_k = ref[0]["batch"] * ref[0]["seq"] / 1000 if ref else 16.384
@@ -145,7 +146,8 @@ def write_seed_reference(ref: list[dict[str, Any]] | None = None,
         "- eager attention through SDPA, logits for every position, use_cache as ``model(input_ids)`` "
         "leaves it (the model's default);",
         "- multi-GPU rows are accelerate's balanced pipeline split (``device_map``), GPUs run one after another;",
-        "- no profile is shipped for these GPUs, so the estimate runs in datasheet mode: "
+        "- no profile is shipped for these GPUs, so each is estimated through the transfer model from the "
+        "closest calibrated device (``estimator/transfer.py``): "
         + rst_escape("; ".join(profiles) or "n/a") + ";",
         "- our memory is the peak allocated on the busiest GPU (max over GPUs). Their memory column "
         "is evidently defined differently (see the note below).", ""]
