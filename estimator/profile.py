@@ -2,8 +2,9 @@
 
 A profile is the JSON ``python -m estimator calibrate`` writes. Shipped profiles live in
 ``estimator/profiles/<device key>.json`` and are used automatically for that device. Devices
-without one get a *datasheet profile*: the shape-efficiency curves of the reference profile
-(the H100 calibration) scaled by the ratio of datasheet peaks, see ``datasheet_profile``.
+without one get the closest calibrated device's profile carried over by the transfer model
+(estimator/transfer.py), see ``transfer_profile`` and ``profile_for``. The JSON's sections are
+declared once in profile_schema.py.
 """
 from __future__ import annotations
 
