@@ -84,6 +84,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             raise EstimatorError("--plot needs --png FILE")
         sweep_plot.metric_field(args.plot)
         axis = _plot_axis(args, spec)
+        sweep_plot.require_matplotlib()
     if args.fit:
         items: list = fit_answers(spec, spec.gpus)
         kind: type = FitAnswer

@@ -31,6 +31,11 @@ def check_axis(axis: str) -> str:
     return axis
 
 
+def require_matplotlib() -> None:
+    """EstimatorError (one line) now, before any sweep runs, when matplotlib is missing."""
+    _pyplot()
+
+
 def _pyplot():
     try:
         import matplotlib
@@ -62,6 +67,11 @@ def plot(rows: Sequence[SweepRow], metric: str, axis: str, path: str) -> int:
         xs = [getattr(r, axis) if axis in NUMERIC_AXES else categories.index(getattr(r, axis)) for r in members]
         label = ", ".join(f"{a}={v}" for a, v in zip(others, key)) or None
         ax.plot(xs, [getattr(r, field) for r in members], marker="o", label=label)
+    if field == "memory_gb":   # the capacity each device's rows are held to
+        for capacity in sorted({r.memory_usable_gb for r in usable}):
+            ax.axhline(capacity, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(f"usable {capacity:g} GB", (0.01, capacity), xycoords=("axes fraction", "data"),
+                        fontsize="x-small", color="grey", va="bottom")
     if axis in NUMERIC_AXES:
         values = [getattr(r, axis) for r in usable]
         if min(values) > 0 and max(values) >= 16 * min(values):
