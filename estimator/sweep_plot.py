@@ -17,18 +17,20 @@ LABELS = {"runtime_ms": "runtime (ms)", "memory_gb": "peak memory per GPU (GB)",
           "ttft_ms": "time to first token (ms)", "tpot_ms": "time per output token (ms)"}
 
 
+def _known(what: str, value: str, names: tuple[str, ...] | dict, allowed) -> str:
+    if value not in allowed:
+        raise EstimatorError(f"unknown plot {what} {value!r}: use one of {', '.join(names)}")
+    return value
+
+
 def metric_field(metric: str) -> str:
     """'runtime' or 'runtime_ms' -> the SweepRow field; EstimatorError for anything else."""
-    field = METRICS.get(metric, metric)
-    if field not in LABELS:
-        raise EstimatorError(f"unknown plot metric {metric!r}: use one of {', '.join(METRICS)}")
-    return field
+    return _known("metric", METRICS.get(metric, metric), METRICS, LABELS)
 
 
 def check_axis(axis: str) -> str:
-    if axis not in AXES:
-        raise EstimatorError(f"unknown plot axis {axis!r}: use one of {', '.join(AXES)}")
-    return axis
+    """`axis` when it is a SweepRow workload field; EstimatorError for anything else."""
+    return _known("axis", axis, AXES, AXES)
 
 
 def require_matplotlib() -> None:
