@@ -13,9 +13,10 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Appends '(default: X)' to an option's help, except where the help already says its
-    default in words or there is none to say (None, a flag's False)."""
+    default in words or there is none to say (None, a flag's False); description and epilog
+    keep their line breaks."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

@@ -10,7 +10,9 @@ from .sweep import RANGE_HELP, SORT_KEYS, SweepRow, SweepSpec, parse_ints, parse
 from . import sweep_output, sweep_plot
 from .workload import PARALLEL_MODES
 
-EPILOG = f"""ranges (--batch, --seq, --gpus, --new-tokens): {RANGE_HELP}.
+EPILOG = f"""ranges (--batch, --seq, --gpus, --new-tokens), {RANGE_HELP.split(": ", 1)[0]}:
+  {RANGE_HELP.split(": ", 1)[1]}
+
 examples:
   python -m estimator sweep --model Qwen/Qwen3-30B-A3B --device all --fit
   python -m estimator sweep --model facebook/opt-6.7b --device H100 --gpus 2,4,8 --parallel pipeline,tensor --sort runtime
