@@ -1,4 +1,4 @@
-"""CLI: python -m estimator estimate | devices | models | calibrate."""
+"""CLI: python -m estimator estimate | sweep | devices | models | calibrate."""
 from __future__ import annotations
 
 import argparse
@@ -7,34 +7,31 @@ import sys
 
 from tabulate import tabulate
 
-from .device import GB, list_devices
+from .cli_args import DefaultsFormatter, Parser
+from .device import GB, ambiguity_note, list_devices
 from .errors import EstimatorError
 from .jsonout import dumps_estimate
 from .outpath import check_writable
 from .api import estimate
 from .generation import generation_rows
 from .model import load_model, zoo_names
+from . import sweep_cli
+from .sweep_output import format_params
 from .workload import PARALLEL_MODES, Workload, normalize_dtype
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line and exit status 2, like every other bad input."""
-
-    def error(self, message: str):  # type: ignore[override]
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def _parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="python -m estimator", description=__doc__)
-    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    est = sub.add_parser("estimate", help="predict one forward pass")
+    ap = Parser(prog="python -m estimator", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
+    est = sub.add_parser("estimate", help="predict one forward pass", formatter_class=DefaultsFormatter)
     est.add_argument("--model", required=True, help="zoo name (python -m estimator models) or path to a config.json")
     est.add_argument("--device", required=True, help="GPU name, short (H100) or NVML (NVIDIA H100 80GB HBM3)")
-    est.add_argument("--gpus", type=int, default=1)
-    est.add_argument("--parallel", default="pipeline", help="|".join(PARALLEL_MODES))
-    est.add_argument("--batch", type=int, default=16)
-    est.add_argument("--seq", type=int, default=1024)
+    est.add_argument("--gpus", type=int, default=1, help="GPU count")
+    est.add_argument("--parallel", default="pipeline", choices=PARALLEL_MODES,
+                     help="how gpus > 1 share the work: pipeline (layers split), data (batch split), "
+                          "tensor (layers sharded)")
+    est.add_argument("--batch", type=int, default=16, help="sequences per forward pass")
+    est.add_argument("--seq", type=int, default=1024, help="tokens per sequence")
     est.add_argument("--dtype", default=None, help="float16|bfloat16|float32 (default: the model's own, else float16)")
     est.add_argument("--tf32", action="store_true", help="float32 matmuls on tensor cores (torch's default is off)")
     est.add_argument("--new-tokens", type=int, default=0, metavar="N",
@@ -46,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="estimate from DEVICE's shipped calibration through the transfer model, ignoring "
                           "the device's own (default: own profile, else the closest calibrated device)")
     est.add_argument("--json", action="store_true", help="print one JSON object")
+    sweep_cli.add_parser(sub, DefaultsFormatter)
     sub.add_parser("devices", help="list known GPUs")
     sub.add_parser("models", help="list shipped model configs")
     cal = sub.add_parser("calibrate", help="measure this machine into a profile JSON")
@@ -60,9 +58,14 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     w = Workload(batch=args.batch, seq=args.seq, dtype=dtype, gpus=args.gpus, parallel=args.parallel, tf32=args.tf32,
                  new_tokens=args.new_tokens, use_cache=not args.no_cache)
     est = estimate(spec, args.device, w, args.profile, args.transfer_from)
+    picked = ambiguity_note(args.device)
+    if picked:
+        est.notes.append(picked)
     if args.json:
         print(dumps_estimate(est.to_dict()))
         return
+    for note in (n for n in est.notes if n.startswith("does not fit")):
+        print(note)
     print(f"{est.model} on {est.device} x {w.gpus} ({est.workload['parallel']}), {w.batch} x {w.seq} tokens, {w.dtype}")
     print(f"profile: {est.profile}")
     rows = [["runtime", f"{est.runtime_ms:.2f} ms"],
@@ -79,7 +82,8 @@ def cmd_estimate(args: argparse.Namespace) -> None:
              for b in sorted(est.breakdown, key=lambda b: -b["time_ms"])]
     print(tabulate(table, headers=["operator group", "GPU ms", "kernels", "TFLOP", "GB moved", "bound"]))
     for note in est.notes:
-        print(f"note: {note}")
+        if not note.startswith("does not fit"):
+            print(f"note: {note}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,15 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "estimate":
             cmd_estimate(args)
+        elif args.command == "sweep":
+            sweep_cli.cmd_sweep(args)
         elif args.command == "devices":
-            print(tabulate([[d.key, d.name, f"{d.tflops['float16']:g}", f"{d.memory_gb:g}", f"{d.memory_bandwidth_gb_s:g}",
+            print(tabulate([[d.key, d.name, f"{d.tflops['float16']:g}", f"{d.memory_gb:g}", f"{d.memory_usable_gb:g}",
+                             f"{d.memory_bandwidth_gb_s:g}",
                              f"{d.power_limit_w:g}", d.interconnect] for d in list_devices()],
-                           headers=["key", "name", "fp16 TFLOP/s", "GB", "GB/s", "W", "link"]))
+                           headers=["key", "name", "fp16 TFLOP/s", "GB", "usable GB", "GB/s", "W", "link"]))
         elif args.command == "models":
             rows = []
             for n in zoo_names():
                 s = load_model(n)
-                rows.append([n, s.model_type, f"{s.param_count() / 1e6:.1f}M", s.layers, s.hidden, s.heads, s.kv_heads, s.vocab])
+                rows.append([n, s.model_type, format_params(s.param_count()), s.layers, s.hidden, s.heads, s.kv_heads, s.vocab])
             print(tabulate(rows, headers=["model", "type", "params", "layers", "hidden", "heads", "kv heads", "vocab"]))
         elif args.command == "calibrate":
             if args.out:  # fail now, not after the whole calibration

@@ -51,6 +51,12 @@ class Estimate:
 GENERATION_FIELDS = ("ttft_ms", "tpot_ms", "generate_ms", "generate_energy_j_per_token", "phases")
 
 
+def does_not_fit_note(needed_gb: float, dev: DeviceSpec) -> str:
+    """The note of an estimate whose busiest GPU needs more than torch can allocate on `dev`."""
+    return (f"does not fit: needs {needed_gb:.1f} GB on one GPU, {dev.name} has {dev.memory_usable_gb:g} GB "
+            f"usable ({dev.memory_gb:g} GB sold)")
+
+
 def validate(spec: ModelSpec, w: Workload) -> None:
     """Raise EstimatorError for a workload the model or the parallel mode cannot run."""
     if w.seq > spec.max_positions:
@@ -87,9 +93,9 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
     if r.host_scaled:
         notes.append(host_scale.scaled_note(spec))
-    fits = max(mem_gb) <= dev.memory_gb
+    fits = max(mem_gb) <= dev.memory_usable_gb
     if not fits:
-        notes.append(f"does not fit: needs {max(mem_gb):.1f} GB on one GPU, {dev.name} has {dev.memory_gb:g} GB")
+        notes.append(does_not_fit_note(max(mem_gb), dev))
     return Estimate(
         model=spec.name, device=dev.name, workload=dict(batch=w.batch, seq=w.seq, dtype=w.dtype, gpus=w.gpus,
                                                         parallel=w.parallel if w.gpus > 1 else "single"),
@@ -109,8 +115,8 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     mem_gb = g.peak_bytes / GB
     host = sum(ph.host_ms for ph in g.phases)
     busy = sum(ph.gpu_busy_ms for ph in g.phases)
-    fits = mem_gb <= dev.memory_gb
-    notes = [] if fits else [f"does not fit: needs {mem_gb:.1f} GB on one GPU, {dev.name} has {dev.memory_gb:g} GB"]
+    fits = mem_gb <= dev.memory_usable_gb
+    notes = [] if fits else [does_not_fit_note(mem_gb, dev)]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
     per_token = None if energy is None else energy / generated
     return Estimate(

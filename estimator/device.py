@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,7 +18,7 @@ GB = 1e9  # bytes: memory is sold and reported in 10^9 bytes (torch's GiB is 2^3
 # JSON field -> DeviceSpec.tflops key; all dense (no 2:4 sparsity), tensor cores except float32.
 TFLOPS_FIELDS = {"tflops_float16": "float16", "tflops_bfloat16": "bfloat16",
                  "tflops_tf32": "tf32", "tflops_float32": "float32"}
-NUMBER_FIELDS = ("sm_count", *TFLOPS_FIELDS, "memory_gb", "memory_bandwidth_gb_s", "power_limit_w",
+NUMBER_FIELDS = ("sm_count", *TFLOPS_FIELDS, "memory_gb", "memory_usable_gb", "memory_bandwidth_gb_s", "power_limit_w",
                  "idle_power_w", "interconnect_gb_s", "pcie_generation", "l2_cache_mb")
 TEXT_FIELDS = ("interconnect",)
 
@@ -33,6 +34,7 @@ class DeviceSpec:
     sm_count: int
     tflops: dict[str, float]  # dense peak per dtype: "float16", "bfloat16", "tf32", "float32"
     memory_gb: float  # 10^9 bytes, as sold
+    memory_usable_gb: float  # 10^9 bytes torch sees (get_device_properties(0).total_memory): what `fits` uses
     memory_bandwidth_gb_s: float
     power_limit_w: float
     idle_power_w: float  # draw while waiting with clocks up (pipeline bubbles)
@@ -42,10 +44,12 @@ class DeviceSpec:
     l2_cache_mb: float
     sources: dict[str, str]  # JSON field name -> where its value comes from
     kind: str = "gpu"  # "cpu" for host descriptions built elsewhere
+    # alias -> keys of the other devices it could also mean ("A100": the 40 GB part exists too)
+    ambiguous_aliases: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], key: str) -> DeviceSpec:
-        """Build from a devices/*.json dict; a missing field or source, or a value <= 0, raises."""
+        """Build from a devices/*.json dict; a missing field or source, or a value <= 0 or not finite, raises."""
         values, sources = {}, {}
         for field in (*NUMBER_FIELDS, *TEXT_FIELDS):
             entry = data.get(field)
@@ -55,7 +59,7 @@ class DeviceSpec:
             if not isinstance(source, str) or not source.strip():
                 raise EstimatorError(f"device {key}: field {field!r} has no source")
             if field in NUMBER_FIELDS and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                           or value <= 0):
+                                           or not math.isfinite(value) or value <= 0):
                 raise EstimatorError(f"device {key}: field {field!r} must be a positive number, got {value!r}")
             if field in TEXT_FIELDS and (not isinstance(value, str) or not value):
                 raise EstimatorError(f"device {key}: field {field!r} must be a non-empty string")
@@ -66,16 +70,22 @@ class DeviceSpec:
         aliases = data.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
             raise EstimatorError(f"device {key}: 'aliases' must be a list of strings")
+        ambiguous = data.get("ambiguous_aliases", {})
+        if not isinstance(ambiguous, dict) or not all(
+                a in aliases and isinstance(o, list) and o and all(isinstance(k, str) for k in o)
+                for a, o in ambiguous.items()):
+            raise EstimatorError(f"device {key}: 'ambiguous_aliases' must map some of its aliases to lists of "
+                                 "the other device keys they could mean")
         return cls(
             key=key, name=data["name"], aliases=tuple(aliases), architecture=data["architecture"],
             sm_count=int(values["sm_count"]),
             tflops={dtype: float(values[field]) for field, dtype in TFLOPS_FIELDS.items()},
-            memory_gb=float(values["memory_gb"]),
+            memory_gb=float(values["memory_gb"]), memory_usable_gb=float(values["memory_usable_gb"]),
             memory_bandwidth_gb_s=float(values["memory_bandwidth_gb_s"]),
             power_limit_w=float(values["power_limit_w"]), idle_power_w=float(values["idle_power_w"]),
             interconnect=values["interconnect"], interconnect_gb_s=float(values["interconnect_gb_s"]),
             pcie_generation=int(values["pcie_generation"]), l2_cache_mb=float(values["l2_cache_mb"]),
-            sources=sources,
+            sources=sources, ambiguous_aliases={a: tuple(o) for a, o in ambiguous.items()},
         )
 
     def matmul_tflops(self, dtype: str, tf32: bool = False) -> float:
@@ -119,6 +129,11 @@ def _index() -> dict[str, DeviceSpec]:
             other = index.setdefault(_normalize(name), device)
             if other.key != device.key:
                 raise EstimatorError(f"device name {name!r} is claimed by both {other.key} and {device.key}")
+    keys = {d.key for d in _shipped()}
+    for device in _shipped():
+        unknown = [k for others in device.ambiguous_aliases.values() for k in others if k not in keys]
+        if unknown:
+            raise EstimatorError(f"device {device.key}: ambiguous_aliases names unknown devices {unknown}")
     return index
 
 
@@ -158,6 +173,19 @@ def get_device(name: str) -> DeviceSpec:
     return device
 
 
+def ambiguity_note(name: str) -> str | None:
+    """For a name that picks one of several devices ("A100": the 80 GB part, a 40 GB one exists),
+    one line saying which it took and how to name the others; else None."""
+    if name in _FILE_DEVICES or name.lower().endswith(".json"):
+        return None
+    device = get_device(name)
+    for alias, others in device.ambiguous_aliases.items():
+        if _normalize(alias) == _normalize(name):
+            named = ", ".join(f"{get_device(k).name} ({k})" for k in others)
+            return f"device {name!r} taken as {device.name} ({device.key}); it could also mean {named}: name it to pick it"
+    return None
+
+
 def host_device(profile: dict) -> DeviceSpec:
     """A CPU described by its own calibration profile (no datasheet): peaks are what it measured."""
     gemm = profile.get("gemm", {})
@@ -167,6 +195,6 @@ def host_device(profile: dict) -> DeviceSpec:
     bw = max(2.0 * b / t for b, t in profile["copy"]) / 1e3  # bytes/us -> GB/s
     name = profile.get("device_name") or "CPU"
     return DeviceSpec(key="cpu", name=name, aliases=("cpu",), architecture="cpu", sm_count=1, tflops=tflops,
-                      memory_gb=1e3, memory_bandwidth_gb_s=bw, power_limit_w=1.0, idle_power_w=0.0,
+                      memory_gb=1e3, memory_usable_gb=1e3, memory_bandwidth_gb_s=bw, power_limit_w=1.0, idle_power_w=0.0,
                       interconnect="none", interconnect_gb_s=1.0, pcie_generation=0, l2_cache_mb=0.0,
                       sources={"all": "measured by estimator.calibrate on this CPU"}, kind="cpu")

@@ -14,7 +14,7 @@ import pytest
 
 from estimator import EstimatorError, Workload, estimate
 from estimator.__main__ import main
-from estimator.device import DEVICES_DIR, get_device
+from estimator.device import DEVICES_DIR, ambiguity_note, get_device
 from estimator.model import ZOO_DIR, load_model
 from estimator.outpath import check_writable, check_writable_dir
 from estimator.profile import PROFILE_DIR, load_profile_file
@@ -192,7 +192,8 @@ def test_json_of_a_normal_estimate_is_unchanged():
     rc, out, _ = run_cli("estimate", "--model", "facebook/opt-1.3b", "--device", "H100", "--json")
     d = _strict(out)
     est = estimate("facebook/opt-1.3b", "H100")
-    assert d["runtime_ms"] == est.runtime_ms and d["notes"] == est.notes
+    # the CLI adds one note: "H100" picks the SXM5 part while a PCIe one exists
+    assert d["runtime_ms"] == est.runtime_ms and d["notes"] == est.notes + [ambiguity_note("H100")]
     assert all(math.isfinite(x) for x in d["memory_gb_per_gpu"])
 
 

@@ -108,3 +108,53 @@ def test_relations_between_devices() -> None:
     assert h200.memory_bandwidth_gb_s > h100.memory_bandwidth_gb_s
     assert h200.tflops == h100.tflops
     assert get_device("A100-80GB").memory_bandwidth_gb_s > get_device("A100-40GB").memory_bandwidth_gb_s
+
+
+MEASURED_USABLE_GB = {"h200-sxm-141gb": 150.1, "h100-sxm5-80gb": 85.0}
+
+
+@pytest.mark.parametrize("path", sorted(DEVICES_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_usable_memory_is_torch_visible_capacity_with_its_source(path) -> None:
+    data = json.loads(path.read_text())
+    device = get_device(str(path))
+    assert device.memory_usable_gb == data["memory_usable_gb"]["value"]
+    source = data["memory_usable_gb"]["source"]
+    if device.key in MEASURED_USABLE_GB:
+        assert device.memory_usable_gb == MEASURED_USABLE_GB[device.key]
+        assert source.startswith("measured on a lent GPU") and "total_memory" in source
+    else:
+        assert source.startswith("ESTIMATE, not measured:")
+    # a board torch sees within a few percent of what it is sold as (GiB- or GB-marketed)
+    assert 0.95 * device.memory_gb < device.memory_usable_gb < 1.08 * device.memory_gb
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0, -1])
+def test_usable_memory_must_be_finite_and_positive(value) -> None:
+    data = json.loads((DEVICES_DIR / "l4.json").read_text())
+    data["memory_usable_gb"]["value"] = value
+    with pytest.raises(EstimatorError, match="memory_usable_gb"):
+        DeviceSpec.from_json(data, "broken")
+    data.pop("memory_usable_gb")
+    with pytest.raises(EstimatorError, match="memory_usable_gb"):
+        DeviceSpec.from_json(data, "broken")
+
+
+@pytest.mark.parametrize("name, others", [("A100", ["a100-sxm4-40gb"]), ("a100 sxm", ["a100-sxm4-40gb"]),
+                                          ("H100", ["h100-pcie-80gb"])])
+def test_an_alias_of_several_parts_says_which_it_took(name, others) -> None:
+    from estimator.device import ambiguity_note
+    note = ambiguity_note(name)
+    assert note and get_device(name).name in note and all(get_device(k).name in note for k in others)
+
+
+@pytest.mark.parametrize("name", ["H200", "A100-40GB", "NVIDIA H100 80GB HBM3", "L4", "H100-PCIe"])
+def test_an_unambiguous_name_has_no_note(name) -> None:
+    from estimator.device import ambiguity_note
+    assert ambiguity_note(name) is None
+
+
+def test_ambiguous_aliases_must_be_own_aliases() -> None:
+    data = json.loads((DEVICES_DIR / "a100-sxm4-80gb.json").read_text())
+    data["ambiguous_aliases"] = {"B200": ["a100-sxm4-40gb"]}
+    with pytest.raises(EstimatorError, match="ambiguous_aliases"):
+        DeviceSpec.from_json(data, "broken")

@@ -1,0 +1,178 @@
+"""Sweeps: one estimate per case of a grid of models x devices x workloads, one typed row each.
+
+    from estimator.sweep import SweepSpec, run_sweep, parse_ints
+    rows = run_sweep(SweepSpec(models=("facebook/opt-6.7b",), devices=("all",), batches=parse_ints("1:64:x2")))
+
+A case the estimator refuses (seq beyond the model's positions, a head count tensor parallel cannot
+split, generation over several GPUs) is a row whose ``error`` holds the one-line reason; unknown
+model or device names are a mistake in the whole sweep and raise EstimatorError at once.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Iterator
+
+from .api import estimate
+from .device import DeviceSpec, get_device, list_devices
+from .errors import EstimatorError
+from .model import ModelSpec, load_model
+from .workload import PARALLEL_MODES, Workload, normalize_dtype, normalize_parallel
+
+MAX_VALUES = 10_000  # values one axis may expand to (1:10**9 is a typo, not a sweep)
+SORT_KEYS = {"runtime": ("runtime_ms", False), "throughput": ("throughput_tokens_per_s", True),
+             "energy": ("energy_j_per_token", False)}
+RANGE_HELP = ("comma list of values or ranges, stop included: 1,8,16 | 1:8 (every integer) | "
+              "1:64:4 (step 4: 1,5,...,61) | 1:64:x2 (times 2: 1,2,4,...,64)")
+
+
+def parse_ints(text: str, name: str = "value", minimum: int = 1) -> tuple[int, ...]:
+    """'1,8,16', '1:8', '1:64:4', '1:64:x2' or a mix ('1,4:8') -> the integers, in order given,
+    duplicates dropped; EstimatorError naming `name` for anything else."""
+    values: list[int] = []
+    for item in str(text).split(","):
+        item = item.strip()
+        try:
+            values += _expand(item)
+        except ValueError:
+            raise EstimatorError(f"bad {name} {item!r}: {RANGE_HELP}") from None
+        if len(values) > MAX_VALUES:
+            raise EstimatorError(f"{name} {text!r} expands to more than {MAX_VALUES} values")
+    bad = [v for v in values if v < minimum]
+    if bad:
+        raise EstimatorError(f"{name} must be at least {minimum}, got {bad[0]}")
+    return tuple(dict.fromkeys(values))
+
+
+def _expand(item: str) -> list[int]:
+    parts = item.split(":")
+    if len(parts) == 1:
+        return [int(parts[0])]
+    if len(parts) not in (2, 3):
+        raise ValueError(item)
+    start, stop = int(parts[0]), int(parts[1])
+    step = parts[2].strip() if len(parts) == 3 else "1"
+    if stop < start:
+        raise ValueError(item)
+    if step.lower().startswith("x"):
+        factor = int(step[1:])
+        if factor < 2 or start < 1:
+            raise ValueError(item)
+        out = [start]
+        while out[-1] * factor <= stop and len(out) <= MAX_VALUES:
+            out.append(out[-1] * factor)
+        return out
+    if int(step) < 1 or (stop - start) // int(step) >= MAX_VALUES:
+        raise ValueError(item)
+    return list(range(start, stop + 1, int(step)))
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """'a, b,c' -> ('a', 'b', 'c'): names in order, empty items and duplicates dropped."""
+    return tuple(dict.fromkeys(n.strip() for n in str(text).split(",") if n.strip()))
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One case of a sweep: its workload, the estimate's headline numbers, or why it was refused."""
+
+    model: str
+    device: str
+    dtype: str
+    batch: int
+    seq: int
+    gpus: int
+    parallel: str              # pipeline | data | tensor, or single for one GPU
+    new_tokens: int            # 0: a plain forward; N: model.generate of N new tokens
+    runtime_ms: float | None = None
+    memory_gb: float | None = None            # busiest GPU, 10^9 bytes
+    memory_usable_gb: float | None = None     # what torch can allocate on the device (fits compares with it)
+    energy_j_per_token: float | None = None
+    throughput_tokens_per_s: float | None = None
+    ttft_ms: float | None = None               # generation only
+    tpot_ms: float | None = None               # generation only
+    fits: bool | None = None
+    bound: str | None = None                   # host | gpu
+    error: str | None = None                   # the estimator's one-line refusal; then no numbers
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The axes of a sweep; every combination is one case. dtype None: the model's own, else
+    float16; devices may hold "all" (every device in the database); parallel only matters for
+    gpus > 1 (one GPU is one case, parallel "single")."""
+
+    models: tuple[str, ...]
+    devices: tuple[str, ...]
+    dtypes: tuple[str | None, ...] = (None,)
+    batches: tuple[int, ...] = (16,)
+    seqs: tuple[int, ...] = (1024,)
+    gpus: tuple[int, ...] = (1,)
+    parallels: tuple[str, ...] = ("pipeline",)
+    new_tokens: tuple[int, ...] = (0,)
+    profile: str | None = None
+    transfer_from: str | None = None
+
+    def resolved_models(self) -> list[ModelSpec]:
+        return [load_model(m) for m in dict.fromkeys(self.models)]
+
+    def resolved_devices(self) -> list[DeviceSpec]:
+        names = [n for d in self.devices for n in ([x.key for x in list_devices()] if d.lower() == "all" else [d])]
+        return list({dev.key: dev for dev in map(get_device, names)}.values())
+
+    def resolved_parallels(self) -> tuple[str, ...]:
+        modes = [m for p in self.parallels for m in (PARALLEL_MODES if p == "all" else (p,))]
+        return tuple(dict.fromkeys(normalize_parallel(m) for m in modes))
+
+    def resolved_dtypes(self, spec: ModelSpec) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(normalize_dtype(d) if d else (spec.dtype or "float16") for d in self.dtypes))
+
+
+def workloads(spec: SweepSpec, model: ModelSpec) -> Iterator[tuple[str, int, int, int, str, int]]:
+    """(dtype, batch, seq, gpus, parallel, new_tokens) of every case for `model`; 1 GPU once, as 'single'."""
+    parallels = spec.resolved_parallels()
+    for dtype, batch, seq, gpus, new in itertools.product(spec.resolved_dtypes(model), spec.batches, spec.seqs,
+                                                          spec.gpus, spec.new_tokens):
+        for mode in (("single",) if gpus == 1 else parallels):
+            yield dtype, batch, seq, gpus, mode, new
+
+
+def estimate_row(model: ModelSpec, device: DeviceSpec, dtype: str, batch: int, seq: int, gpus: int,
+                 parallel: str, new_tokens: int = 0, profile: str | None = None,
+                 transfer_from: str | None = None) -> SweepRow:
+    """One case as a SweepRow; a refusal (EstimatorError, float overflow) is a row with its reason."""
+    head = dict(model=model.name, device=device.name, dtype=dtype, batch=batch, seq=seq, gpus=gpus,
+                parallel=parallel, new_tokens=new_tokens, memory_usable_gb=device.memory_usable_gb)
+    try:
+        w = Workload(batch=batch, seq=seq, dtype=dtype, gpus=gpus,
+                     parallel="pipeline" if parallel == "single" else parallel, new_tokens=new_tokens)
+        est = estimate(model, device, w, profile, transfer_from)
+    except EstimatorError as exc:
+        return SweepRow(**head, error=str(exc))
+    except OverflowError:
+        return SweepRow(**head, error="the workload is too large to estimate: its sizes overflow float arithmetic")
+    return SweepRow(**head, runtime_ms=est.runtime_ms, memory_gb=est.memory_gb, energy_j_per_token=est.energy_j_per_token,
+                    throughput_tokens_per_s=est.throughput_tokens_per_s, ttft_ms=est.ttft_ms, tpot_ms=est.tpot_ms,
+                    fits=est.fits, bound=est.bound)
+
+
+def run_sweep(spec: SweepSpec) -> list[SweepRow]:
+    """Every case of `spec`, models outermost, then devices, then the workload axes in field order."""
+    models, devices = spec.resolved_models(), spec.resolved_devices()
+    return [estimate_row(m, d, *case, profile=spec.profile, transfer_from=spec.transfer_from)
+            for m in models for d in devices for case in workloads(spec, m)]
+
+
+def sort_rows(rows: list[SweepRow], by: str) -> list[SweepRow]:
+    """Rows best first by runtime (lowest), throughput (highest) or energy (lowest); refused rows
+    and rows without the metric (energy without a power model) last, in their order."""
+    if by not in SORT_KEYS:
+        raise EstimatorError(f"unknown sort key {by!r}: use one of {', '.join(SORT_KEYS)}")
+    field, descending = SORT_KEYS[by]
+    have = [r for r in rows if getattr(r, field) is not None]
+    rest = [r for r in rows if getattr(r, field) is None]
+    return sorted(have, key=lambda r: getattr(r, field), reverse=descending) + rest
