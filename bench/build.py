@@ -34,13 +34,19 @@ def host_ram_problem(needed_bytes: float, available_bytes: int | None) -> str | 
             f"{available_bytes / 1e9:.1f} GB available")
 
 
-def build(name: str, dtype: str, device: str, gpus: int = 1) -> torch.nn.Module:
-    """Random-weight model on `device` (cuda:0 / cpu); split over `gpus` GPUs like accelerate does."""
+def build(name: str, dtype: str, device: str, gpus: int = 1, experts: str | None = None) -> torch.nn.Module:
+    """Random-weight model on `device` (cuda:0 / cpu); split over `gpus` GPUs like accelerate does.
+    `experts`: an MoE model's experts_implementation (grouped_mm | batched_mm | eager), the one
+    its estimate prices; None leaves transformers' own choice."""
     from transformers import AutoModelForCausalLM
     cfg = _config(name)
+    kw = {}
+    if experts is not None:
+        cfg._experts_implementation = experts
+        kw["experts_implementation"] = experts
     torch.manual_seed(0)
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=TORCH_DTYPES[dtype])
+        model = AutoModelForCausalLM.from_config(cfg, dtype=TORCH_DTYPES[dtype], **kw)
     model.eval()
     if gpus > 1:
         _dispatch(model, dtype, gpus)
@@ -81,13 +87,13 @@ def allocated_bytes(gpus: int) -> list[int]:
 
 
 @contextmanager
-def built(name: str, dtype: str, device: str, gpus: int = 1) -> Iterator[torch.nn.Module]:
+def built(name: str, dtype: str, device: str, gpus: int = 1, experts: str | None = None) -> Iterator[torch.nn.Module]:
     """The model for one case; afterwards checks allocated memory is back at its baseline."""
     n = torch.cuda.device_count() if device.startswith("cuda") else 0
     baseline = allocated_bytes(n)
     model = None
     try:
-        model = build(name, dtype, device, gpus)
+        model = build(name, dtype, device, gpus, experts)
         yield model
     finally:
         free(model)

@@ -288,7 +288,8 @@ def session_profile(config: Any, gpu_name: str | None, gpu_count: int, device: D
 
 def host_used(prof: Profile, model_type: str, family: str) -> dict[str, float]:
     """The host times an estimate of `model_type` used (this machine's when measured here): a
-    recorded row keeps them, so the CI gate re-estimates it with its own machine's host."""
+    recorded row keeps them, so the CI gate re-estimates it with its own machine's host.
+    (`model_type`, `family`: the spec's host keys, ``spec.arch.host_keys(spec)``.)"""
     per_layer_us, fixed_us = prof.host_times(model_type, family)
     return {"per_layer_us": per_layer_us, "fixed_us": fixed_us,
             "dispatch_hook_us": prof.dispatch_hook_us(model_type, family)}

@@ -39,6 +39,8 @@ class BenchConfig:
     energy_window_s: float = 1.0
     bound: dict[str, float] = field(default_factory=dict, hash=False)  # option -> bound; unset: default
     new_tokens: int = 0      # > 0: bench/test_generate.py measures model.generate of this many tokens
+    experts_implementation: str = ""   # MoE models: transformers' experts_implementation; "" = its default
+    host_probe: str = "on"   # on: the model's host time measured in the case (bench/host_probe.py); off: the profile's
     report_dir: Path = Path("reports")
     report_name: str = ""  # "" = the benchmark test decides (bench_recorder.default_name)
     calibrate: str = "auto"  # auto | always | never: see bench/calibration.py
@@ -220,6 +222,21 @@ def _options(prefix: str, table: tuple[tuple[str, str, Callable[[str], Any], str
                  for field, default, parse, text in table)
 
 
+def parse_experts(raw: str) -> str:
+    from estimator.workload import EXPERTS_IMPLEMENTATIONS
+    value = raw.strip()
+    if value and value not in EXPERTS_IMPLEMENTATIONS:
+        raise ValueError(f"{value!r} is not one of {', '.join(EXPERTS_IMPLEMENTATIONS)}")
+    return value
+
+
+def parse_on_off(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"{raw!r}: use on or off")
+    return value
+
+
 OPTIONS = _options("--bench-", (
     ("models", ",".join(DEFAULT_MODELS), parse_names, "comma-separated shipped model names or paths to "
                                                           "config.json files (each built from that exact file)"),
@@ -237,6 +254,12 @@ OPTIONS = _options("--bench-", (
     ("dist_timeout_s", "300", parse_positive_float, "seconds a data/tensor-parallel case may take before it fails"),
     ("new_tokens", "0", parse_non_negative_int, "generation cases (bench/test_generate.py): model.generate of N "
                                                "new tokens per model, batch and seq on one GPU; 0 = none"),
+    ("experts_implementation", "", parse_experts, "MoE models: transformers' experts_implementation the models are "
+                                                  "built and estimated with (grouped_mm, batched_mm, eager); "
+                                                  "empty = transformers' default (grouped_mm)"),
+    ("host_probe", "on", parse_on_off, "on: measure the model's own host time in each GPU case (the same model at "
+                                       "a few tokens, interleaved with its rounds) and estimate with it; off: "
+                                       "the profile's host times"),
 ))
 
 

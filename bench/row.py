@@ -103,6 +103,11 @@ class Measured:
     tpot_ms: float = ABSENT
     generate_ms: float = ABSENT
     generate_energy_j_per_token: float | None = ABSENT
+    warmup_passes: int = ABSENT                   # untimed passes until the median settled (bench/settle.py)
+    warmup_s: float = ABSENT
+    warmup_settled: bool = ABSENT
+    host_probe_ms: list[float] = ABSENT           # the model at a few tokens, each probe block's median (bench/host_probe.py)
+    host_factor: float = ABSENT                   # the profile's host time for this model x this factor = the probe
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -146,6 +151,7 @@ class Estimated:
     phases: list[dict] = ABSENT
     breakdown: list[dict] = ABSENT
     host_us: Mapping[str, float] | None = ABSENT  # the host times the estimate used (recorded since 2026-11-27)
+    generate_host_us: Mapping[str, float] | None = ABSENT  # generation rows: generate's host times used
     extra: Mapping[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # see GENERATE_KEY_ORDER
 
@@ -187,6 +193,7 @@ class Row:
     kind: str | None = None      # "generate" for model.generate rows; None (not written): a forward pass
     new_tokens: int | None = None  # generation rows only
     nodes: int | None = None     # distributed (data / tensor, one process per GPU) rows only
+    experts_implementation: str | None = None   # MoE rows: the experts path built and estimated
     measured: Measured | None = None
     estimated: Estimated | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -203,6 +210,8 @@ class Row:
         out["dtype"] = self.dtype
         if self.nodes is not None:
             out["nodes"] = self.nodes
+        if self.experts_implementation is not None:
+            out["experts_implementation"] = self.experts_implementation
         if self.measured is not None:
             out["measured"] = self.measured.to_dict(LEGACY_ROUNDS_KEY if self.nodes is not None else ROUNDS_KEY)
         if self.estimated is not None:
@@ -226,7 +235,8 @@ class Row:
         """The estimator's Workload of this row ('single' GPU rows are 1-GPU pipelines)."""
         return Workload(int(self.batch), int(self.seq), str(self.dtype), int(self.gpus or 1),
                         "pipeline" if self.parallel in (SINGLE, None) else self.parallel,
-                        nodes=int(self.nodes or 1), new_tokens=int(self.new_tokens or 0))
+                        nodes=int(self.nodes or 1), new_tokens=int(self.new_tokens or 0),
+                        experts_implementation=self.experts_implementation or None)
 
 
 def parallel_label(parallel: str, gpus: int) -> str:

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 import pytest
 import torch
 
-from bench import build, measure
+from bench import build, host_probe, measure
 from bench.calibration import host_used
 from bench.cases import Case, detect
 from bench.machine import available_ram_bytes
 from bench.rounds import StopRule, robust_pedantic
 from bench.row import Estimated, Measured, Row, parallel_label
+from bench.settle import settle
 from estimator import EstimatorError, estimate, load_model
 
 # The CPU case runs on shared 2-core CI machines: the same forward pass measured 136-173 ms from
@@ -35,11 +37,6 @@ def _dtype(case: Case) -> str:
     return (load_model(case.model).dtype or "float16") if case.dtype == "auto" else case.dtype
 
 
-def _types(model: str) -> tuple[str, str]:
-    spec = load_model(model)
-    return spec.model_type, spec.family
-
-
 def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_bounds, request) -> None:
     reason = _skip_reason(case)
     if reason:
@@ -53,15 +50,19 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         pytest.skip(resolved.reason)
     prof = resolved.profile
     short = machine.device.aliases[0] if on_gpu else "cpu"
-    row = Row(case_id=case.id, model=case.model, device=machine.device.name if on_gpu else prof.device_name,
+    spec = load_model(case.model)
+    spec = spec.arch.with_experts(spec, bench_config.experts_implementation or None)
+    experts = spec.arch.experts_implementation(spec)   # MoE: built and estimated with this; else None
+    row = Row(case_id=case.id + (f"-{experts}" if experts else ""), model=case.model,
+              device=machine.device.name if on_gpu else prof.device_name,
               device_short=short, gpus=gpus, parallel=parallel_label(case.parallel, gpus), batch=case.batch,
-              seq=case.seq, dtype=dtype)
+              seq=case.seq, dtype=dtype, experts_implementation=experts)
     workload = row.workload()
     try:
         if on_gpu:
-            est = estimate(case.model, machine.device, workload, prof)
+            est = estimate(spec, machine.device, workload, prof)
         else:
-            est = estimate(case.model, prof.host_device(), workload, prof)
+            est = estimate(spec, prof.host_device(), workload, prof)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
     ram_problem = None if on_gpu else build.host_ram_problem(est.memory_gb * 1e9, available_ram_bytes())
@@ -74,21 +75,31 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     device = "cuda:0" if on_gpu else "cpu"
     tokens = case.batch * case.seq
     try:
-        ctx = build.built(case.model, dtype, device, case.gpus)
+        ctx = build.built(case.model, dtype, device, case.gpus, experts)
         model = ctx.__enter__()
     except torch.cuda.OutOfMemoryError:
         pytest.skip("out of memory while building the model")
     try:
-        input_ids = torch.randint(0, load_model(case.model).vocab, (case.batch, case.seq), device=device)
+        input_ids = torch.randint(0, spec.vocab, (case.batch, case.seq), device=device)
+        probe_ids = torch.randint(0, spec.vocab, (1, host_probe.PROBE_TOKENS), device=device)
 
-        def step() -> None:
+        def run(ids: torch.Tensor) -> None:
             with torch.inference_mode():
-                model(input_ids)
+                model(ids)
             if on_gpu:
                 measure.sync(gpus)
 
+        step = lambda: run(input_ids)  # noqa: E731
+        probing = on_gpu and bench_config.host_probe == "on"
         try:
-            robust_pedantic(benchmark, step, StopRule(min_rounds=bench_config.rounds), bench_config.warmup)
+            warm = settle(step, min_passes=bench_config.warmup, max_s=6.0 if on_gpu else 2.0)
+            blocks = []
+            if probing:
+                settle(lambda: run(probe_ids), min_s=0.2, max_s=2.0)
+                blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids)))
+            robust_pedantic(benchmark, step, StopRule(min_rounds=bench_config.rounds), 0)
+            if probing:
+                blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids)))
             lat = measure.latency(benchmark.stats.stats)
             mem = measure.peak_memory(step, gpus) if on_gpu else None
             en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
@@ -100,8 +111,16 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         ctx.__exit__(None, None, None)
     if oom:
         pytest.skip(oom)
-    estimated = Estimated.from_estimate(est, host_us=host_used(prof, *_types(case.model)))
+    probe_fields: dict = {}
+    if probing:   # the case estimated with this model's host time as measured here, now
+        probe_ms = statistics.median(blocks)
+        prof, factor = host_probe.forward_profile(prof, spec, machine.device, workload, probe_ms)
+        est = estimate(spec, machine.device, workload, prof)
+        probe_fields = dict(host_probe_ms=blocks, host_factor=factor)
+    estimated = Estimated.from_estimate(est, host_us=host_used(prof, *spec.arch.host_keys(spec)))
     if not on_gpu:  # no allocator statistics or energy counters for the CPU
         estimated = dataclasses.replace(estimated, memory_gb=None)
-    row = row.with_results(Measured.of(lat, mem, en, tokens), estimated)
+    measured = dataclasses.replace(Measured.of(lat, mem, en, tokens), warmup_passes=warm.passes,
+                                   warmup_s=warm.seconds, warmup_settled=warm.settled, **probe_fields)
+    row = row.with_results(measured, estimated)
     check_bounds(row.to_dict(), None if on_gpu else CPU_BOUNDS)  # records the row and its verdict

@@ -14,10 +14,11 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from bench import build, measure
+from bench import build, host_probe, measure
 from bench.calibration import host_used
 from bench.cases import detect
 from bench.plugin import get_bench_config
+from bench.settle import settle
 from bench.row import SINGLE, Estimated, Measured, Row
 from estimator import EstimatorError, estimate, load_model
 
@@ -61,31 +62,48 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
         pytest.skip(reason)
     machine = detect()
     spec = load_model(gen_case.model)
+    spec = spec.arch.with_experts(spec, bench_config.experts_implementation or None)
+    experts = spec.arch.experts_implementation(spec)   # MoE: built and estimated with this; else None
     dtype = (spec.dtype or "float16") if bench_config.dtype == "auto" else bench_config.dtype
     n, batch = gen_case.new_tokens, gen_case.batch
     resolved = request.getfixturevalue("bench_profile")
     if resolved.profile is None:
         pytest.skip(resolved.reason)
     short = machine.device.aliases[0]
-    row = Row(case_id=f"generate-{gen_case.id}-{dtype}", kind="generate", model=gen_case.model,
-              device=machine.device.name, device_short=short, gpus=1, parallel=SINGLE, batch=batch,
-              seq=gen_case.seq, new_tokens=n, dtype=dtype)
+    row = Row(case_id=f"generate-{gen_case.id}-{dtype}" + (f"-{experts}" if experts else ""), kind="generate",
+              model=gen_case.model, device=machine.device.name, device_short=short, gpus=1, parallel=SINGLE,
+              batch=batch, seq=gen_case.seq, new_tokens=n, dtype=dtype, experts_implementation=experts)
     try:
         est = estimate(spec, machine.device, row.workload(), resolved.profile)
     except EstimatorError as exc:
         pytest.skip(f"estimator cannot take this case: {exc}")
     bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}"
     generated = batch * n
-    with build.built(gen_case.model, dtype, "cuda:0", 1) as model:
+    prof = resolved.profile
+    probing = bench_config.host_probe == "on"
+    with build.built(gen_case.model, dtype, "cuda:0", 1, experts) as model:
         ids = torch.randint(0, spec.vocab, (batch, gen_case.seq), device="cuda:0")
+        probe_ids = torch.randint(0, spec.vocab, (1, host_probe.PROBE_TOKENS), device="cuda:0")
         kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
 
-        def gen(tokens: int) -> None:
+        def gen(tokens: int, x: torch.Tensor = ids) -> None:
             with torch.inference_mode():
-                model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, **kw)
+                model.generate(x, max_new_tokens=tokens, min_new_tokens=tokens, **kw)
             measure.sync(1)
 
-        benchmark.pedantic(lambda: gen(n), rounds=bench_config.rounds, warmup_rounds=bench_config.warmup, iterations=1)
+        # the first generate calls' decode steps ran 3x slow on the lent H200s: never timed
+        warm = settle(lambda: gen(n), min_passes=max(2, bench_config.warmup), min_s=1.0, max_s=8.0, window=3)
+        probes = []
+
+        def probe() -> None:
+            if probing:
+                one = host_probe.timed_median_ms(lambda: gen(1, probe_ids), 5)
+                more = host_probe.timed_median_ms(lambda: gen(host_probe.PROBE_STEPS, probe_ids), 5)
+                probes.append((one, (more - one) / (host_probe.PROBE_STEPS - 1)))
+
+        probe()
+        benchmark.pedantic(lambda: gen(n), rounds=bench_config.rounds, warmup_rounds=0, iterations=1)
+        probe()
         lat = measure.latency(benchmark.stats.stats)
         gen(1)
         ttft_rounds = []
@@ -100,5 +118,15 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
         Measured.of(lat, mem, en, generated), ttft_ms=ttft, ttft_ms_rounds=ttft_rounds,
         tpot_ms=(lat.runtime_ms - ttft) / max(1, n - 1), generate_ms=lat.runtime_ms,
         generate_energy_j_per_token=en.energy_j_per_token)
-    estimated = Estimated.from_estimate(est, host_us=host_used(resolved.profile, spec.model_type, spec.family))
+    measured = dataclasses.replace(measured, warmup_passes=warm.passes, warmup_s=warm.seconds,
+                                   warmup_settled=warm.settled)
+    gen_host = None
+    if probes:   # the case estimated with this model's generate host time as measured here, now
+        p = host_probe.GenerateProbe(statistics.median(a for a, _ in probes), statistics.median(b for _, b in probes))
+        prof, gen_host = host_probe.generate_profile(prof, spec, machine.device, row.workload(), p)
+        est = estimate(spec, machine.device, row.workload(), prof)
+        measured = dataclasses.replace(measured, host_probe_ms=[x for pair in probes for x in pair])
+    estimated = Estimated.from_estimate(est, host_us=host_used(prof, *spec.arch.host_keys(spec)))
+    if gen_host:
+        estimated = dataclasses.replace(estimated, generate_host_us=gen_host)
     check_bounds(row.with_results(measured, estimated).to_dict(), bench_config.generation_bounds)

@@ -86,6 +86,7 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
     if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
         spec = replace(spec, use_cache=False)
+    spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
     if w.new_tokens:
         return _generation_estimate(spec, dev, prof, w)
     r = forward_pass(spec, dev, prof, w)
@@ -97,13 +98,19 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     if not fits:
         notes.append(does_not_fit_note(max(mem_gb), dev))
     return Estimate(
-        model=spec.name, device=dev.name, workload=dict(batch=w.batch, seq=w.seq, dtype=w.dtype, gpus=w.gpus,
-                                                        parallel=w.parallel if w.gpus > 1 else "single"),
+        model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single"),
         runtime_ms=r.runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
         energy_j_per_token=None if r.energy_j is None else r.energy_j / w.tokens,
         throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
         gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
         breakdown=r.breakdown(), notes=notes)
+
+
+def _workload_dict(spec: ModelSpec, w: Workload, **extra: object) -> dict:
+    """The estimate's workload; an MoE model's names the experts implementation priced."""
+    d = dict(batch=w.batch, seq=w.seq, dtype=w.dtype, gpus=w.gpus, **extra)
+    impl = spec.arch.experts_implementation(spec)
+    return d if impl is None else d | {"experts_implementation": impl}
 
 
 def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
@@ -120,8 +127,7 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
     per_token = None if energy is None else energy / generated
     return Estimate(
-        model=spec.name, device=dev.name, workload=dict(batch=w.batch, seq=w.seq, dtype=w.dtype, gpus=w.gpus,
-                                                        parallel="single", new_tokens=w.new_tokens),
+        model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel="single", new_tokens=w.new_tokens),
         runtime_ms=g.generate_ms, memory_gb=mem_gb, memory_gb_per_gpu=[mem_gb], energy_j_per_token=per_token,
         throughput_tokens_per_s=generated / (g.generate_ms * 1e-3), fits=fits, host_ms=host, gpu_busy_ms=busy,
         bound="host" if host >= busy else "gpu", params=spec.param_count(), profile=prof.source,

@@ -32,13 +32,15 @@ def _price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool)
     peak_bw = device.memory_bandwidth_gb_s * GB
     if op.kind == "gemm":
         t = max(profile.gemm_us(*op.shape, key), profile.floor_us)
+    elif op.kind == "grouped_gemm":                   # MoE experts, transformers' grouped_mm
+        t = max(profile.grouped_gemm_us(*op.shape, key), profile.floor_us)
     elif op.kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache
         t = profile.copy_us(op.bytes / 2)             # reads K and V once: memory-bound
     elif op.kind == "sdpa":
         t = max(profile.sdpa_us(*op.shape, key), profile.floor_us)
     else:
         t = profile.elementwise_us(op.pattern, op.bytes)
-    compute = op.flops / peak_flops if op.kind in ("gemm", "sdpa") else 0.0
+    compute = op.flops / peak_flops if op.kind in ("gemm", "sdpa", "grouped_gemm") else 0.0
     memory = op.bytes / peak_bw
     if t <= profile.floor_us * 1.05:
         bound = "latency"

@@ -130,7 +130,8 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
                         host.step_per_layer_us, host.setup_total_us(layers))
     steps = w.new_tokens - 1
     kv_lens = sorted({w.seq + 1, w.seq + steps}) if steps else []
-    decode = [step_pass(spec, dev, prof, w, decode_ops(spec, w.batch, kv, e), host.step_us, host.step_per_layer_us)
+    step = spec.arch.decode_spec(spec, cuda=prof.kind != "cpu")   # MoE on a GPU: batched_mm decode
+    decode = [step_pass(step, dev, prof, w, decode_ops(step, w.batch, kv, e), host.step_us, host.step_per_layer_us)
               for kv in kv_lens]
     return Generation(_phase("prefill", [prefill], 1), _phase("decode", decode, steps), w.new_tokens,
                       generation_bytes(spec, w))

@@ -36,7 +36,7 @@ def _reference_kernels(e: int) -> tuple[int, int]:
 def host_times(prof: Profile, spec: ModelSpec, batch: int, seq: int, e: int) -> tuple[HostTimes, bool]:
     """The profile's host times of `spec`, or (when it has none) the reference family's scaled
     by kernel counts; the flag says whether they were scaled."""
-    measured = prof.host_times(spec.model_type, spec.family)
+    measured = prof.host_times(*spec.arch.host_keys(spec))
     if measured.per_layer_us or measured.fixed_us:
         return measured, False
     ref = prof.host_times(REFERENCE_FAMILY, REFERENCE_FAMILY)

@@ -20,6 +20,7 @@ from .device import GB, DeviceSpec, host_device
 from .errors import EstimatorError
 from .interp import LogGrid
 from .profile_check import check_profile
+from .grouped import FALLBACK_EFFICIENCY, GroupedGemm
 from .profile_schema import (GENERATE_REQUIRED, HEADER, HostTimes, PowerModel, ProfileData, overlay_host,
                              parse_profile)
 from .transfer import Transfer, closest
@@ -156,6 +157,21 @@ class Profile:
             t = max(t, min(self.copy_us(nbytes / 2), t_m0))
         return t
 
+    def grouped_gemm_us(self, experts: int, rows: float, n: int, k: int, dtype: str) -> float:
+        """A grouped GEMM of MoE experts (estimator/grouped.py): the profile's measured points of
+        this dtype (bfloat16's for float16: the same tensor rate), else the roofline of this
+        profile's copy and GEMM times over FALLBACK_EFFICIENCY (older profiles, transfers)."""
+        return self.memoized(("grouped", experts, rows, n, k, dtype), self._grouped_gemm_us, experts, rows, n, k, dtype)
+
+    def _grouped_gemm_us(self, experts: int, rows: float, n: int, k: int, dtype: str) -> float:
+        e = 4 if dtype.startswith(("float32", "tf32")) else 2
+        pts = self.data.grouped_gemm.get(dtype) or (self.data.grouped_gemm.get("bfloat16") if e == 2 else None)
+        if pts and not self.transfer:
+            return GroupedGemm(pts, e).us(experts, rows, n, k)
+        weights = e * experts * n * k + e * experts * rows * (n + k)
+        dense = self.gemm_us(max(1, round(experts * rows)), n, k, dtype)
+        return max(self.copy_us(weights / 2), dense) / FALLBACK_EFFICIENCY
+
     def sdpa_us(self, bh: int, seq: int, d: int, dtype: str) -> float:
         tables = self._sdpa.get(dtype) or self._sdpa.get("float16") or next(iter(self._sdpa.values()))
         d0 = min(tables, key=lambda x: abs(math.log(x / d)))
@@ -261,11 +277,11 @@ class Profile:
         hooks = self.data.dispatch
         return float(hooks.get(model_type, hooks.get(family, 0.0)))
 
-    def with_host(self, host: dict, dispatch: dict, source: str) -> "Profile":
+    def with_host(self, host: dict, dispatch: dict, source: str, generate: dict | None = None) -> "Profile":
         """This profile with host and hook times measured on another machine laid over its own
         (per family; families not measured there keep these): host time moves 20-50 % between
         machines of one GPU kind, kernel times do not."""
-        raw = overlay_host(self.raw, host, dispatch)
+        raw = overlay_host(self.raw, host, dispatch, generate)
         kept = {f.name: getattr(self, f.name) for f in fields(self) if f.init and not f.name.startswith("_")}
         return Profile(**kept | {"raw": raw, "source": source})
 

@@ -26,7 +26,7 @@ GRIDS, GRID, NUMBER, STRING, POWER, HOST, NUMBERS, RECORDED = (
     "grids", "grid", "number", "string", "power", "host", "numbers", "recorded")
 # Row layouts of the measured grids: coordinates then the time of one call in microseconds.
 GRID_ROWS = {"gemm": "[m, n, k, time_us]", "sdpa": "[batch*heads, seq, head_dim, time_us]",
-             "bytes": "[bytes, time_us]"}
+             "bytes": "[bytes, time_us]", "grouped": "[experts, rows_per_expert, n, k, time_us]"}
 # How a field is merged over calibration runs of one machine kind (calibrate/merge.py).
 BASE, POOLED_MEDIAN, FIRST_MULTI_GPU, MEDIAN_MULTI_GPU, PROVENANCE = (
     "base", "pooled_median", "first_multi_gpu", "median_multi_gpu", "provenance")
@@ -139,6 +139,8 @@ class ProfileData:
                           allow_empty_grids=False)  # an empty grid leaves no head dims to interpolate
     copy: list = _section(GRID, factory=list, layout=GRID_ROWS["bytes"], required=True)
     elementwise: dict = _section(GRIDS, factory=dict, layout=GRID_ROWS["bytes"])   # access pattern -> rows
+    # dtype -> rows of the grouped GEMM of MoE experts (calibrate/grouped.py); absent in older profiles
+    grouped_gemm: dict = _section(GRIDS, factory=dict, layout=GRID_ROWS["grouped"])
     p2p: list = _section(GRID, factory=list, layout=GRID_ROWS["bytes"], merge=FIRST_MULTI_GPU, transfer=EMPTY)
     allreduce: dict = _section(GRIDS, factory=dict, layout=GRID_ROWS["bytes"], gpu_count_keys=True,
                                merge=FIRST_MULTI_GPU, transfer=EMPTY)   # GPU count (int) -> rows
@@ -150,7 +152,7 @@ class ProfileData:
     host: dict = _section(HOST, factory=dict, merge=POOLED_MEDIAN, overlay=True)   # model type -> HostTimes
     dispatch: dict = _section(NUMBERS, factory=dict, merge=MEDIAN_MULTI_GPU, transfer=KEEP_OR_EMPTY,
                               overlay=True)   # model type -> accelerate hook host time per module
-    generate: dict = _section(RECORDED, factory=dict)   # model type -> GenerateTimes, None if incomplete
+    generate: dict = _section(RECORDED, factory=dict, overlay=True)   # model type -> GenerateTimes, None if incomplete
     schema_version: int | None = _section(RECORDED)
     gpu_count: int | None = _section(RECORDED)
     driver: str | None = _section(RECORDED)
@@ -208,8 +210,9 @@ def parse_profile(raw: dict, source: str) -> ProfileData:
     return ProfileData(raw=raw, **values)
 
 
-def overlay_host(raw: dict, host: dict, dispatch: dict) -> dict:
+def overlay_host(raw: dict, host: dict, dispatch: dict, generate: dict | None = None) -> dict:
     """`raw` with another machine's host sections laid over its own, per model type (types not
     measured there keep these); every other section is the same object as in `raw`."""
-    laid = {"host": host, "dispatch": dispatch}
-    return dict(raw, **{f.name: {**(raw.get(f.name) or {}), **laid[f.name]} for f in sections(overlay=True)})
+    laid = {"host": host, "dispatch": dispatch, "generate": generate or {}}
+    return dict(raw, **{f.name: {**(raw.get(f.name) or {}), **laid[f.name]} for f in sections(overlay=True)
+                        if laid[f.name] or f.name in raw})

@@ -18,7 +18,7 @@ from .profile import ALLGATHER_HOST_US, Profile
 from .timeline import Clock, GpuTime
 from .workload import Workload
 
-COMPUTE_KINDS = ("gemm", "sdpa")   # kernels the power cap slows down
+COMPUTE_KINDS = ("gemm", "sdpa", "grouped_gemm")   # kernels the power cap slows down
 # kernels after which the host waits for the GPU: a blocking copy, a result read on the host
 # (nonzero, bool of a tensor: the MoE expert loop, families/moe.py)
 BLOCKING_KINDS = ("comm", "sync")

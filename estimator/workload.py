@@ -9,6 +9,7 @@ DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16",
                  "fp32": "float32", "float": "float32"}
 PARALLEL_MODES = ("pipeline", "data", "tensor")
+EXPERTS_IMPLEMENTATIONS = ("grouped_mm", "batched_mm", "eager")   # transformers 5.x (integrations/moe.py)
 
 
 def normalize_dtype(dtype: str) -> str:
@@ -46,6 +47,9 @@ class Workload:
     network: str = "InfiniBand NDR 400 Gb/s"  # link between nodes (estimator/devices/links/)
     new_tokens: int = 0  # > 0: model.generate (greedy, no early stop): prefill, then new_tokens - 1 decode steps
     use_cache: bool = True  # False: model(input_ids, use_cache=False), no K/V cache kept (plain forward only)
+    # MoE models: transformers' experts_implementation (grouped_mm | batched_mm | eager); None =
+    # what transformers picks itself (grouped_mm; generate's decode steps on a GPU: batched_mm)
+    experts_implementation: str | None = None
 
     def __post_init__(self) -> None:
         for field in ("batch", "seq", "gpus", "nodes"):
@@ -56,6 +60,9 @@ class Workload:
             raise EstimatorError(f"new_tokens must be a non-negative integer, got {self.new_tokens!r}")
         if self.new_tokens and not self.use_cache:
             raise EstimatorError("new_tokens with use_cache=False is not modelled: generate decodes with the KV cache")
+        if self.experts_implementation is not None and self.experts_implementation not in EXPERTS_IMPLEMENTATIONS:
+            raise EstimatorError(f"unknown experts implementation {self.experts_implementation!r}: use one of "
+                                 f"{', '.join(EXPERTS_IMPLEMENTATIONS)}")
         object.__setattr__(self, "dtype", normalize_dtype(self.dtype))
         normalize_parallel(self.parallel)
         if self.gpus % self.nodes:

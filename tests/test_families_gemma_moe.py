@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from estimator import estimate
+from estimator import Workload, estimate
 from estimator.errors import EstimatorError
 from estimator.families.moe import MoEFields
 from estimator.model import ZOO_DIR, ModelSpec, load_model
@@ -63,12 +63,12 @@ def test_device_map_matches_accelerate(name, gpus):
 
 
 # ---- kernels of one layer, from a CPU trace --------------------------------------------------
-def traced_kernels(model_type: str, layers: int, batch: int, seq: int) -> Counter:
+def traced_kernels(model_type: str, layers: int, batch: int, seq: int, experts: str = "eager") -> Counter:
     """aten calls of model(input_ids), by name."""
     from torch.profiler import ProfilerActivity, profile
     from estimator.families import tiny_config_kwargs
     conf = transformers.AutoConfig.for_model(**tiny_config_kwargs(model_type, layers))
-    extra = {"experts_implementation": "eager"} if model_type in ("mixtral", "qwen3_moe") else {}
+    extra = {"experts_implementation": experts} if model_type in ("mixtral", "qwen3_moe") else {}
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(conf, dtype=torch.bfloat16, **extra).eval()
     ids = torch.randint(0, conf.vocab_size, (batch, seq))
@@ -86,6 +86,7 @@ CLASSES = {"gemm": ("mm", "bmm", "addmm"), "sdpa": ("_scaled_dot_product_flash_a
 
 def our_classes(model_type: str, batch: int, seq: int) -> Counter:
     spec = ModelSpec.from_hf_config(__import__("estimator.families", fromlist=["x"]).tiny_config_kwargs(model_type, 2))
+    spec = spec.arch.with_experts(spec, "eager")   # the loop the CPU trace runs
     layer = forward_ops(spec, batch, seq, 2).layer
     out = Counter()
     for op in layer:
@@ -135,6 +136,7 @@ def test_estimates_on_h100(name):
 
 def test_moe_expert_loop_scales_with_experts_hit():
     spec = load_model("Qwen/Qwen3-30B-A3B")
+    spec = spec.arch.with_experts(spec, "eager")
     full = forward_ops(spec, 16, 1024, 2).layer
     assert sum(op.name == "expert_down" for op in full) == 128
     assert next(op for op in full if op.name == "expert_down").shape[0] == 16 * 1024 * 8 // 128
@@ -144,10 +146,37 @@ def test_moe_expert_loop_scales_with_experts_hit():
 
 
 def test_moe_loop_blocks_the_host():
-    est = estimate("Qwen/Qwen3-30B-A3B", "H100")
+    eager = Workload(batch=16, seq=1024, dtype="bfloat16", experts_implementation="eager")
+    est = estimate("Qwen/Qwen3-30B-A3B", "H100", eager)
     dense = estimate(replace(load_model("Qwen/Qwen3-30B-A3B"),
-                                     family_fields=MoEFields(experts=8, top_k=8, norm_topk=True)), "H100")
+                             family_fields=MoEFields(experts=8, top_k=8, norm_topk=True)), "H100", eager)
     assert est.runtime_ms > dense.runtime_ms
+
+
+def test_default_experts_implementation_is_transformers_grouped_mm():
+    est = estimate("Qwen/Qwen3-30B-A3B", "H200")
+    assert est.workload["experts_implementation"] == "grouped_mm"
+    assert any("experts_implementation='grouped_mm'" in n for n in est.notes)
+    eager = estimate("Qwen/Qwen3-30B-A3B", "H200", Workload(dtype="bfloat16", experts_implementation="eager"))
+    assert eager.runtime_ms > 2 * est.runtime_ms   # measured on an H200: 1814 vs 281 ms at 8 x 1024
+    assert "experts_implementation" not in estimate("facebook/opt-1.3b", "H200").workload
+
+
+def test_generate_decodes_moe_with_batched_mm_on_a_gpu():
+    spec = load_model("mistralai/Mixtral-8x7B-v0.1")
+    spec = spec.arch.with_experts(spec, None)
+    assert spec.arch.decode_spec(spec, cuda=True).arch.experts_implementation(spec.arch.decode_spec(spec, True)) == "batched_mm"
+    assert spec.arch.decode_spec(spec, cuda=False) is spec
+    # batched_mm gathers one expert weight per (token, expert) pair: 11.3 GB at 16 tokens, measured
+    batched = estimate("mistralai/Mixtral-8x7B-v0.1", "H200",
+                       Workload(batch=1, seq=16, dtype="bfloat16", experts_implementation="batched_mm"))
+    grouped = estimate("mistralai/Mixtral-8x7B-v0.1", "H200", Workload(batch=1, seq=16, dtype="bfloat16"))
+    assert 10.5 < batched.memory_gb - grouped.memory_gb < 12.0
+
+
+def test_unknown_experts_implementation_is_one_line():
+    with pytest.raises(EstimatorError, match="unknown experts implementation 'fast'"):
+        Workload(experts_implementation="fast")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -162,3 +191,27 @@ def test_unsupported_moe_variants_are_refused(change, message):
 def test_gemma3_with_attention_softcap_is_refused():
     with pytest.raises(EstimatorError, match="attn_logit_softcapping"):
         ModelSpec.from_hf_config(zoo_config("google/gemma-3-1b-pt") | {"attn_logit_softcapping": 50.0})
+
+
+# grouped_mm / batched_mm experts: the calls that set their cost, from a CPU trace of the tiny model
+# (CPU's _grouped_mm loops over experts with mm inside, so GEMMs are compared as these calls)
+EXPERT_CALLS = {"grouped_mm": ("_grouped_mm",), "bmm": ("bmm",), "sort": ("sort",), "histc": ("histc",),
+                "cumsum": ("cumsum",), "topk": ("topk",), "activation": ("silu",),
+                "repeat_interleave": ("repeat_interleave",), "nonzero": ("nonzero",), "index_add": ("index_add_",)}
+OURS = {"experts_gate_up": "grouped_mm", "experts_down": "grouped_mm", "bmm_gate_up": "bmm", "bmm_down": "bmm",
+        "histc": "histc", "offsets_cumsum": "cumsum", "topk": "topk", "act": "activation",
+        "repeat_interleave": "repeat_interleave", "hit_nonzero": "nonzero", "where_nonzero": "nonzero",
+        "index_add": "index_add"}
+
+
+@pytest.mark.parametrize("experts", ["grouped_mm", "batched_mm"])
+@pytest.mark.parametrize("model_type", ["mixtral", "qwen3_moe"])
+def test_experts_implementation_kernels_match_a_cpu_trace(model_type, experts):
+    one, two = traced_kernels(model_type, 1, 2, 16, experts), traced_kernels(model_type, 2, 2, 16, experts)
+    per_layer = {k: two[k] - one[k] for k in two}
+    traced = Counter({cls: sum(per_layer.get(n, 0) for n in names) for cls, names in EXPERT_CALLS.items()})
+    spec = ModelSpec.from_hf_config(__import__("estimator.families", fromlist=["x"]).tiny_config_kwargs(model_type, 2))
+    layer = forward_ops(spec.arch.with_experts(spec, experts), 2, 16, 2).layer
+    ours_ = Counter(OURS[op.name] for op in layer if op.name in OURS)
+    ours_["sort"] = 1 if any(op.name == "sort_ids" for op in layer) else 0   # one sort call, SORT_KERNELS kernels
+    assert +traced == +ours_

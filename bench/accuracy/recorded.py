@@ -80,15 +80,19 @@ def row_profile(row: Mapping[str, Any], transfer_from: str | None = None) -> Pro
     calibration, with the host times measured on the row's own machine when the row recorded
     them (``estimated.host_us``, written by the suite since 2026-11-27): host time moves 20-50 %
     between machines of one GPU kind, and the suite measures it on the machine at hand."""
+    r = Row.from_dict(row)
     spec = load_model(row["model"])
+    spec = spec.arch.with_experts(spec, r.experts_implementation)
     prof = profile_for(get_device(str(row["device"])), transfer_from=transfer_from)
-    recorded = Row.from_dict(row).estimated
+    recorded = r.estimated
     used = recorded.host_us if recorded is not None else None
     if not used:
         return prof
-    host = {spec.model_type: {"per_layer_us": used["per_layer_us"], "fixed_us": used["fixed_us"]}}
-    return prof.with_host(host, {spec.model_type: used.get("dispatch_hook_us", 0.0)},
-                          f"{prof.source}, host of the row's machine")
+    key = spec.arch.host_keys(spec)[0]
+    host = {key: {"per_layer_us": used["per_layer_us"], "fixed_us": used["fixed_us"]}}
+    gen = recorded.generate_host_us or None
+    return prof.with_host(host, {key: used.get("dispatch_hook_us", 0.0)},
+                          f"{prof.source}, host of the row's machine", generate={key: dict(gen)} if gen else None)
 
 
 def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict[str, Any]:

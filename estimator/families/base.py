@@ -176,6 +176,23 @@ class Family:
         another GPU than rotary_emb (schedule.py). Today 128 for every family."""
         return 128
 
+    def with_experts(self, spec: ModelSpec, impl: str | None) -> ModelSpec:
+        """The spec priced with transformers' experts implementation `impl` (MoE families); the
+        others have no experts and ignore it."""
+        return spec
+
+    def experts_implementation(self, spec: ModelSpec) -> str | None:
+        """The experts implementation the spec is priced with (None: not an MoE family)."""
+        return None
+
+    def decode_spec(self, spec: ModelSpec, cuda: bool) -> ModelSpec:
+        """The spec generate's decode steps run (MoE on a GPU: batched_mm instead of grouped_mm)."""
+        return spec
+
+    def host_keys(self, spec: ModelSpec) -> tuple[str, str]:
+        """(model type, family) keys of the profile's host times for this spec."""
+        return spec.model_type, spec.family
+
     def tiny_config_kwargs(self, model_type: str, layers: int) -> dict[str, Any]:
         """kwargs of ``transformers.AutoConfig.for_model`` for a tiny random model of `layers` layers."""
         return {"model_type": model_type, **self.tiny_config, self.aliases["layers"]: layers}

@@ -21,7 +21,7 @@ trained routers are skewed, which changes the per-expert GEMM shapes (not the FL
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text, size
@@ -30,6 +30,7 @@ from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, Op, ew, gemm, rms_norm, rotary
 from ..spec import FamilyFields
 from .base import Family, qkv_projections
+from .moe_experts import DEFAULT, IMPLEMENTATIONS, batched_ops, grouped_ops, live_per_token
 from .llama import LLAMA
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class MoEFields(FamilyFields):
     experts: int        # experts per layer
     top_k: int          # experts each token is routed to
     norm_topk: bool     # the top-k weights renormalised to sum 1
+    experts_impl: str = DEFAULT   # transformers' experts_implementation (families/moe_experts.py)
 
 
 def _fields(spec: ModelSpec) -> MoEFields:
@@ -109,7 +111,32 @@ class MoE(Family):
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False), family_fields=fields)
 
     def estimate_notes(self, spec: ModelSpec, tokens: int) -> list[str]:
-        return [routing_note(spec, tokens)]
+        return [f"experts priced as transformers' experts_implementation={_fields(spec).experts_impl!r}",
+                routing_note(spec, tokens)]
+
+    def with_experts(self, spec: ModelSpec, impl: str | None) -> ModelSpec:
+        impl = impl or DEFAULT
+        if impl not in IMPLEMENTATIONS:
+            raise EstimatorError(f"unknown experts implementation {impl!r}: use one of {', '.join(IMPLEMENTATIONS)}")
+        fields = _fields(spec)
+        return spec if fields.experts_impl == impl else replace(spec, family_fields=replace(fields, experts_impl=impl))
+
+    def experts_implementation(self, spec: ModelSpec) -> str | None:
+        return _fields(spec).experts_impl
+
+    def decode_spec(self, spec: ModelSpec, cuda: bool) -> ModelSpec:
+        """generate's decode steps: grouped_mm becomes batched_mm on a GPU
+        (GenerationMixin._optimize_model_for_decode)."""
+        return self.with_experts(spec, "batched_mm") if cuda and _fields(spec).experts_impl == "grouped_mm" else spec
+
+    def host_keys(self, spec: ModelSpec) -> tuple[str, str]:
+        """Host calibration times the eager loop (tiny_config); another implementation has keys
+        of its own ("mixtral/grouped_mm"), so where none is measured it gets the reference
+        family's host time scaled by its kernels (host_scale.py), not the eager loop's."""
+        impl = _fields(spec).experts_impl
+        if impl == "eager":
+            return spec.model_type, spec.family
+        return f"{spec.model_type}/{impl}", f"{spec.family}/{impl}"
 
     def mlp_params(self, spec: ModelSpec) -> int:
         e = _fields(spec).experts
@@ -139,6 +166,11 @@ class MoE(Family):
             ops += [ew("topk_sum", ROUTER, t * k, FP32, "reduce"), ew("topk_div", ROUTER, t * k, 3 * FP32, "broadcast")]
         if self.qk_norm and e != FP32:
             ops.append(ew("weights_to_dtype", ROUTER, t * k, FP32 + e, "cast"))
+        w = e if self.qk_norm else FP32   # Mixtral's routing weights stay float32
+        if fields.experts_impl == "grouped_mm":
+            return ops + grouped_ops(h, f, n, k, t, e, w)
+        if fields.experts_impl == "batched_mm":
+            return ops + batched_ops(h, f, n, k, t, e, w)
         mask = t * k * (n + 1)
         ops += [ew("out_zeros", MLP, t * h, e, "unary"), ew("one_hot.zeros", ROUTER, mask, INDEX_BYTES, "unary"),
                 ew("one_hot.scatter", ROUTER, t * k, 2 * INDEX_BYTES, "binary"),
@@ -146,7 +178,6 @@ class MoE(Family):
                 sync_op("hit_nonzero", n + 1, INDEX_BYTES)]
         hits, per = expert_hits(n, k, t)
         rows = max(1, round(per))
-        w = e if self.qk_norm else FP32   # Mixtral's routing weights stay float32
         expert = [sync_op("is_padding_expert", 1, 2 * INDEX_BYTES), sync_op("where_nonzero", t * k, INDEX_BYTES),
                   ew("gather_tokens", MLP, rows * h, 2 * e, "strided"), gemm("expert_gate_up", MLP, rows, 2 * f, h, e),
                   ew("act", MLP, rows * f, 2 * e, "strided"), ew("gate_mul", MLP, rows * f, 3 * e),
@@ -165,8 +196,11 @@ class MoE(Family):
         n, k = fields.experts, fields.top_k
         share = k / n
         router = n * (1 + FP32 // 2) + k * (n + 1) * INDEX_BYTES // 2
-        return 4 * qd + 2 * kvd + (qd + kvd if self.qk_norm else 0), \
-            spec.hidden + router + round(share * (2 * spec.hidden + 4 * f))
+        attn = 4 * qd + 2 * kvd + (qd + kvd if self.qk_norm else 0)
+        if fields.experts_impl != "eager":
+            w = 2 if self.qk_norm else FP32
+            return attn, spec.hidden + n * (1 + FP32 // 2) + live_per_token(fields.experts_impl, spec.hidden, f, k, 2, w)
+        return attn, spec.hidden + router + round(share * (2 * spec.hidden + 4 * f))
 
     def module_tree(self, spec: ModelSpec, d: int, layer_bytes: int) -> Node:
         p = "model."

@@ -1,0 +1,102 @@
+"""The host time of the model under test, measured during its case on the machine at hand.
+
+Host time (Python dispatch and launches of eager transformers) moved 1.2-2.2x between lent
+H200s of one kind and drifted within a process, so a profile's host numbers, measured on another
+machine or minutes earlier, can be off by 20-50 % for a host-bound case. The probe runs the SAME
+built model on PROBE_TOKENS tokens (one sequence), where the GPU work is negligible and the pass
+is the host's alone, in blocks interleaved with the case's own rounds (before and after); on the
+lent H200s that pass took what the host-bound shapes took within 1-3 % in the same minute
+(reports/probes/h200-2026-12-01/probe_host.json). The case is then estimated with the profile's
+host times for this model scaled by one factor, chosen so that the estimate of the probe pass
+equals its measurement: the estimator still predicts everything that depends on the shape (GPU
+time, the overlap, generate's per-step synchronisation). The same for generate: the probe's
+set-up and per-step time (a call of 1 and one of PROBE_STEPS new tokens).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from estimator import Workload, estimate
+from estimator.profile import Profile
+
+PROBE_TOKENS = 4
+PROBE_PASSES = 9        # timed passes per block (median)
+PROBE_STEPS = 6         # new tokens of the generate probe's longer call
+
+
+@dataclass(frozen=True)
+class ForwardProbe:
+    tiny_ms: float              # median over the blocks of the probe pass
+    blocks_ms: list[float]      # each block's median: before the case's rounds, after them
+
+
+@dataclass(frozen=True)
+class GenerateProbe:
+    ttft_ms: float              # generate(probe ids, 1 new token)
+    step_ms: float              # (generate(.., PROBE_STEPS) - generate(.., 1)) / (PROBE_STEPS - 1)
+
+
+def timed_median_ms(fn: Callable[[], None], n: int = PROBE_PASSES) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _scaled(host: dict, factor: float) -> dict:
+    return {k: float(v) * factor for k, v in host.items()}
+
+
+def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, rounds: int = 3) -> tuple[Profile, float]:
+    """`prof` with this model's forward host times scaled so that the estimate of the probe pass
+    (1 x PROBE_TOKENS, the case's GPUs and mode) equals `probe_ms`; (profile, factor)."""
+    keys = spec.arch.host_keys(spec)
+    base = prof.host_times(*keys)
+    if not (base.per_layer_us or base.fixed_us):   # none measured: the scaled reference family's
+        from estimator.host_scale import host_times
+        base, _ = host_times(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes)
+    tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, gpus=w.gpus, parallel=w.parallel,
+                    experts_implementation=w.experts_implementation)
+    factor, out = 1.0, prof
+    for _ in range(rounds):   # the probe pass is host-bound: runtime ~ host + a small GPU tail
+        out = prof.with_host({keys[0]: _scaled(base._asdict(), factor)}, {}, f"{prof.source}, host measured in the run")
+        e = estimate(spec, device, tiny, out)
+        if e.host_ms <= 0:
+            break
+        factor *= max(0.2, min(5.0, 1.0 + (probe_ms - e.runtime_ms) / e.host_ms))
+    out = prof.with_host({keys[0]: _scaled(base._asdict(), factor)}, {}, f"{prof.source}, host measured in the run")
+    return out, factor
+
+
+def generate_profile(prof: Profile, spec, device, w: Workload, probe: GenerateProbe, rounds: int = 3) -> tuple[Profile, dict]:
+    """`prof` with this model's generate host times (set-up and per step) scaled so that the
+    estimate of the probe calls (1 x PROBE_TOKENS prompt) gives the measured TTFT and step."""
+    keys = spec.arch.host_keys(spec)
+    g = prof.generate_host(*keys)
+    setup_f = step_f = 1.0
+    tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, new_tokens=PROBE_STEPS,
+                    experts_implementation=w.experts_implementation)
+
+    def laid(sf: float, tf: float) -> Profile:
+        entry = {"setup_us": g.setup_us * sf, "setup_per_layer_us": g.setup_per_layer_us * sf,
+                 "step_us": g.step_us * tf, "step_per_layer_us": g.step_per_layer_us * tf}
+        return prof.with_host({}, {}, f"{prof.source}, generate host measured in the run", generate={keys[0]: entry})
+
+    out = laid(1.0, 1.0)
+    for _ in range(rounds):
+        e = estimate(spec, device, tiny, out)
+        step_host = sum(p["host_ms"] for p in e.phases if p["phase"] == "decode") / max(1, PROBE_STEPS - 1)
+        if step_host > 0:
+            step_f *= max(0.2, min(5.0, 1.0 + (probe.step_ms - e.tpot_ms) / step_host))
+        pre_host = sum(p["host_ms"] for p in e.phases if p["phase"] == "prefill")
+        if pre_host > 0:
+            setup_f *= max(0.2, min(5.0, 1.0 + (probe.ttft_ms - e.ttft_ms) / pre_host))
+        out = laid(setup_f, step_f)
+    entry = {"setup_us": g.setup_us * setup_f, "setup_per_layer_us": g.setup_per_layer_us * setup_f,
+             "step_us": g.step_us * step_f, "step_per_layer_us": g.step_per_layer_us * step_f}
+    return out, entry
