@@ -17,7 +17,7 @@ from .generation import generation_rows
 from .model import load_model, zoo_names
 from . import sweep_cli
 from .sweep_output import format_params
-from .workload import PARALLEL_MODES, Workload, normalize_dtype
+from .workload import EXPERTS_IMPLEMENTATIONS, PARALLEL_MODES, Workload, normalize_dtype
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="model.generate of N new tokens (greedy): adds ttft_ms, tpot_ms, generate_ms, "
                           "generate_energy_j_per_token; memory is the peak over the call")
     est.add_argument("--no-cache", action="store_true", help="model(input_ids, use_cache=False): no K/V cache")
+    est.add_argument("--experts-implementation", default=None, choices=EXPERTS_IMPLEMENTATIONS, metavar="NAME",
+                     help="MoE models: transformers' experts_implementation to price (%(choices)s); default: "
+                          "what transformers picks (grouped_mm; generate decodes with batched_mm on a GPU)")
     est.add_argument("--profile", default=None, help="calibration profile JSON (default: the shipped one)")
     est.add_argument("--transfer-from", default=None, metavar="DEVICE",
                      help="estimate from DEVICE's shipped calibration through the transfer model, ignoring "
@@ -56,7 +59,8 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     spec = load_model(args.model)
     dtype = normalize_dtype(args.dtype) if args.dtype else (spec.dtype or "float16")
     w = Workload(batch=args.batch, seq=args.seq, dtype=dtype, gpus=args.gpus, parallel=args.parallel, tf32=args.tf32,
-                 new_tokens=args.new_tokens, use_cache=not args.no_cache)
+                 new_tokens=args.new_tokens, use_cache=not args.no_cache,
+                 experts_implementation=args.experts_implementation)
     est = estimate(spec, args.device, w, args.profile, args.transfer_from)
     picked = ambiguity_note(args.device)
     if picked:
@@ -66,7 +70,9 @@ def cmd_estimate(args: argparse.Namespace) -> None:
         return
     for note in (n for n in est.notes if n.startswith("does not fit")):
         print(note)
-    print(f"{est.model} on {est.device} x {w.gpus} ({est.workload['parallel']}), {w.batch} x {w.seq} tokens, {w.dtype}")
+    experts = est.workload.get("experts_implementation")
+    print(f"{est.model} on {est.device} x {w.gpus} ({est.workload['parallel']}), {w.batch} x {w.seq} tokens, {w.dtype}"
+          + (f", experts {experts}" if experts else ""))
     print(f"profile: {est.profile}")
     rows = [["runtime", f"{est.runtime_ms:.2f} ms"],
             ["memory per GPU", ", ".join(f"{m:.2f}" for m in est.memory_gb_per_gpu) + " GB"],
