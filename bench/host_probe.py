@@ -52,7 +52,7 @@ def _scaled(host: dict, factor: float) -> dict:
     return {k: float(v) * factor for k, v in host.items()}
 
 
-def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, rounds: int = 3) -> tuple[Profile, float]:
+def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, rounds: int = 6) -> tuple[Profile, float]:
     """`prof` with this model's forward host times scaled so that the estimate of the probe pass
     (1 x PROBE_TOKENS, the case's GPUs and mode) equals `probe_ms`; (profile, factor)."""
     keys = spec.arch.host_keys(spec)
@@ -68,16 +68,20 @@ def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, r
         e = estimate(spec, device, tiny, out)
         if e.host_ms <= 0:
             break
-        factor *= max(0.2, min(5.0, 1.0 + (probe_ms - e.runtime_ms) / e.host_ms))
+        factor = max(0.05, min(20.0, factor * max(0.2, min(5.0, 1.0 + (probe_ms - e.runtime_ms) / e.host_ms))))
     out = prof.with_host({keys[0]: _scaled(base._asdict(), factor)}, {}, f"{prof.source}, host measured in the run")
     return out, factor
 
 
-def generate_profile(prof: Profile, spec, device, w: Workload, probe: GenerateProbe, rounds: int = 3) -> tuple[Profile, dict]:
+def generate_profile(prof: Profile, spec, device, w: Workload, probe: GenerateProbe, rounds: int = 6) -> tuple[Profile, dict]:
     """`prof` with this model's generate host times (set-up and per step) scaled so that the
     estimate of the probe calls (1 x PROBE_TOKENS prompt) gives the measured TTFT and step."""
     keys = spec.arch.host_keys(spec)
     g = prof.generate_host(*keys)
+    if not g.calibrated and not g.step_per_layer_us:   # no forward host measured for this type either:
+        from estimator.host_scale import host_times    # the reference family's, scaled by kernels
+        fwd, _ = host_times(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes)
+        g = g._replace(step_us=g.step_us + fwd.fixed_us, step_per_layer_us=fwd.per_layer_us)
     setup_f = step_f = 1.0
     tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, new_tokens=PROBE_STEPS,
                     experts_implementation=w.experts_implementation)
@@ -92,10 +96,10 @@ def generate_profile(prof: Profile, spec, device, w: Workload, probe: GeneratePr
         e = estimate(spec, device, tiny, out)
         step_host = sum(p["host_ms"] for p in e.phases if p["phase"] == "decode") / max(1, PROBE_STEPS - 1)
         if step_host > 0:
-            step_f *= max(0.2, min(5.0, 1.0 + (probe.step_ms - e.tpot_ms) / step_host))
+            step_f = max(0.05, min(20.0, step_f * max(0.2, min(5.0, 1.0 + (probe.step_ms - e.tpot_ms) / step_host))))
         pre_host = sum(p["host_ms"] for p in e.phases if p["phase"] == "prefill")
         if pre_host > 0:
-            setup_f *= max(0.2, min(5.0, 1.0 + (probe.ttft_ms - e.ttft_ms) / pre_host))
+            setup_f = max(0.05, min(20.0, setup_f * max(0.2, min(5.0, 1.0 + (probe.ttft_ms - e.ttft_ms) / pre_host))))
         out = laid(setup_f, step_f)
     entry = {"setup_us": g.setup_us * setup_f, "setup_per_layer_us": g.setup_per_layer_us * setup_f,
              "step_us": g.step_us * step_f, "step_per_layer_us": g.step_per_layer_us * step_f}

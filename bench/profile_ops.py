@@ -28,7 +28,7 @@ def main(name: str, batch: int = 16, seq: int = 1024, dtype: str | None = None) 
             model(ids)
             torch.cuda.synchronize()
     print(f"== {name} {batch}x{seq} {dtype}")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=28, max_name_column_width=70))
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=int(__import__("os").environ.get("ROWS", "28")), max_name_column_width=70))
 
 
 if __name__ == "__main__":

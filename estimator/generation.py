@@ -124,7 +124,7 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
         raise EstimatorError(f"seq + new_tokens = {w.seq + w.new_tokens} exceeds the {spec.max_positions} "
                              f"positions of {spec.name}")
     spec = spec if spec.use_cache else replace(spec, use_cache=True)   # generate always keeps the cache
-    host = prof.generate_host(spec.model_type, spec.family)
+    host = prof.generate_host(*spec.arch.host_keys(spec))
     e, layers = w.dtype_bytes, spec.layers
     prefill = step_pass(spec, dev, prof, w, prefill_ops(spec, w.batch, w.seq, e), host.step_us,
                         host.step_per_layer_us, host.setup_total_us(layers))
