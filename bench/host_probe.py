@@ -25,6 +25,7 @@ from estimator.profile import Profile
 PROBE_TOKENS = 4
 PROBE_PASSES = 9        # timed passes per block (median)
 PROBE_STEPS = 6         # new tokens of the generate probe's longer call
+FACTOR_MIN, FACTOR_MAX = 0.33, 3.0   # host 3x faster or slower than the profile's: the most a host moved
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, r
         if e.host_ms <= 0:
             break
         factor = max(0.05, min(20.0, factor * max(0.2, min(5.0, 1.0 + (probe_ms - e.runtime_ms) / e.host_ms))))
+    # a factor far from 1 means the probe pass was not host-bound (a model whose every pass streams
+    # 90 GB of expert weights): the fit then says nothing about the host, so it is kept near 1
+    factor = max(FACTOR_MIN, min(FACTOR_MAX, factor))
     out = prof.with_host({keys[0]: _scaled(base._asdict(), factor)}, {}, f"{prof.source}, host measured in the run")
     return out, factor
 

@@ -18,7 +18,14 @@ from .profile import ALLGATHER_HOST_US, Profile
 from .timeline import Clock, GpuTime
 from .workload import Workload
 
-COMPUTE_KINDS = ("gemm", "sdpa", "grouped_gemm")   # kernels the power cap slows down
+COMPUTE_KINDS = ("gemm", "sdpa")   # kernels the power cap slows down
+
+
+def _compute(c: OpCost) -> bool:
+    """A kernel the power model counts as compute: GEMMs and attention, and a grouped GEMM of MoE
+    experts only where its FLOPs bound it (at few rows per expert it streams every expert's
+    weights: a memory-bound kernel, at the copy loop's power)."""
+    return c.op.kind in COMPUTE_KINDS or (c.op.kind == "grouped_gemm" and c.bound == "compute")
 # kernels after which the host waits for the GPU: a blocking copy, a result read on the host
 # (nonzero, bool of a tensor: the MoE expert loop, families/moe.py)
 BLOCKING_KINDS = ("comm", "sync")
@@ -152,7 +159,7 @@ class Pass:
     def _slowed(self, costs: list[OpCost]) -> list[OpCost]:
         if self.slowdown == 1.0:
             return costs
-        return [replace(c, gpu_us=c.gpu_us * self.slowdown) if c.op.kind in COMPUTE_KINDS else c for c in costs]
+        return [replace(c, gpu_us=c.gpu_us * self.slowdown) if _compute(c) else c for c in costs]
 
     def set_power_cap(self, costs: list[OpCost], duty: float = 1.0) -> list[OpCost]:
         """Clock slowdown of compute kernels under the power limit, judged on one decoder layer
@@ -164,7 +171,7 @@ class Pass:
         if self.w.dtype == "float32" and not self.w.tf32:
             self.slowdown = 1.0
             return costs
-        compute = sum(c.gpu_us for c in costs if c.op.kind in COMPUTE_KINDS)
+        compute = sum(c.gpu_us for c in costs if _compute(c))
         memory_us = sum(c.gpu_us for c in costs) - compute
         window = max(compute + memory_us, self.layer_host_us) / duty
         power = self.prof.power
@@ -191,8 +198,8 @@ class Pass:
         sums: dict[int, tuple] = {}
         for gpu, costs, times in self.segments:
             if id(costs) not in sums:
-                comp = [c for c in costs if c.op.kind in COMPUTE_KINDS]
-                mem = [c for c in costs if c.op.kind not in COMPUTE_KINDS]
+                comp = [c for c in costs if _compute(c)]
+                mem = [c for c in costs if not _compute(c)]
                 sums[id(costs)] = (sum(c.gpu_us for c in comp), sum(c.gpu_us for c in mem),
                                    sum(c.gpu_us * c.utilization for c in comp),
                                    sum(c.gpu_us * c.utilization for c in mem), _group_sums(costs))

@@ -5,6 +5,9 @@ the decode steps to on a GPU) and "eager" (a Python loop over experts; families/
 grouped_mm, S = tokens x top_k routed (token, expert) pairs, no host synchronisation:
     sort(expert ids) (cub radix sort); perm // top_k; hidden[perm // top_k] (gather S x h);
     weights[perm]; ids.int(); histc (tokens per expert); cumsum (offsets);
+    the sentinel masks of transformers 5.17 (a torch-profiler trace on an H200, 2026-12-01:
+    three masked_fill_ a layer, two of them out of place, i.e. a clone first): the gathered rows
+    in place, the gate_up and the down outputs out of place;
     grouped GEMM gate_up (E experts, S / E rows each, 2f x h); act(gate) * up;
     grouped GEMM down (h x f); proj * weights (Mixtral: float32 weights, so a float32 product);
     inv_perm = empty_like / arange / index_put; out[inv_perm] (gather S x h);
@@ -45,9 +48,12 @@ def grouped_ops(h: int, f: int, n: int, k: int, t: int, e: int, w: int) -> list[
             ew("gather_weights", ROUTER, s, 2 * w, "strided"),
             ew("ids_to_int", ROUTER, s, INDEX_BYTES + 4, "cast"),
             ew("histc", ROUTER, s, 4, "reduce"), ew("offsets_cumsum", ROUTER, n, 8, "reduce"),
+            ew("mask_rows", MLP, s * h, 2 * e, "strided"),
             grouped_gemm("experts_gate_up", n, s / n, 2 * f, h, e),
+            ew("mask_gate_up.clone", MLP, s * 2 * f, 2 * e, "copy"), ew("mask_gate_up", MLP, s * 2 * f, 2 * e, "strided"),
             ew("act", MLP, s * f, 2 * e, "strided"), ew("gate_mul", MLP, s * f, 3 * e),
             grouped_gemm("experts_down", n, s / n, h, f, e),
+            ew("mask_down.clone", MLP, s * h, 2 * e, "copy"), ew("mask_down", MLP, s * h, 2 * e, "strided"),
             ew("weight_mul", MLP, s * h, e + w + max(e, w), "broadcast"),
             ew("inv_perm_arange", ROUTER, s, INDEX_BYTES, "unary"),
             ew("inv_perm_put", ROUTER, s, 3 * INDEX_BYTES, "strided"),
