@@ -114,7 +114,24 @@ def table_notes(rows: list[Mapping[str, Any]]) -> list[str]:
                 f"the half-width of that interval, the row's spread, is {_span([x * 100 for x in rel], '{:.1f}')} %.")
         wide = [f"{case} +-{s * 100:.1f} % ({n} rounds)" for case, s, n in spreads if s > rule.spread]
         out += [rst_escape(text + (" Wider at the cap: " + ", ".join(wide) + "." if wide else "")), ""]
-    return out
+    return out + range_notes(rows)
+
+
+def range_notes(rows: list[Mapping[str, Any]], key: str = "runtime_ms") -> list[str]:
+    """The estimate's 10-90 % range of `key` per row that recorded one (estimator/ranges.py), and
+    whether the measured value lies inside; nothing for rows recorded without ranges."""
+    items = []
+    for r in rows:
+        rng = (r.get("estimated") or {}).get(f"{key}_range")
+        if not rng or len(rng) != 2 or _number(rng[0]) is None or _number(rng[1]) is None:
+            continue
+        meas = _number((r.get("measured") or {}).get(key))
+        where = "" if meas is None else f", measured {meas:.2f} {'inside' if rng[0] <= meas <= rng[1] else 'outside'}"
+        items.append(f"- {rst_escape(_case(r))}: {rng[0]:.2f}-{rng[1]:.2f}{where}")
+    if not items:
+        return []
+    return [rst_escape(f"{metrics.get(key).label} range of the estimate ({metrics.get(key).unit}), its 10th-90th "
+                       "percentile from the measured errors of its regime (estimator/ranges.py):"), ""] + items + [""]
 
 
 def _workload(row: Mapping[str, Any]) -> tuple[Any, Any, Any]:
@@ -185,7 +202,7 @@ def render_rst(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | N
                 "/ (new tokens - 1); memory the peak of the call; energy per generated token.", ""]
         for text in dict.fromkeys(generation_workload(r) for r in generated):
             part = [r for r in generated if generation_workload(r) == text]
-            out += [text, ""] + grid_table(part, metrics.generation_table()) + [""]
+            out += [text, ""] + grid_table(part, metrics.generation_table()) + [""] + range_notes(part)
     shown += generated
     failed = [r for r in shown if r.get("status") == "failed"]
     notes = (("Outside bounds", [(r, "; ".join(r["out_of_bounds"]))

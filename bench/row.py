@@ -130,6 +130,11 @@ class Measured:
         return _from_dict(cls, d, {LEGACY_ROUNDS_KEY: "runtime_rounds"})
 
 
+def _ranges(est: Any, *keys: str) -> dict[str, Any]:
+    """The estimate's [low, high] ranges of `keys` (ABSENT: an estimate object without them)."""
+    return {f"{k}_range": getattr(est, f"{k}_range", ABSENT) for k in keys}
+
+
 @dataclass(frozen=True)
 class Estimated:
     """The ``estimated`` block (ABSENT everywhere: an accuracy row whose re-estimate failed);
@@ -152,6 +157,12 @@ class Estimated:
     breakdown: list[dict] = ABSENT
     host_us: Mapping[str, float] | None = ABSENT  # the host times the estimate used (recorded since 2026-11-27)
     generate_host_us: Mapping[str, float] | None = ABSENT  # generation rows: generate's host times used
+    # [low, high], the estimate's 10-90 % ranges (estimator/ranges.py; recorded since 2026-12-01)
+    runtime_ms_range: list[float] | None = ABSENT
+    memory_gb_range: list[float] | None = ABSENT
+    energy_j_per_token_range: list[float] | None = ABSENT
+    ttft_ms_range: list[float] | None = ABSENT    # generation rows only
+    tpot_ms_range: list[float] | None = ABSENT
     extra: Mapping[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # see GENERATE_KEY_ORDER
 
@@ -162,12 +173,12 @@ class Estimated:
         common = dict(runtime_ms=est.runtime_ms, memory_gb=est.memory_gb, energy_j_per_token=est.energy_j_per_token,
                       throughput_tokens_per_s=est.throughput_tokens_per_s, host_ms=est.host_ms,
                       gpu_busy_ms=est.gpu_busy_ms, bound=est.bound, profile=est.profile, breakdown=est.breakdown,
-                      host_us=host_us)
+                      host_us=host_us, **_ranges(est, "runtime_ms", "memory_gb", "energy_j_per_token"))
         if est.ttft_ms is None:
             return cls(**common, memory_gb_per_gpu=est.memory_gb_per_gpu)
         return cls(**common, ttft_ms=est.ttft_ms, tpot_ms=est.tpot_ms, generate_ms=est.generate_ms,
                    generate_energy_j_per_token=est.generate_energy_j_per_token, phases=est.phases,
-                   key_order=GENERATE_KEY_ORDER)
+                   **_ranges(est, "ttft_ms", "tpot_ms"), key_order=GENERATE_KEY_ORDER)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)

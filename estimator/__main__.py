@@ -18,6 +18,7 @@ from .model import load_model, zoo_names
 from . import sweep_cli
 from .sweep_output import format_params
 from .workload import EXPERTS_IMPLEMENTATIONS, PARALLEL_MODES, Workload, normalize_dtype
+from .ranges import annotate_rows
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +83,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
             ["host / GPU busy", f"{est.host_ms:.2f} / {est.gpu_busy_ms:.2f} ms ({est.bound}-bound)"]]
     if est.ttft_ms is not None:   # generation: runtime is the whole generate call
         rows += generation_rows(est)
-    print(tabulate(rows, tablefmt="simple"))
+    print(tabulate(annotate_rows(rows, est), tablefmt="simple"))
     print()
     table = [[f"{b['phase']}: {b['group']}" if "phase" in b else b["group"], f"{b['time_ms']:.3f}", b["kernels"], f"{b['flops'] / 1e12:.3f}", f"{b['bytes'] / GB:.3f}", b["bound"]]
              for b in sorted(est.breakdown, key=lambda b: -b["time_ms"])]

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from .device import GB, DeviceSpec, get_device
 from .errors import EstimatorError
-from . import host_scale
+from . import host_scale, ranges
 from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
@@ -38,6 +38,13 @@ class Estimate:
     generate_ms: float | None = None
     generate_energy_j_per_token: float | None = None
     phases: list[dict] = field(default_factory=list)  # prefill / decode: steps, time_ms, host_ms, energy_j
+    # [low, high]: the 10th-90th percentile range of each figure, from the measured errors of the
+    # estimate's regime (estimator/ranges.py); None where the figure is None or no range is known
+    runtime_ms_range: list[float] | None = None
+    memory_gb_range: list[float] | None = None
+    energy_j_per_token_range: list[float] | None = None
+    ttft_ms_range: list[float] | None = None
+    tpot_ms_range: list[float] | None = None
 
     def to_dict(self) -> dict:
         """Every field; a plain forward's dict leaves out the generation fields (all empty)."""
@@ -48,7 +55,8 @@ class Estimate:
         return d
 
 
-GENERATION_FIELDS = ("ttft_ms", "tpot_ms", "generate_ms", "generate_energy_j_per_token", "phases")
+GENERATION_FIELDS = ("ttft_ms", "tpot_ms", "generate_ms", "generate_energy_j_per_token", "phases",
+                     "ttft_ms_range", "tpot_ms_range")
 
 
 def does_not_fit_note(needed_gb: float, dev: DeviceSpec) -> str:
@@ -88,7 +96,7 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
         spec = replace(spec, use_cache=False)
     spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
     if w.new_tokens:
-        return _generation_estimate(spec, dev, prof, w)
+        return ranges.attach(_generation_estimate(spec, dev, prof, w), prof)
     r = forward_pass(spec, dev, prof, w)
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
@@ -97,13 +105,13 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     fits = max(mem_gb) <= dev.memory_usable_gb
     if not fits:
         notes.append(does_not_fit_note(max(mem_gb), dev))
-    return Estimate(
+    return ranges.attach(Estimate(
         model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single"),
         runtime_ms=r.runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
         energy_j_per_token=None if r.energy_j is None else r.energy_j / w.tokens,
         throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
         gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
-        breakdown=r.breakdown(), notes=notes)
+        breakdown=r.breakdown(), notes=notes), prof)
 
 
 def _workload_dict(spec: ModelSpec, w: Workload, **extra: object) -> dict:

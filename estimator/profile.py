@@ -78,6 +78,7 @@ class Profile:
     raw: dict
     source: str                       # path of the JSON, or "transfer from <device> ..."
     transfer: Transfer | None = None  # set when the tables were measured on another device
+    host_source: str = "shipped"      # "run": host times measured on the machine at hand (with_host)
     data: ProfileData = field(init=False, repr=False, compare=False)   # the typed view of raw
     power: PowerModel | None = field(init=False, default=None)  # the power section; None: no energy
     _gemm: dict = field(default_factory=dict)
@@ -283,7 +284,7 @@ class Profile:
         machines of one GPU kind, kernel times do not."""
         raw = overlay_host(self.raw, host, dispatch, generate)
         kept = {f.name: getattr(self, f.name) for f in fields(self) if f.init and not f.name.startswith("_")}
-        return Profile(**kept | {"raw": raw, "source": source})
+        return Profile(**kept | {"raw": raw, "source": source, "host_source": "run"})
 
 
 def load_profile_file(path: str | Path) -> Profile:

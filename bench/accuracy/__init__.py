@@ -10,6 +10,7 @@ matplotlib only for the PNG.
     rst        percentages, grid tables and sections of the RST reports
     reports    accuracy.rst, seed_reference.rst, benchmark_h100.rst
     plot       accuracy.png
+    ranges     the 10-90 % ranges of estimator/ranges.json, their coverage (``python -m bench.accuracy ranges``)
     __main__   ``python -m bench.accuracy [--record-misses | --reset-misses]`` rewrites them all
 """
 from .gate import GATE_BOUNDS  # noqa: F401  (named in reports/known_misses.json)

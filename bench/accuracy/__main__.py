@@ -1,6 +1,7 @@
 """``python -m bench.accuracy [--record-misses | --reset-misses]``: re-estimate every recorded
 row and rewrite reports/accuracy.rst, accuracy.png, seed_reference.rst and benchmark_h100.rst
-(with --record-misses / --reset-misses, reports/known_misses.json first)."""
+(with --record-misses / --reset-misses, reports/known_misses.json first).
+``python -m bench.accuracy ranges``: rewrite estimator/ranges.json (bench/accuracy/ranges.py)."""
 from __future__ import annotations
 
 import sys
@@ -17,6 +18,9 @@ from .stats import gate_counts, summarize
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ranges"]:
+        from .ranges import main as ranges_main
+        return ranges_main(argv[1:])
     rows = evaluate(load_recorded())
     if "--record-misses" in argv or "--reset-misses" in argv:
         misses = record_misses(rows, reset="--reset-misses" in argv)

@@ -17,6 +17,7 @@ from .recorded import (DESIGN_SOURCES, DESIGN_CASES, REPORTS, evaluate, held_out
 from .rst import Raw, document, grid, pct, section, summary_table
 from .rst import label as metric_label
 from .transfer import transfer_lines
+from .ranges import ranges_lines
 from .stats import REPEAT_RUNS, calibration_run, gate_counts, group_stats, repeatability, summarize
 
 BENCHMARK_SOURCE = "h100x4-16x1024.json"  # the recorded run behind benchmark_h100.rst
@@ -61,6 +62,7 @@ def write_accuracy_rst(rows: list[dict[str, Any]] | None = None, ref: list[dict[
         [[metric_label(m), pct(gate_bounds()[m]), *gate_counts(rows)[m], *gate_counts(held)[m]] for m in gated])
     out += section("Repeatability of the calibration") + repeatability_lines(rows)
     out += section("Cross-device transfer (leave one device out)") + transfer_lines(rows, ref)
+    out += section("10-90 % ranges") + ranges_lines(ref=ref)
     out += section("Reference estimator") + reference_lines(ref)
     out += section("Rows outside the gate bounds") + outside_lines(rows)
     out += section("Estimated vs measured runtime") + [
