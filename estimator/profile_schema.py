@@ -183,10 +183,17 @@ def empty_of(section: Any) -> Any:
     return section.default_factory() if section.default_factory is not MISSING else section.default
 
 
+GENERATE_MAX_US = 1e6   # a host time per call, step or layer above a second is no measurement
+
+
 def _generate(entry: Any) -> GenerateTimes | None:
+    """A generate host entry, or None (the fallback constants apply) where it is incomplete or
+    any value is negative, non-finite or absurd (older calibrations stored a negative set-up)."""
     if isinstance(entry, dict) and all(isinstance(entry.get(k), (int, float)) for k in GENERATE_REQUIRED):
-        return GenerateTimes(float(entry["setup_us"]), float(entry.get("setup_per_layer_us", 0.0)),
-                             float(entry["step_us"]), float(entry["step_per_layer_us"]))
+        t = GenerateTimes(float(entry["setup_us"]), float(entry.get("setup_per_layer_us", 0.0)),
+                          float(entry["step_us"]), float(entry["step_per_layer_us"]))
+        if all(0.0 <= v <= GENERATE_MAX_US for v in t):
+            return t
     return None
 
 

@@ -166,3 +166,18 @@ def test_datasheet_device_generation():
     est = estimate("facebook/opt-1.3b", "A100", Workload(1, 128, new_tokens=8))
     assert est.tpot_ms > 0 and est.memory_gb > 2.6
     assert dataclasses.asdict(est)["phases"][1]["steps"] == 7
+
+
+def test_generate_host_fit_is_never_negative():
+    from estimator.calibrate.host import GENERATE_STEPS, HOST_LAYERS, fit_generate_host
+    (lo, hi), (n1, n2) = HOST_LAYERS, GENERATE_STEPS
+    # a noisy calibration whose deeper model had a shorter set-up: the plain fit gives a negative one
+    t = {(lo, n1): 5000.0, (lo, n2): 9000.0, (hi, n1): 4000.0, (hi, n2): 12000.0}
+    fit = fit_generate_host(t)
+    assert all(fit[k] >= 0 for k in ("setup_us", "setup_per_layer_us", "step_us", "step_per_layer_us"))
+
+
+def test_a_negative_generate_entry_is_not_used():
+    from estimator.profile_schema import _generate
+    assert _generate({"setup_us": -1107.0, "step_us": 500.0, "step_per_layer_us": 10.0}) is None
+    assert _generate({"setup_us": 1107.0, "step_us": 500.0, "step_per_layer_us": 10.0}) is not None

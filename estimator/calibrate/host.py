@@ -139,15 +139,31 @@ def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_
     return out
 
 
+def _line_non_negative(x: tuple[int, int], y: tuple[float, float]) -> tuple[float, float]:
+    """(intercept, slope) of the line through two points, neither negative: a noisy pair whose
+    line would cross zero (a negative set-up of -1107 us was stored once) gets the closest line
+    with that coefficient at 0 (the mean of the points, or a line through the origin)."""
+    (x0, x1), (y0, y1) = x, (max(0.0, y[0]), max(0.0, y[1]))
+    slope = (y1 - y0) / (x1 - x0)
+    icpt = y0 - x0 * slope
+    if slope < 0:
+        return (y0 + y1) / 2, 0.0
+    if icpt < 0:
+        return 0.0, (y0 / x0 + y1 / x1) / 2 if x0 and x1 else y1 / max(x1, 1)
+    return icpt, slope
+
+
 def fit_generate_host(t: dict[tuple[int, int], float]) -> dict[str, Any]:
-    """The four coefficients from median times T[(layers, steps)] at two depths x two step counts."""
+    """The four coefficients from median times T[(layers, steps)] at two depths x two step counts;
+    none negative (each line fitted with _line_non_negative)."""
     (lo, hi), (n1, n2) = HOST_LAYERS, GENERATE_STEPS
-    step = {L: (t[(L, n2)] - t[(L, n1)]) / (n2 - n1) for L in (lo, hi)}
-    setup = {L: t[(L, n1)] - n1 * step[L] for L in (lo, hi)}
-    step_per_layer = (step[hi] - step[lo]) / (hi - lo)
-    setup_per_layer = (setup[hi] - setup[lo]) / (hi - lo)
-    return {"setup_us": round(setup[lo] - lo * setup_per_layer, 3), "setup_per_layer_us": round(setup_per_layer, 3),
-            "step_us": round(step[lo] - lo * step_per_layer, 3), "step_per_layer_us": round(step_per_layer, 3),
+    step, setup = {}, {}
+    for L in (lo, hi):
+        setup[L], step[L] = _line_non_negative((n1, n2), (t[(L, n1)], t[(L, n2)]))
+    step_us, step_per_layer = _line_non_negative((lo, hi), (step[lo], step[hi]))
+    setup_us, setup_per_layer = _line_non_negative((lo, hi), (setup[lo], setup[hi]))
+    return {"setup_us": round(setup_us, 3), "setup_per_layer_us": round(setup_per_layer, 3),
+            "step_us": round(step_us, 3), "step_per_layer_us": round(step_per_layer, 3),
             "layers_measured": [lo, hi], "steps_measured": [n1, n2]}
 
 
