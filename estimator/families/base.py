@@ -167,8 +167,9 @@ class Family:
 
     def tp_sharded_linears(self, spec: ModelSpec) -> int:
         """Linear modules of one decoder layer that tensor parallelism shards (each gets a hook:
-        schedule.py prices their host time). Today's count for every family: q, k, v, o and
-        gate, up, down (gated MLP) or fc1, fc2."""
+        schedule.py prices their host time): q, k, v, o and gate, up, down (gated MLP) or fc1,
+        fc2; families whose tp_plan hooks other modules override it (from transformers'
+        base_model_tp_plan)."""
         return 7 if spec.gated_mlp else 6
 
     def rotary_copy_dim(self, spec: ModelSpec) -> int:

@@ -87,6 +87,10 @@ class Gemma(Family):
     aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
                    ffn="intermediate_size", vocab="vocab_size", max_positions="max_position_embeddings")
 
+    def tp_sharded_linears(self, spec: ModelSpec) -> int:
+        """Gemma 3's tp_plan hooks its q/k norms beside the seven linears; Gemma 2's has the seven."""
+        return 9 if spec.model_type.startswith("gemma3") else 7
+
     def __init__(self, version: int) -> None:
         self.version = version
         self.name = "gemma2" if version == 2 else "gemma3_text"

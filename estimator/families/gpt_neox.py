@@ -73,6 +73,10 @@ class GptNeox(Family):
                        intermediate_size=256)
     hidden_path_in = ("drop",)   # emb_dropout
 
+    def tp_sharded_linears(self, spec: ModelSpec) -> int:
+        """transformers' tp_plan shards the fused q/k/v and gate/up linears: four a layer."""
+        return 4
+
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         divisible("hidden_size", a["hidden"], "num_attention_heads", a["heads"])
         head_dim = a["hidden"] // a["heads"]

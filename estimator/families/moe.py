@@ -77,6 +77,10 @@ def sync_op(name: str, elems: float, nbytes_per: float) -> Op:
 class MoE(Family):
     """Mixtral (`qk_norm` False) and Qwen3-MoE (True): the same expert loop."""
 
+    def tp_sharded_linears(self, spec: ModelSpec) -> int:
+        """q, k, v, o and the experts module with its two 3-D weights (+ Qwen3-MoE's q/k norms)."""
+        return 9 if self.qk_norm else 7
+
     def __init__(self, name: str, model_type: str, experts_key: str, ffn_key: str, qk_norm: bool) -> None:
         self.name, self.model_types, self.qk_norm = name, (model_type,), qk_norm
         self.experts_key = experts_key

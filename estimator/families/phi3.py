@@ -30,6 +30,10 @@ class Phi3(Family):
                        original_max_position_embeddings=128, intermediate_size=128, num_key_value_heads=2,
                        pad_token_id=0, bos_token_id=0, eos_token_id=0)
 
+    def tp_sharded_linears(self, spec: ModelSpec) -> int:
+        """transformers' tp_plan shards the fused q/k/v and gate/up linears: four a layer."""
+        return 4
+
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         heads = a["heads"]
         kv = optional_size(cfg, "num_key_value_heads", heads)

@@ -25,6 +25,10 @@ class Qwen3(Llama):
                        intermediate_size=128, num_key_value_heads=2, head_dim=32)
     layer_leaves = 11   # Llama's nine and q_norm, k_norm
 
+    def tp_sharded_linears(self, spec: ModelSpec) -> int:
+        """q, k, v, o, gate, up, down and the q/k norms (replicated with a hook each in the tp_plan)."""
+        return 9
+
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         heads = a["heads"]
         kv = optional_size(cfg, "num_key_value_heads", KV_HEADS_DEFAULT if "num_key_value_heads" not in cfg else heads)
