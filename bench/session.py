@@ -188,8 +188,8 @@ class BenchSession:
             return
         rst_path, json_path = self.paths
         folder = results.runs_folder(self.config.report_dir, self.name)
-        results.adopt_legacy_report(folder, json_path)
         try:
+            results.adopt_legacy_report(folder, json_path)
             results.write_run(folder, self.run_id, self.rows.values(), self.machine(), self.config.as_dict(),
                               report._jsonable)
         except OSError as exc:   # the report below still holds this run's rows

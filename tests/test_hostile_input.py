@@ -242,3 +242,17 @@ def test_cpu_case_probe_and_one_thread():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert cpu_case.Conditions().drift() == 0.0
+
+
+def test_default_named_run_folder_that_is_a_file_loses_no_row(tmp_path):
+    """The report name is known only once a case runs (bench-cpu, bench-h100-x8): a runs path
+    that is a file then warns, and the report still holds the run's rows."""
+    from bench.options import BenchConfig
+    from bench.session import BenchSession
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "bench").write_text("")
+    session = BenchSession(BenchConfig(report_dir=str(tmp_path)), machine=lambda: {})
+    with pytest.warns(UserWarning, match="cannot write the run file"):
+        session.record("t::a", _row("a"))
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    assert [c["case_id"] for c in doc["cases"]] == ["a"]
