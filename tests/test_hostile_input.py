@@ -48,10 +48,14 @@ def test_deep_nesting_is_one_line_exit_2(what, deep, tmp_path):
     assert out == ""
 
 
-@pytest.mark.parametrize("what", ["config", "device"])
+@pytest.mark.parametrize("what", ["config", "device", "profile"])
 def test_5000_digit_integer_is_one_line_exit_2(what, tmp_path):
     path = tmp_path / "f.json"
-    if what == "config":
+    if what == "profile":
+        path.write_text(json.dumps(json.loads(H100_PROFILE.read_text()) | {"launch_us": "@@"})
+                        .replace('"@@"', "1" + "0" * 5000))
+        args = ["--model", "AICrossSim/clm-60m", "--device", "H100", "--profile", str(path)]
+    elif what == "config":
         path.write_text(json.dumps(zoo_config("AICrossSim/clm-60m"))[:-1] + ', "hidden_size": 1' + "0" * 5000 + "}")
         args = ["--model", str(path), "--device", "H100"]
     else:
