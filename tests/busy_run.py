@@ -21,6 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 
+def cpu_row() -> str:
+    """The CPU bench case of the last run: measured, estimated, error and its note."""
+    try:
+        doc = json.loads((ROOT / "reports" / "bench-cpu.json").read_text())
+        row = next(c for c in doc["cases"] if "-cpu-" in c["case_id"])
+        return (f"{row['measured']['runtime_ms']:.0f} ms measured, {row['estimated']['runtime_ms']:.0f} ms "
+                f"estimated, {row['error']['runtime_ms'] * 100:+.1f} %, {row['status']}; {row.get('note')}")
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", type=int, nargs="?", default=10)
@@ -36,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.monotonic() - t0
             failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", r.stdout, re.M)
             summary = (r.stdout.strip().splitlines() or [""])[-1]
+            cpu = cpu_row()
             records.append({"run": i + 1, "ok": r.returncode == 0, "rc": r.returncode, "seconds": round(seconds, 1),
-                            "failed": failed, "summary": summary})
+                            "failed": failed, "summary": summary, "cpu_case": cpu})
             print(f"run {i + 1}: {'pass' if r.returncode == 0 else 'FAIL'} in {seconds:.0f} s: {summary}"
-                  + (f" {failed}" if failed else ""), flush=True)
+                  + (f" {failed}" if failed else "") + (f"; CPU case: {cpu}" if cpu else ""), flush=True)
     finally:
         for proc in burners:
             proc.kill()

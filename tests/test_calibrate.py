@@ -33,7 +33,7 @@ def test_top_level_schema(profile: dict) -> None:
     assert profile["torch"] == torch.__version__
     assert profile["device_name"] and profile["cpu"] and profile["hostname"]
     assert profile["date"].endswith("+00:00")
-    assert 0 < profile["duration_s"] < 60
+    assert 0 < profile["duration_s"] < 600   # a sanity check, not a timing limit (busy machines)
     assert profile["p2p"] == [] and profile["allreduce"] == {} and profile["power"] == {}
 
 
