@@ -24,6 +24,33 @@ def _config(name: str):
     return AutoConfig.from_pretrained(str(config_path(name)))
 
 
+ACTIVATION_FIELDS = ("hidden_act", "hidden_activation", "activation_function")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:2])[:300] if lines else type(exc).__name__
+
+
+def config_problem(name: str) -> str | None:
+    """Why transformers would refuse to build `name`'s config (its own loading and validation,
+    and its activation table), in one line, or None. Called before anything is measured, so
+    the case skips with the reason instead of failing when from_config raises."""
+    from transformers.activations import ACT2FN
+    path = config_path(name)
+    try:
+        cfg = _config(name)
+        if callable(getattr(cfg, "validate", None)):
+            cfg.validate()
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds; each is a refusal
+        return f"transformers refuses the config {path}: {type(exc).__name__}: {_first_line(exc)}"
+    for key in ACTIVATION_FIELDS:
+        act = getattr(cfg, key, None)
+        if isinstance(act, str) and act not in ACT2FN:
+            return f"transformers refuses the config {path}: {key} {act!r:.60} is not in its ACT2FN"
+    return None
+
+
 def host_ram_problem(needed_bytes: float, available_bytes: int | None) -> str | None:
     """Why a CPU case must not be built (its model and forward pass would not fit in the host
     RAM available now, with HOST_RAM_HEADROOM to spare), or None. Unknown RAM: no objection.
@@ -88,7 +115,12 @@ def allocated_bytes(gpus: int) -> list[int]:
 
 @contextmanager
 def built(name: str, dtype: str, device: str, gpus: int = 1, experts: str | None = None) -> Iterator[torch.nn.Module]:
-    """The model for one case; afterwards checks allocated memory is back at its baseline."""
+    """The model for one case; afterwards checks allocated memory is back at its baseline. A
+    config transformers refuses skips the case with the reason (config_problem), before building."""
+    problem = config_problem(name)
+    if problem:
+        import pytest
+        pytest.skip(problem)
     n = torch.cuda.device_count() if device.startswith("cuda") else 0
     baseline = allocated_bytes(n)
     model = None

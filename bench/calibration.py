@@ -280,7 +280,8 @@ def session_profile(config: Any, gpu_name: str | None, gpu_count: int, device: D
     cache = ProfileCache(cache_root(), this_machine(gpu_name, gpu_count), log)
     types = session_model_types(cfg.models)
     if device is None and not cfg.profile:
-        return cpu_session_profile(cfg.calibrate, full_calibration("cpu", types), log)
+        from .cpu_case import calibration   # one thread, the probe timed around it
+        return cpu_session_profile(cfg.calibrate, calibration(full_calibration("cpu", types)), log)
     return resolve(cfg.calibrate, cfg.profile or None, device, cache,
                    full_calibration("cuda" if device is not None else "cpu", types), host_calibration(types), log,
                    types)

@@ -8,6 +8,10 @@ the ranks wrote to stderr; every process that carries this launch's tag (torchru
 workers sessions of their own, so a process-group kill would miss them) is then killed, and the
 next case starts clean. NVLink multicast stays off for the children (reports/field_notes.md).
 Several machines: every node runs the launcher with the same ``rdzv_endpoint`` and ``nnodes``.
+torchrun's c10d rendezvous orders the nodes by host and agent pid, not by ``--node-rank``, so the
+global ranks a node holds depend on which node joined first: every rank reports its global rank
+and the node it ran on (``BENCH_NODE_RANK``, set by this node's launcher) and the launcher keeps
+the results of its own node by what they report, never by assuming node k holds ranks k x nproc on.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pathlib import Path
 
 CHILD_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 TAG_VAR = "BENCH_LAUNCH_ID"
+NODE_VAR = "BENCH_NODE_RANK"   # the launcher's node rank, as every rank reports it
 STDERR_TAIL_LINES = 20
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +44,7 @@ class RankResult:
     steps: int = 0          # forward passes inside the energy window
     tokens: int = 0         # tokens this rank processed per step
     device: str = ""
+    node: int = -1          # the launcher's --node-rank (write_rank_result fills it from NODE_VAR)
 
 
 @dataclass
@@ -52,6 +58,8 @@ class LaunchResult:
 
 def write_rank_result(out_dir: str | Path, result: RankResult) -> None:
     """Called by a rank: its result, written atomically so the launcher never reads half a file."""
+    if result.node < 0 and os.environ.get(NODE_VAR, "").isdigit():
+        result = RankResult(**{**asdict(result), "node": int(os.environ[NODE_VAR])})
     path = Path(out_dir) / f"rank-{result.rank}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(result)))
@@ -133,7 +141,7 @@ def launch(module: str, case: dict, nproc: int, timeout_s: float, nnodes: int = 
         case_path, out_dir, err_path = work / "case.json", work / "results", work / "stderr.txt"
         out_dir.mkdir()
         case_path.write_text(json.dumps(case))
-        child_env = {**os.environ, **CHILD_ENV, **(env or {}), TAG_VAR: tag}
+        child_env = {**os.environ, **CHILD_ENV, **(env or {}), TAG_VAR: tag, NODE_VAR: str(node_rank)}
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), child_env.get("PYTHONPATH")) if p)
         cmd = torchrun_command(module, case_path, out_dir, nproc, nnodes, node_rank, rdzv_endpoint, rdzv_id,
                                work / "logs")
@@ -151,14 +159,31 @@ def launch(module: str, case: dict, nproc: int, timeout_s: float, nnodes: int = 
         left = tagged_pids(tag)
         if left:
             error = (error + "; " if error else "") + f"processes left behind: {left}"
-        first = node_rank * nproc
-        ranks = []
-        for r in range(first, first + nproc):
-            path = out_dir / f"rank-{r}.json"
-            if path.exists():
-                ranks.append(RankResult(**json.loads(path.read_text())))
-        if not error and len(ranks) != nproc:
-            missing = sorted(set(range(first, first + nproc)) - {r.rank for r in ranks})
-            error = f"no result from ranks {missing}"
+        ranks, problem = collect_ranks(out_dir, nproc, nnodes, node_rank)
+        if not error and problem:
+            error = problem
         return LaunchResult(ok=not error, ranks=ranks, error=error,
                             stderr_tail=_ranks_tail(work / "logs", err_path) if error else "", wall_s=wall)
+
+
+def collect_ranks(out_dir: Path, nproc: int, nnodes: int, node_rank: int) -> tuple[list[RankResult], str]:
+    """This node's results, sorted by global rank, matched by what each rank reports (its rank
+    and node), and what is wrong with them ("" when there are `nproc` distinct ranks of this node)."""
+    ranks, problems = [], []
+    for path in sorted(out_dir.glob("rank-*.json")):
+        try:
+            result = RankResult(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            problems.append(f"unreadable result {path.name}: {exc}")
+            continue
+        if result.node != node_rank:
+            problems.append(f"{path.name} reports node {result.node}, this is node {node_rank}")
+        elif not 0 <= result.rank < nproc * nnodes or any(r.rank == result.rank for r in ranks):
+            problems.append(f"{path.name} reports rank {result.rank}, outside 0..{nproc * nnodes - 1} or twice")
+        else:
+            ranks.append(result)
+    ranks.sort(key=lambda r: r.rank)
+    if len(ranks) != nproc:
+        problems.insert(0, f"{len(ranks)} of {nproc} local ranks answered"
+                           + (f" (got ranks {[r.rank for r in ranks]})" if ranks else ""))
+    return ranks, "; ".join(problems) if len(ranks) != nproc or problems else ""

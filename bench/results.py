@@ -6,8 +6,10 @@ RST, so a partial run (one model, ``-k``) silently deleted the full table. Now e
 report ``<name>.json`` / ``<name>.rst`` is rebuilt from every run file: per case id the newest
 result wins, so no run deletes another's rows. A skip (no GPU, too few GPUs) is not a result:
 it replaces only an older skip, never a measured row. A report written before run files
-existed is kept as the oldest run. Files are written atomically; an unreadable run file is left
-alone and skipped (it never costs the other runs their rows).
+existed is kept as the oldest run, also when the run folder holds only files it cannot read.
+Files are written atomically. A run file that cannot be read (not JSON, nested too deep, not a
+run) or a row of the wrong shape is left alone on disk and skipped with a warning that names the
+file: it never costs the other runs their rows, and no file but this run's own is rewritten.
 """
 from __future__ import annotations
 
@@ -15,9 +17,13 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from estimator.errors import EstimatorError
+from estimator.jsonin import read_json
 from estimator.outpath import write_atomic
+
+Warn = Callable[[str], None]
 
 RUNS_DIR = "runs"
 LEGACY_RUN = "00000000T000000-legacy"   # sorts before every timestamped run
@@ -41,13 +47,18 @@ def write_run(folder: Path, run_id: str, rows: Iterable[Mapping[str, Any]],
     return path
 
 
+def _readable_runs(folder: Path) -> bool:
+    return any(_read_run(path)[0] is not None for path in sorted(folder.glob("*.json"))) if folder.is_dir() else False
+
+
 def adopt_legacy_report(folder: Path, report_json: Path) -> None:
-    """A report written before run files existed becomes the oldest run, so its rows survive."""
-    if folder.is_dir() and any(folder.glob("*.json")):
+    """A report written before run files existed becomes the oldest run, so its rows survive
+    (also beside run files that cannot be read: they hold none of its rows)."""
+    if (folder / f"{LEGACY_RUN}.json").exists() or _readable_runs(folder) or not report_json.is_file():
         return
     try:
-        old = json.loads(report_json.read_text())
-    except (OSError, ValueError):
+        old = read_json(report_json, f"report {report_json}")
+    except EstimatorError:
         return
     if not isinstance(old, dict):
         return
@@ -57,19 +68,67 @@ def adopt_legacy_report(folder: Path, report_json: Path) -> None:
         write_run(folder, LEGACY_RUN, rows, old.get("machine"), old.get("config") or {}, lambda d: d)
 
 
-def load_runs(folder: Path, skip: str | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(run id, rows) of every readable run file in `folder`, oldest first; `skip` = this run's id."""
+ROW_TEXT = ("case_id", "status", "reason", "model", "device", "device_short", "parallel", "dtype", "nodeid")
+ROW_BLOCKS = ("measured", "estimated")
+
+
+def row_problem(row: Any) -> str | None:
+    """Why `row` (from a run file) is not a row this store wrote, or None: an object with a
+    text case id, text fields as text, and measured / estimated objects."""
+    if not isinstance(row, dict):
+        return f"a row is {type(row).__name__}, not an object"
+    if not isinstance(row.get("case_id"), str) or not row["case_id"]:
+        return "a row has no text case_id"
+    for key in ROW_TEXT:
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return f"row {row['case_id']!r:.60}: {key} is {type(row[key]).__name__}, not text"
+    for key in ROW_BLOCKS:
+        if row.get(key) is not None and not isinstance(row[key], dict):
+            return f"row {row['case_id']!r:.60}: {key} is {type(row[key]).__name__}, not an object"
+    if row.get("out_of_bounds") is not None and not (
+            isinstance(row["out_of_bounds"], list) and all(isinstance(x, str) for x in row["out_of_bounds"])):
+        return f"row {row['case_id']!r:.60}: out_of_bounds is not a list of text"
+    return None
+
+
+def _read_run(path: Path) -> tuple[list[Any] | None, str | None]:
+    """(rows, None) of a run file, or (None, why it cannot be read)."""
+    try:
+        doc = read_json(path, "run file")
+    except EstimatorError as exc:
+        return None, str(exc).removeprefix("run file: ")
+    rows = doc.get("rows") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        return None, "not a run (no list of rows)"
+    return rows, None
+
+
+def load_runs(folder: Path, skip: str | None = None, warn: Warn = lambda _: None,
+              check: Callable[[dict[str, Any]], None] | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(run id, rows) of every readable run file in `folder`, oldest first; `skip` = this run's id.
+    A file that cannot be read, and each row of the wrong shape (or that `check` raises on), is
+    left out with one `warn` line naming the file; the file itself is never touched."""
     runs = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         if path.stem == skip:
             continue
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
+        rows, why = _read_run(path)
+        if rows is None:
+            warn(f"skipping run file {path}: {why}; it is left as it is")
             continue
-        rows = doc.get("rows") if isinstance(doc, dict) else None
-        if isinstance(rows, list):
-            runs.append((path.stem, [r for r in rows if isinstance(r, dict) and r.get("case_id")]))
+        kept = []
+        for row in rows:
+            problem = row_problem(row)
+            if problem is None and check is not None:
+                try:
+                    check(row)
+                except Exception as exc:  # noqa: BLE001 - any row the report cannot render
+                    problem = f"row {row['case_id']!r:.60} cannot be reported ({type(exc).__name__}: {exc})"
+            if problem:
+                warn(f"skipping a row of run file {path}: {problem}; the file is left as it is")
+            else:
+                kept.append(row)
+        runs.append((path.stem, kept))
     return runs
 
 

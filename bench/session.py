@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -57,6 +58,7 @@ class BenchSession:
         self.written: list[Path] = []
         self.recorded_any = False
         self.run_id = results.new_run_id()
+        self._warned: set[str] = set()
 
     # -- naming -------------------------------------------------------------------------------
     @property
@@ -150,15 +152,33 @@ class BenchSession:
 
     def check_writable(self) -> None:
         """Before any case is measured: the report folder must take files (pytest.UsageError)."""
+        runs = Path(self.config.report_dir) / results.RUNS_DIR
         try:
             check_writable_dir(self.config.report_dir, "--bench-report-dir", create=False)
+            check_writable_dir(runs, "the run folder of --bench-report-dir", create=False)
+            if self.config.report_name:
+                check_writable_dir(results.runs_folder(self.config.report_dir, self.config.report_name),
+                                   "the run folder of --bench-report-dir", create=False)
         except EstimatorError as exc:
             raise pytest.UsageError(str(exc)) from None
+
+    def warn(self, message: str) -> None:
+        """One warning per message per run (the files are rewritten after every case)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, stacklevel=2)
+
+    @staticmethod
+    def _reportable(row: dict[str, Any]) -> None:
+        """Raises if the report cannot render `row` (a row of an older run file)."""
+        report.render_rst([row], None)
+        json.dumps(report.results_document([row], None, {}), allow_nan=False)
 
     def merged_rows(self) -> list[dict[str, Any]]:
         """Every run's newest result per case id, this run's rows last (bench/results.py)."""
         folder = results.runs_folder(self.config.report_dir, self.name)
-        return results.merge(results.load_runs(folder, skip=self.run_id), self.rows.values())
+        return results.merge(results.load_runs(folder, skip=self.run_id, warn=self.warn, check=self._reportable),
+                             self.rows.values())
 
     def render(self) -> str:
         return report.render_rst(self.merged_rows(), self.machine())
@@ -168,9 +188,13 @@ class BenchSession:
             return
         rst_path, json_path = self.paths
         folder = results.runs_folder(self.config.report_dir, self.name)
-        results.adopt_legacy_report(folder, json_path)
-        results.write_run(folder, self.run_id, self.rows.values(), self.machine(), self.config.as_dict(),
-                          report._jsonable)
+        try:
+            results.adopt_legacy_report(folder, json_path)
+            results.write_run(folder, self.run_id, self.rows.values(), self.machine(), self.config.as_dict(),
+                              report._jsonable)
+        except OSError as exc:   # the report below still holds this run's rows
+            self.warn(f"cannot write the run file in {folder} ({exc.strerror or exc}); this run's rows are "
+                      f"only in {json_path}")
         rows = self.merged_rows()
         document = report.results_document(rows, self.machine(), self.config.as_dict())
         report.write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")

@@ -65,6 +65,9 @@ def does_not_fit_note(needed_gb: float, dev: DeviceSpec) -> str:
             f"usable ({dev.memory_gb:g} GB sold)")
 
 
+MAX_GPUS_PER_NODE = 16   # the largest single machines (HGX-2, DGX-2); common ones hold 8
+
+
 def validate(spec: ModelSpec, w: Workload) -> None:
     """Raise EstimatorError for a workload the model or the parallel mode cannot run."""
     if w.seq > spec.max_positions:
@@ -78,6 +81,9 @@ def validate(spec: ModelSpec, w: Workload) -> None:
     if w.parallel == "tensor" and (spec.heads % w.gpus or spec.kv_heads % w.gpus):
         raise EstimatorError(f"tensor parallel over {w.gpus} GPUs needs heads ({spec.heads}) and KV heads "
                              f"({spec.kv_heads}) divisible by {w.gpus}")
+    if w.gpus_per_node > MAX_GPUS_PER_NODE:  # no machine holds more: spread them with nodes
+        raise EstimatorError(f"{w.parallel} parallel over {w.gpus_per_node} GPUs on one machine: at most "
+                             f"{MAX_GPUS_PER_NODE} GPUs share a machine, spread them over nodes (Workload nodes=N)")
 
 
 def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workload | None = None,

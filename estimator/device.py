@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from estimator.errors import EstimatorError, closest
+from estimator.jsonin import read_json
 
 DEVICES_DIR = Path(__file__).parent / "devices"
 GB = 1e9  # bytes: memory is sold and reported in 10^9 bytes (torch's GiB is 2^30)
@@ -21,6 +21,21 @@ TFLOPS_FIELDS = {"tflops_float16": "float16", "tflops_bfloat16": "bfloat16",
 NUMBER_FIELDS = ("sm_count", *TFLOPS_FIELDS, "memory_gb", "memory_usable_gb", "memory_bandwidth_gb_s", "power_limit_w",
                  "idle_power_w", "interconnect_gb_s", "pcie_generation", "l2_cache_mb")
 TEXT_FIELDS = ("interconnect",)
+INTEGER_FIELDS = ("sm_count", "pcie_generation")   # counts: 0.5 SMs is no GPU (ZeroDivisionError)
+MAX_NUMBER = 1e12   # above every real rate, size or count; larger only overflows arithmetic downstream
+
+
+def _number_problem(field: str, value: Any) -> str | None:
+    """Why `value` cannot be the number `field` holds (positive, finite, whole for counts), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a positive number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite positive number"
+    if not 0 < value <= MAX_NUMBER:
+        return f"must be a positive number of at most {MAX_NUMBER:g}"
+    if field in INTEGER_FIELDS and value != int(value):
+        return "must be a whole number"
+    return None
 
 
 @dataclass(frozen=True)
@@ -58,9 +73,10 @@ class DeviceSpec:
             value, source = entry["value"], entry.get("source")
             if not isinstance(source, str) or not source.strip():
                 raise EstimatorError(f"device {key}: field {field!r} has no source")
-            if field in NUMBER_FIELDS and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                           or not math.isfinite(value) or value <= 0):
-                raise EstimatorError(f"device {key}: field {field!r} must be a positive number, got {value!r}")
+            problem = _number_problem(field, value) if field in NUMBER_FIELDS else None
+            if problem:
+                shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                raise EstimatorError(f"device {key}: field {field!r} {problem}, got {shown}")
             if field in TEXT_FIELDS and (not isinstance(value, str) or not value):
                 raise EstimatorError(f"device {key}: field {field!r} must be a non-empty string")
             values[field], sources[field] = value, source
@@ -105,10 +121,7 @@ def _normalize(name: str) -> str:
 
 def load_device_file(path: Path) -> DeviceSpec:
     """Read one device JSON file; its key is the file name without .json."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EstimatorError(f"cannot read device file {str(path)!r}: {err}".replace("\n", " ")) from None
+    data = read_json(path, f"cannot read device file {str(path)!r}", allow_constants=False)
     if not isinstance(data, dict):
         raise EstimatorError(f"device file {str(path)!r} must hold a JSON object")
     return DeviceSpec.from_json(data, path.stem)

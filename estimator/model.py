@@ -6,14 +6,20 @@ families, so that they can name its type without importing this module.
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
 from . import config_fields, families, spec
 from .errors import EstimatorError, closest
+from .jsonin import read_json
 
 ZOO_DIR = Path(__file__).parent / "zoo"
+# transformers' ACT2FN names (transformers/activations.py): any other name is refused when the
+# model is built, so the estimator refuses it too rather than price a model nobody can run.
+ACTIVATIONS = ("gelu", "gelu_10", "gelu_accurate", "gelu_fast", "gelu_new", "gelu_python", "gelu_python_tanh",
+               "gelu_pytorch_tanh", "hardswish", "laplace", "leaky_relu", "linear", "mish", "prelu", "quick_gelu",
+               "relu", "relu2", "relu6", "sigmoid", "silu", "sqrtsoftplus", "swish", "tanh", "xielu")
+OBJECT_FIELDS = ("rope_scaling", "rope_parameters")   # a JSON object or null, as transformers reads them
 
 
 class ModelSpec(spec.ModelSpec):
@@ -38,7 +44,15 @@ class ModelSpec(spec.ModelSpec):
             kw = dict(name=name or _text_or_none(cfg.get("_name_or_path")) or model_type, model_type=model_type,
                       arch=family, dtype=_dtype(cfg), **a,
                       use_cache=config_fields.optional_bool(cfg, "use_cache", True))
-            return cls(**kw, **family.spec_fields(cfg, model_type, a))
+            for key in OBJECT_FIELDS:
+                if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+                    raise EstimatorError(f"{key} must be a JSON object or null, got {cfg[key]!r:.60}")
+            out = cls(**kw, **family.spec_fields(cfg, model_type, a))
+            if out.activation not in ACTIVATIONS:
+                raise EstimatorError(f"activation {out.activation!r:.60} (hidden_act, hidden_activation or "
+                                     f"activation_function) is not one transformers knows"
+                                     f"{closest(out.activation, ACTIVATIONS)}")
+            return out
         except EstimatorError as exc:
             kind = "config" if str(exc).startswith("unsupported") else "malformed config"
             raise EstimatorError(f"{kind} of {where}: {exc}") from None
@@ -80,10 +94,7 @@ def config_path(name_or_path: str) -> Path:
 def load_model(name_or_path: str) -> ModelSpec:
     """ModelSpec for a zoo name or a path to a Hugging Face config.json (file or folder)."""
     path = config_path(name_or_path)
-    try:
-        cfg = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EstimatorError(f"malformed config {path}: {str(exc).splitlines()[0]}") from None
+    cfg = read_json(path, f"malformed config {path}")
     if not isinstance(cfg, dict):
         raise EstimatorError(f"malformed config {path}: not a JSON object")
     if path.is_relative_to(ZOO_DIR):

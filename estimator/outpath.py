@@ -53,12 +53,30 @@ def check_writable_dir(path: str | os.PathLike[str], what: str = "output folder"
     return folder
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(path: Path) -> int:
+    """The mode a file written to `path` gets: the replaced file's, else 0666 less the umask
+    (mkstemp alone creates 0600, which hid reports from the user's group)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write text to a temporary file next to path, then os.replace it into place."""
+    """Write text to a temporary file next to path, then os.replace it into place; the file
+    gets the mode `new_file_mode` gives, as a plain open() would."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)

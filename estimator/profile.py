@@ -288,10 +288,8 @@ class Profile:
 
 
 def load_profile_file(path: str | Path) -> Profile:
-    try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EstimatorError(f"cannot read profile {path}: {str(exc).splitlines()[0]}") from None
+    from .jsonin import read_json
+    raw = read_json(path, f"cannot read profile {path}")
     check_profile(raw, str(path))   # one line per problem, before any table is built
     return Profile(raw, str(path))
 

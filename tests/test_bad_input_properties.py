@@ -149,3 +149,100 @@ def test_garbage_files_are_one_line_exit_2(data, tmp_path):
                  ["--model", "facebook/opt-1.3b", "--device", str(path)]):
         rc, _, err = run_cli("estimate", *args)
         assert_one_error_line(rc, err)
+
+
+# ---- device files (issue 20) --------------------------------------------------------------------
+
+from estimator.device import DEVICES_DIR, INTEGER_FIELDS, NUMBER_FIELDS, TEXT_FIELDS  # noqa: E402
+
+DEVICE = json.loads((DEVICES_DIR / "h100-sxm5-80gb.json").read_text())
+bad_device_number = st.one_of(
+    st.integers(max_value=0), st.integers(min_value=10**13, max_value=10**400), st.floats(max_value=0.0),
+    st.sampled_from([math.nan, math.inf, -math.inf, 1e300]), st.text(max_size=3), st.none(), st.booleans(),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+fraction = st.floats(min_value=0.01, max_value=1000.0).filter(lambda x: x != int(x))
+
+
+@st.composite
+def broken_device(draw) -> dict:
+    raw = json.loads(json.dumps(DEVICE))
+    kind = draw(st.sampled_from(["number", "count", "text", "source", "missing", "top", "deep"]))
+    if kind == "top":
+        return draw(st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=3), st.integers()))
+    if kind == "deep":
+        depth = draw(st.integers(70, 5000))
+        raw[draw(st.sampled_from(NUMBER_FIELDS))]["value"] = json.loads("[" * depth + "]" * depth)
+    elif kind == "number":
+        raw[draw(st.sampled_from(NUMBER_FIELDS))]["value"] = draw(bad_device_number)
+    elif kind == "count":
+        raw[draw(st.sampled_from(INTEGER_FIELDS))]["value"] = draw(fraction)
+    elif kind == "text":
+        raw[draw(st.sampled_from(TEXT_FIELDS))]["value"] = draw(st.one_of(st.just(""), st.integers(), st.none()))
+    elif kind == "source":
+        raw[draw(st.sampled_from(NUMBER_FIELDS))]["source"] = draw(st.one_of(st.just(" "), st.integers()))
+    else:
+        del raw[draw(st.sampled_from(NUMBER_FIELDS + TEXT_FIELDS))]
+    return raw
+
+
+@SETTINGS
+@given(raw=broken_device())
+def test_broken_device_file_is_one_line_exit_2(raw, tmp_path):
+    path = _write(tmp_path, raw)
+    rc, out, err = run_cli("estimate", "--model", "AICrossSim/clm-60m", "--device", path)
+    assert_one_error_line(rc, err)
+    assert out == ""
+
+
+@SETTINGS
+@given(field=st.sampled_from(NUMBER_FIELDS), scale=st.floats(0.5, 2.0))
+def test_scaled_device_number_still_estimates(field, scale, tmp_path):
+    raw = json.loads(json.dumps(DEVICE))
+    value = raw[field]["value"] * scale
+    raw[field]["value"] = round(value) if field in INTEGER_FIELDS else value
+    if raw[field]["value"] <= 0:
+        return
+    rc, out, err = run_cli("estimate", "--model", "AICrossSim/clm-60m", "--device", _write(tmp_path, raw), "--json")
+    assert rc == 0, err
+    assert math.isfinite(json.loads(out)["runtime_ms"])
+
+
+# ---- run files (issue 20) -----------------------------------------------------------------------
+
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=4))
+any_json = st.recursive(json_leaf, lambda kids: st.one_of(st.lists(kids, max_size=3),
+                                                          st.dictionaries(st.text(max_size=4), kids, max_size=3)),
+                        max_leaves=12)
+ROW_KEYS = ("case_id", "status", "reason", "model", "device", "gpus", "batch", "seq", "dtype", "parallel",
+            "measured", "estimated", "out_of_bounds", "nodeid")
+good_row = st.fixed_dictionaries({"case_id": st.text(min_size=1, max_size=6), "status": st.sampled_from(
+    ["passed", "failed", "skipped"]), "measured": st.fixed_dictionaries({"runtime_ms": st.floats(0.1, 1e3)}),
+    "estimated": st.fixed_dictionaries({"runtime_ms": st.floats(0.1, 1e3)})})
+odd_row = st.one_of(any_json, st.dictionaries(st.sampled_from(ROW_KEYS), any_json, max_size=6))
+run_doc = st.one_of(any_json, st.fixed_dictionaries({"run": st.text(max_size=3),
+                                                    "rows": st.lists(st.one_of(good_row, odd_row), max_size=5)}))
+
+
+@SETTINGS
+@given(doc=run_doc, deep=st.booleans())
+def test_any_run_file_is_read_or_skipped_with_a_warning(doc, deep, tmp_path):
+    from bench import results
+    from bench.session import BenchSession
+    folder = tmp_path / f"runs{next(COUNTER)}"
+    folder.mkdir()
+    bad = folder / "a.json"
+    bad.write_text("[" * 3000 + "]" * 3000 if deep else json.dumps(doc))
+    results.write_run(folder, "b", [{"case_id": "mine", "status": "passed"}], None, {}, lambda d: d)
+    seen: list[str] = []
+    runs = results.load_runs(folder, warn=seen.append, check=BenchSession._reportable)
+    assert runs[-1] == ("b", [{"case_id": "mine", "status": "passed"}])
+    assert all(str(bad) in line for line in seen)
+    kept = [row for _, rows in runs for row in rows]
+    BenchSession._reportable({"case_id": "x"})
+    for row in kept:
+        BenchSession._reportable(row)     # every row kept renders
+    rows = doc.get("rows") if isinstance(doc, dict) and not deep else None
+    if not isinstance(rows, list):
+        assert len(runs) == 1 and len(seen) == 1          # the file is skipped, and said so
+    else:
+        assert len(kept) - 1 + len(seen) == len(rows)     # each row kept or named in a warning
