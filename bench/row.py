@@ -185,7 +185,9 @@ class Estimated:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Estimated":
-        return _from_dict(cls, d)
+        """A recorded block, written back in its own key order (rows of different dates have
+        different orders: see GENERATE_KEY_ORDER)."""
+        return dataclasses.replace(_from_dict(cls, d), key_order=tuple(d))
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,12 @@ def sessions(measured: Path = MEASURED) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     current: dict[str, Any] | None = None
     for gpu, count, when, name in files:
+        loan = docs[name].get("loan")   # a file that names its loan (reports/measured/MACHINES.md)
         if current is None or (gpu, count) != (current["gpu"], current["gpu_count"]) \
+                or loan != current.get("loan") \
                 or when - current["last"] > timedelta(seconds=SESSION_GAP_S):
             label = f"{count} x {str(gpu).removeprefix('NVIDIA ')} {when:%Y-%m-%d %H:%M}"
-            current = {"label": label, "gpu": gpu, "gpu_count": count, "first": when, "last": when}
+            current = {"label": label, "gpu": gpu, "gpu_count": count, "first": when, "last": when, "loan": loan}
         current["last"] = when
         out[name] = current
     return out
