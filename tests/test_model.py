@@ -48,7 +48,8 @@ EXPECTED_ZOO = {
     "openai-community/gpt2", "openai-community/gpt2-medium",
     "facebook/opt-350m", "EleutherAI/pythia-160m", "EleutherAI/pythia-1b", "microsoft/Phi-3-mini-4k-instruct",
     "Qwen/Qwen3-0.6B",
-    "google/gemma-2-2b", "google/gemma-3-1b-pt", "mistralai/Mixtral-8x7B-v0.1", "Qwen/Qwen3-30B-A3B",
+    "google/gemma-2-2b", "google/gemma-2-9b", "google/gemma-3-1b-pt", "mistralai/Mixtral-8x7B-v0.1",
+    "Qwen/Qwen3-30B-A3B",
 }
 
 
