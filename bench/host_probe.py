@@ -79,7 +79,8 @@ def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, r
 
 def generate_profile(prof: Profile, spec, device, w: Workload, probe: GenerateProbe, rounds: int = 6) -> tuple[Profile, dict]:
     """`prof` with this model's generate host times (set-up and per step) scaled so that the
-    estimate of the probe calls (1 x PROBE_TOKENS prompt) gives the measured TTFT and step."""
+    estimate of the probe calls (1 x PROBE_TOKENS prompt, on the case's GPUs: a pipeline's probe
+    includes accelerate's hooks, which the estimate adds itself) gives the measured TTFT and step."""
     keys = spec.arch.host_keys(spec)
     g = prof.generate_host(*keys)
     if not g.calibrated and not g.step_per_layer_us:   # no forward host measured for this type either:
@@ -87,8 +88,8 @@ def generate_profile(prof: Profile, spec, device, w: Workload, probe: GeneratePr
         fwd, _ = host_times(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes)
         g = g._replace(step_us=g.step_us + fwd.fixed_us, step_per_layer_us=fwd.per_layer_us)
     setup_f = step_f = 1.0
-    tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, new_tokens=PROBE_STEPS,
-                    experts_implementation=w.experts_implementation)
+    tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, gpus=w.gpus, parallel=w.parallel,
+                    new_tokens=PROBE_STEPS, experts_implementation=w.experts_implementation)
 
     def laid(sf: float, tf: float) -> Profile:
         entry = {"setup_us": g.setup_us * sf, "setup_per_layer_us": g.setup_per_layer_us * sf,

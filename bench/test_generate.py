@@ -1,8 +1,10 @@
-"""model.generate per case (``--bench-new-tokens N``), measured on one GPU beside the estimate:
-the whole call (pytest-benchmark, greedy, min_new_tokens = max_new_tokens = N, eos_token_id=None),
-TTFT (the same call with one new token), peak memory of a call and NVML energy per generated
-token over >= the energy window. Rows have the forward rows' schema (runtime = the whole call,
-throughput = generated tokens/s) plus ttft_ms, tpot_ms, generate_ms and
+"""model.generate per case (``--bench-new-tokens N``) on each GPU count of ``--bench-gpus`` (one
+GPU, or a pipeline over accelerate's balanced device map as bench/build.py builds it), measured
+beside the estimate: the whole call (pytest-benchmark, greedy, min_new_tokens = max_new_tokens = N,
+eos_token_id=None), TTFT (the same call with one new token), peak memory of a call on each of the
+case's GPUs and NVML energy per generated token of all of them over >= the energy window. Rows
+have the forward rows' schema (runtime = the whole call, throughput = generated tokens/s, gpus,
+parallel "single" or "pipeline") plus ttft_ms, tpot_ms, generate_ms and
 generate_energy_j_per_token, and ``kind: generate`` (the RST's generation table)."""
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from bench.calibration import host_used
 from bench.cases import detect
 from bench.plugin import get_bench_config
 from bench.settle import settle
-from bench.row import SINGLE, Estimated, Measured, Row
+from bench.row import Estimated, Measured, Row, parallel_label
 from estimator import EstimatorError, estimate, load_model
 
 TTFT_ROUNDS = 7
@@ -30,18 +32,22 @@ class GenCase(NamedTuple):
     batch: int
     seq: int
     new_tokens: int
+    gpus: int = 1      # > 1: a pipeline over accelerate's device map
 
     @property
     def id(self) -> str:
-        return f"{self.model}-{self.batch}x{self.seq}+{self.new_tokens}"
+        base = f"{self.model}-{self.batch}x{self.seq}+{self.new_tokens}"
+        return base if self.gpus == 1 else f"{base}-{self.gpus}gpu"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One case per model x batch x seq when --bench-new-tokens is set; else one case that skips."""
+    """One case per model x batch x seq x GPU count when --bench-new-tokens is set; else one case
+    that skips."""
     if "gen_case" not in metafunc.fixturenames:
         return
     cfg = get_bench_config(metafunc.config)
-    cases = [GenCase(m, b, s, cfg.new_tokens) for m in cfg.models for b in cfg.batch for s in cfg.seq]
+    cases = [GenCase(m, b, s, cfg.new_tokens, g) for m in cfg.models for b in cfg.batch for s in cfg.seq
+             for g in cfg.gpus]
     if not cfg.new_tokens:
         cases = [GenCase("", 0, 0, 0)]
     metafunc.parametrize("gen_case", cases, ids=[c.id if c.model else "no-generation" for c in cases])
@@ -51,8 +57,10 @@ def _skip_reason(case: GenCase) -> str | None:
     if not case.new_tokens:
         return "generation cases need --bench-new-tokens N"
     m = detect()
-    if m.gpu_count == 0:
+    if m.gpu_count == 0 and case.gpus == 1:
         return "generation is measured on a GPU only (a CPU generate says nothing about the GPU model)"
+    if case.gpus > m.gpu_count:
+        return f"needs {case.gpus} GPUs, this machine has {m.gpu_count}"
     return m.problem
 
 
@@ -65,13 +73,14 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
     spec = spec.arch.with_experts(spec, bench_config.experts_implementation or None)
     experts = spec.arch.experts_implementation(spec)   # MoE: built and estimated with this; else None
     dtype = (spec.dtype or "float16") if bench_config.dtype == "auto" else bench_config.dtype
-    n, batch = gen_case.new_tokens, gen_case.batch
+    n, batch, gpus = gen_case.new_tokens, gen_case.batch, gen_case.gpus
     resolved = request.getfixturevalue("bench_profile")
     if resolved.profile is None:
         pytest.skip(resolved.reason)
     short = machine.device.aliases[0]
     row = Row(case_id=f"generate-{gen_case.id}-{dtype}" + (f"-{experts}" if experts else ""), kind="generate",
-              model=gen_case.model, device=machine.device.name, device_short=short, gpus=1, parallel=SINGLE,
+              model=gen_case.model, device=machine.device.name, device_short=short, gpus=gpus,
+              parallel=parallel_label("pipeline", gpus),
               batch=batch, seq=gen_case.seq, new_tokens=n, dtype=dtype, experts_implementation=experts)
     try:
         est = estimate(spec, machine.device, row.workload(), resolved.profile)
@@ -81,7 +90,7 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
     generated = batch * n
     prof = resolved.profile
     probing = bench_config.host_probe == "on"
-    with build.built(gen_case.model, dtype, "cuda:0", 1, experts) as model:
+    with build.built(gen_case.model, dtype, "cuda:0", gpus, experts) as model:
         ids = torch.randint(0, spec.vocab, (batch, gen_case.seq), device="cuda:0")
         probe_ids = torch.randint(0, spec.vocab, (1, host_probe.PROBE_TOKENS), device="cuda:0")
         kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
@@ -89,7 +98,7 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
         def gen(tokens: int, x: torch.Tensor = ids) -> None:
             with torch.inference_mode():
                 model.generate(x, max_new_tokens=tokens, min_new_tokens=tokens, **kw)
-            measure.sync(1)
+            measure.sync(gpus)
 
         # the first generate calls' decode steps ran 3x slow on the lent H200s: never timed
         warm = settle(lambda: gen(n), min_passes=max(2, bench_config.warmup), min_s=1.0, max_s=8.0, window=3)
@@ -111,8 +120,8 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
             t0 = time.perf_counter()
             gen(1)
             ttft_rounds.append((time.perf_counter() - t0) * 1e3)
-        mem = measure.peak_memory(lambda: gen(n), 1)
-        en = measure.energy(lambda: gen(n), 1, generated, bench_config.energy_window_s)
+        mem = measure.peak_memory(lambda: gen(n), gpus)
+        en = measure.energy(lambda: gen(n), gpus, generated, bench_config.energy_window_s)
     ttft = statistics.median(ttft_rounds)
     measured = dataclasses.replace(
         Measured.of(lat, mem, en, generated), ttft_ms=ttft, ttft_ms_rounds=ttft_rounds,

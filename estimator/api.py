@@ -133,7 +133,8 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     g: Generation = generate_call(spec, dev, prof, w)
     generated = w.batch * w.new_tokens
     energy = g.energy_j
-    mem_gb = g.peak_bytes / GB
+    mem_gb_per_gpu = [b / GB for b in g.peak_bytes_per_gpu]
+    mem_gb = max(mem_gb_per_gpu)
     host = sum(ph.host_ms for ph in g.phases)
     busy = sum(ph.gpu_busy_ms for ph in g.phases)
     fits = mem_gb <= dev.memory_usable_gb
@@ -141,8 +142,9 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
     per_token = None if energy is None else energy / generated
     return Estimate(
-        model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel="single", new_tokens=w.new_tokens),
-        runtime_ms=g.generate_ms, memory_gb=mem_gb, memory_gb_per_gpu=[mem_gb], energy_j_per_token=per_token,
+        model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single",
+                                                                   new_tokens=w.new_tokens),
+        runtime_ms=g.generate_ms, memory_gb=mem_gb, memory_gb_per_gpu=mem_gb_per_gpu, energy_j_per_token=per_token,
         throughput_tokens_per_s=generated / (g.generate_ms * 1e-3), fits=fits, host_ms=host, gpu_busy_ms=busy,
         bound="host" if host >= busy else "gpu", params=spec.param_count(), profile=prof.source,
         breakdown=[b for ph in g.phases for b in ph.breakdown], notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms,

@@ -1,5 +1,8 @@
-"""model.generate on one GPU as phases: generate's set-up and the prefill (time to first token),
-then new_tokens - 1 decode steps over a growing KV cache (time per output token).
+"""model.generate on one GPU or over accelerate's pipeline placement, as phases: generate's set-up
+and the prefill (time to first token), then new_tokens - 1 decode steps over a growing KV cache
+(time per output token). Over a pipeline each step walks the stages of a forward pass
+(``schedule.placed_step_pass``: hidden-state copies and accelerate's hooks, each layer's cache on
+its stage's GPU, the sampling on GPU 0); data / tensor parallel generation is refused.
 
 Each simulated step is a ``schedule.step_pass`` of its own, a frozen ``PassResult``: every step
 of ``_sample`` ends in a host synchronisation (``unfinished_sequences.max() == 0``), so steps do
@@ -19,9 +22,9 @@ from .decode import decode_ops, prefill_ops
 from .device import DeviceSpec
 from .errors import EstimatorError
 from .model import ModelSpec
-from .placement import single_gpu_placement
+from .placement import Placement, single_gpu_placement
 from .profile import Profile
-from .schedule import PassResult, step_pass
+from .schedule import PassResult, pipeline_split, placed_step_pass, step_pass
 from .workload import Workload
 
 PHASES = ("prefill", "decode")
@@ -30,7 +33,8 @@ BREAKDOWN_SUMS = ("time_ms", "flops", "bytes", "kernels")
 
 @dataclass(frozen=True)
 class PhaseResult:
-    """One phase of the call: wall time, host launch time, GPU kernel time and energy (all GPU 0)."""
+    """One phase of the call: wall time, host launch time, GPU kernel time (a pipeline: every stage)
+    and energy (every GPU)."""
     phase: str
     steps: int
     time_ms: float
@@ -46,11 +50,16 @@ class PhaseResult:
 
 @dataclass(frozen=True)
 class Generation:
-    """The whole generate call: its phases and the peak bytes on the GPU."""
+    """The whole generate call: its phases and the peak bytes on each GPU."""
     prefill: PhaseResult
     decode: PhaseResult
     new_tokens: int
-    peak_bytes: float
+    peak_bytes_per_gpu: tuple[float, ...]
+
+    @property
+    def peak_bytes(self) -> float:
+        """The busiest GPU's peak."""
+        return max(self.peak_bytes_per_gpu)
 
     @property
     def ttft_ms(self) -> float:
@@ -97,44 +106,78 @@ def _phase(name: str, steps_run: list[PassResult], steps: int) -> PhaseResult:
                        sum(r.critical_gpu_us for r in steps_run) * k / 1e3, energy, list(groups.values()))
 
 
-def generation_bytes(spec: ModelSpec, w: Workload) -> float:
-    """Peak allocated bytes of the call: the larger of the prefill's peak (cache of the prompt,
-    a layer's working set over the prompt, logits of the last position) and the last decode
-    step's (cache of seq + new_tokens - 1 tokens while torch.cat holds one layer's old K too)."""
+def generation_bytes(spec: ModelSpec, w: Workload, place: Placement | None = None) -> list[float]:
+    """Peak allocated bytes of the call on each GPU of `place` (default: one GPU): the larger of
+    the prefill's peak (cache of the prompt, a layer's working set over the prompt, logits of the
+    last position) and the last decode step's (cache of seq + new_tokens - 1 tokens while
+    torch.cat holds one layer's old K too). Over a pipeline each GPU holds its stage's weights and
+    its layers' cache; the logits come back to GPU 0 (accelerate's hook), where generate's float32
+    copy, input ids and the attention mask live."""
     e, b, s, n = w.dtype_bytes, w.batch, w.seq, w.new_tokens
-    weights = single_gpu_placement(spec, e).weight_bytes_per_gpu[0]
+    place = place or single_gpu_placement(spec, e)
     last_logits = b * spec.vocab * (e + memory.FP32)   # the logits row and its float32 copy
-    prefill_live = max(memory.layer_working_set(spec, b * s, e, seq=s) + memory.embedding_outputs(spec, b * s, s, e),
-                       memory.final_norm_working_set(spec, b * s, e), b * e * spec.hidden + last_logits)
-    prefill = memory.kv_cache_bytes(spec, b * s, e, spec.layers) + prefill_live + 2 * b * s * memory.INPUT_ID_BYTES
     kv_end = b * (s + n - 1)
     cat_old = b * (s + n - 2) * spec.kv_heads * spec.head_dim * e
-    decode_live = max(memory.layer_working_set(spec, b, e) + memory.embedding_outputs(spec, b, 1, e),
-                      b * e * spec.hidden + last_logits)
-    decode = (memory.kv_cache_bytes(spec, kv_end, e, spec.layers) + cat_old + decode_live
-              + 2 * b * (s + n) * memory.INPUT_ID_BYTES) if n > 1 else 0.0
-    return weights + max(prefill, decode) + memory.CUBLAS_WORKSPACE_BYTES
+    out = []
+    for g, layers in enumerate(place.layers_per_gpu):
+        head = 0.0
+        if g == place.head_gpu:   # the normed last position and its logits, copied to float32 on GPU 0
+            head = b * e * spec.hidden + (last_logits if g == 0 else b * spec.vocab * e)
+        elif g == 0:
+            head = last_logits
+        embed = g == place.embed_gpu
+        prefill_layer = decode_layer = 0.0
+        if layers:
+            prefill_layer = memory.layer_working_set(spec, b * s, e, seq=s)
+            decode_layer = memory.layer_working_set(spec, b, e)
+            if embed:
+                prefill_layer += memory.embedding_outputs(spec, b * s, s, e)
+                decode_layer += memory.embedding_outputs(spec, b, 1, e)
+        norm = memory.final_norm_working_set(spec, b * s, e) if g == place.final_norm_gpu else 0.0
+        prefill = (memory.kv_cache_bytes(spec, b * s, e, layers) + max(prefill_layer, norm, head)
+                   + (2 * b * s * memory.INPUT_ID_BYTES if g == 0 else 0))
+        decode = (memory.kv_cache_bytes(spec, kv_end, e, layers) + (cat_old if layers else 0.0)
+                  + max(decode_layer, head) + (2 * b * (s + n) * memory.INPUT_ID_BYTES if g == 0 else 0)
+                  ) if n > 1 else 0.0
+        weights = place.weight_bytes_per_gpu[g]
+        used = weights > 0 or layers > 0 or g == 0
+        out.append(weights + max(prefill, decode) + (memory.CUBLAS_WORKSPACE_BYTES if used else 0))
+    return out
+
+
+def _refused(w: Workload) -> str | None:
+    if w.gpus > 1 and w.parallel != "pipeline":
+        return (f"generation is modelled on one GPU or a pipeline over accelerate's device map; "
+                f"got {w.parallel} parallel over {w.gpus} GPUs")
+    return None
 
 
 def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Generation:
-    """Set-up + prefill, then new_tokens - 1 decode steps (greedy, no early stop), on one GPU."""
-    if w.gpus != 1:
-        raise EstimatorError(f"generation is modelled on one GPU; got gpus={w.gpus}")
+    """Set-up + prefill, then new_tokens - 1 decode steps (greedy, no early stop), on one GPU or
+    walked over accelerate's pipeline placement (schedule.placed_step_pass)."""
+    reason = _refused(w)
+    if reason:
+        raise EstimatorError(reason)
     if w.seq + w.new_tokens > spec.max_positions:
         raise EstimatorError(f"seq + new_tokens = {w.seq + w.new_tokens} exceeds the {spec.max_positions} "
                              f"positions of {spec.name}")
     spec = spec if spec.use_cache else replace(spec, use_cache=True)   # generate always keeps the cache
     host = prof.generate_host(*spec.arch.host_keys(spec))
     e, layers = w.dtype_bytes, spec.layers
-    prefill = step_pass(spec, dev, prof, w, prefill_ops(spec, w.batch, w.seq, e), host.step_us,
-                        host.step_per_layer_us, host.setup_total_us(layers))
+    place = pipeline_split(spec, w, dev) if w.gpus > 1 else None
+
+    def run(s: ModelSpec, ops, rows: int, lead_us: float = 0.0) -> PassResult:
+        if place is None:
+            return step_pass(s, dev, prof, w, ops, host.step_us, host.step_per_layer_us, lead_us)
+        return placed_step_pass(s, dev, prof, w, ops, rows, place, host.step_us, host.step_per_layer_us, lead_us)
+
+    prefill = run(spec, prefill_ops(spec, w.batch, w.seq, e), w.seq, host.setup_total_us(layers))
     steps = w.new_tokens - 1
     kv_lens = sorted({w.seq + 1, w.seq + steps}) if steps else []
     step = spec.arch.decode_spec(spec, cuda=prof.kind != "cpu")   # MoE on a GPU: batched_mm decode
-    decode = [step_pass(step, dev, prof, w, decode_ops(step, w.batch, kv, e), host.step_us, host.step_per_layer_us)
-              for kv in kv_lens]
+    decode = [run(step, decode_ops(step, w.batch, kv, e), 1) for kv in kv_lens]
     return Generation(_phase("prefill", [prefill], 1), _phase("decode", decode, steps), w.new_tokens,
-                      generation_bytes(spec, w))
+                      tuple(generation_bytes(spec, w, place)))
 
 
 def generation_rows(est) -> list[list[str]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from . import distributed, energy, host_scale, memory
 from .cost import OpCost, price
+from .decode import GENERATE_GROUP
 from .device import GB, DeviceSpec
 from .errors import EstimatorError
 from .model import ModelSpec
@@ -233,7 +234,7 @@ class Pass:
         return joules
 
 
-def _pipeline(spec: ModelSpec, w: Workload, dev: DeviceSpec) -> Placement:
+def pipeline_split(spec: ModelSpec, w: Workload, dev: DeviceSpec) -> Placement:
     """accelerate's balanced split; where the weights overflow the GPUs, the split they would get
     with unlimited memory (the estimate then reports that it does not fit)."""
     try:
@@ -242,13 +243,13 @@ def _pipeline(spec: ModelSpec, w: Workload, dev: DeviceSpec) -> Placement:
         return pipeline_placement(spec, w.gpus, w.dtype_bytes, 1e18)
 
 
-def _with_input_copies(p: Pass, layer: list[OpCost], place: Placement, g: int, w: Workload) -> list[OpCost]:
+def _with_input_copies(p: Pass, layer: list[OpCost], place: Placement, g: int, seq: int) -> list[OpCost]:
     """A layer's kernels, led by the small inputs accelerate's hook copies to its GPU: the
-    rotary cos/sin from the rotary module's GPU, position ids from the input GPU."""
+    rotary cos/sin (`seq` positions) from the rotary module's GPU, position ids from the input GPU."""
     n = (2 if place.rotary_gpu >= 0 and g != place.rotary_gpu else 0) + (1 if g != place.embed_gpu else 0)
     if n == 0:
         return layer
-    small = 2 * w.seq * p.spec.arch.rotary_copy_dim(p.spec) * w.dtype_bytes
+    small = 2 * seq * p.spec.arch.rotary_copy_dim(p.spec) * p.w.dtype_bytes
     return [comm_cost("input copy", small, p.prof.small_copy_us(small))] * n + layer
 
 
@@ -262,7 +263,17 @@ def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[flo
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
     n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
     parts = {"embeddings": pre, "final norm": post[:n_norm], "lm head": post[n_norm:]}
-    hidden_bytes = t * spec.hidden * e
+    _walk(p, place, parts, layer, p.layer_host_us, fixed_per_kernel, w.batch, w.seq, w.seq)
+    return memory.placed_bytes_per_gpu(spec, place, t, w.seq, e)
+
+
+def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layer: list[OpCost], layer_host_us: float,
+          fixed_per_kernel: float, batch: int, rows: int, logit_rows: int) -> None:
+    """The hidden state (batch x `rows` positions) walks the placement's stages once: a copy to
+    each new stage's GPU, `layer` per decoder layer behind its input copies, the other parts
+    where they are placed, and the logits (batch x `logit_rows` x vocab) back to GPU 0."""
+    e = p.w.dtype_bytes
+    hidden_bytes = batch * rows * p.spec.hidden * e
     cur = place.embed_gpu
     for stage in place.stages:
         if stage.part == "rotary":   # rotary_emb's hook copies the hidden state there; the decoder
@@ -272,14 +283,13 @@ def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[flo
             p.transfer(stage.gpu, hidden_bytes)
             cur = stage.gpu
         if stage.part == "layers":
-            p.run(stage.gpu, _with_input_copies(p, layer, place, stage.gpu, w), p.layer_host_us + p.hook_us,
+            p.run(stage.gpu, _with_input_copies(p, layer, place, stage.gpu, rows), layer_host_us + p.hook_us,
                   times=stage.layers)
         else:
             costs = parts[stage.part]
             p.run(stage.gpu, costs, fixed_per_kernel * len(costs))
     if place.head_gpu != 0:  # accelerate's io_same_device hook returns outputs on GPU 0
-        p.transfer(0, t * spec.vocab * e)
-    return memory.placed_bytes_per_gpu(spec, place, t, w.seq, e)
+        p.transfer(0, batch * logit_rows * p.spec.vocab * e)
 
 
 def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
@@ -331,7 +341,7 @@ def forward_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -
         return p.result(mem)
     elif w.gpus > 1:
         p = Pass(spec, dev, prof, w, hook_us=prof.dispatch_hook_us(spec.model_type, spec.family))
-        mem = _placed(p, spec, w, _pipeline(spec, w, dev))
+        mem = _placed(p, spec, w, pipeline_split(spec, w, dev))
     else:
         p = Pass(spec, dev, prof, w)
         mem = _placed(p, spec, w, single_gpu_placement(spec, w.dtype_bytes))
@@ -353,5 +363,27 @@ def step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops:
     p.run(0, pre, fixed * len(pre))
     p.run(0, layer, layer_host_us, times=spec.layers)
     p.run(0, post, fixed * len(post))
+    p.summarize()
+    return p.result(())
+
+
+def placed_step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops: ForwardOps, rows: int,
+                     place: Placement, step_host_us: float, layer_host_us: float,
+                     lead_host_us: float = 0.0) -> PassResult:
+    """A step of model.generate over accelerate's pipeline placement, on a fresh clock drained at
+    the end: as `step_pass`, but `rows` positions per sequence (the prompt, or 1 in a decode step)
+    walk the stages as in a forward pass (hidden-state copies and accelerate's hooks, each layer's
+    K/V cache on its own GPU), the last position's logits come back to GPU 0 and the sampling
+    kernels (group "generate") run there, where accelerate returns the logits."""
+    p = Pass(spec, dev, prof, w, hook_us=prof.dispatch_hook_us(spec.model_type, spec.family))
+    p.clock.host_only(lead_host_us)
+    layer = p.set_power_cap(p.price(ops.layer), max(place.layers_per_gpu) / spec.layers)
+    pre, post = p.price(ops.pre), p.price(ops.post)
+    fixed = step_host_us / max(1, len(pre) + len(post))
+    by_group = {g: [c for c in post if c.op.group == g] for g in ("final norm", "lm head", GENERATE_GROUP)}
+    parts = {"embeddings": pre, "final norm": by_group["final norm"], "lm head": by_group["lm head"]}
+    _walk(p, place, parts, layer, layer_host_us, fixed, w.batch, rows, 1)
+    sampling = by_group[GENERATE_GROUP]
+    p.run(0, sampling, fixed * len(sampling))
     p.summarize()
     return p.result(())

@@ -32,6 +32,9 @@ def cases():
                 yield model, dev, dict(batch=b, seq=s, dtype=dt, gpus=g, parallel=mode)
         if dt != "float32":
             yield model, dev, dict(batch=b, seq=s, dtype=dt, new_tokens=8)
+            for g in GPUS[1:]:   # generation over several GPUs: a pipeline, or refused
+                for mode in MODES:
+                    yield model, dev, dict(batch=b, seq=s, dtype=dt, new_tokens=8, gpus=g, parallel=mode)
             yield model, dev, dict(batch=b, seq=s, dtype=dt, use_cache=False)
 
 

@@ -66,7 +66,20 @@ def test_suite_generation_module_skips_on_cpu(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     result = pytester.runpytest_subprocess(str(ROOT / "bench" / "test_generate.py"), "-p", "bench.plugin",
                                            "--bench-new-tokens", "4", "--bench-models", "AICrossSim/clm-60m",
+                                           "--bench-gpus", "1,2,8",
                                            "--bench-report-dir", str(pytester.path / "out"), "-rs",
                                            "-p", "no:cacheprovider", "--rootdir", str(ROOT))
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*generation is measured on a GPU only*"])
+    result.assert_outcomes(skipped=3)   # one case per GPU count: 1 GPU, then pipelines
+    result.stdout.fnmatch_lines(["*generation is measured on a GPU only*", "*needs 2 GPUs, this machine has 0*",
+                                 "*needs 8 GPUs, this machine has 0*"], consecutive=False)
+
+
+def test_generation_case_ids_keep_one_gpu_rows_and_name_the_pipeline():
+    from bench.row import Row, parallel_label
+    from bench.test_generate import GenCase
+    assert GenCase("m", 1, 128, 64).id == "m-1x128+64"          # recorded 1-GPU rows keep their case ids
+    assert GenCase("m", 1, 128, 64, 4).id == "m-1x128+64-4gpu"
+    row = Row(case_id="g", kind="generate", model="AICrossSim/clm-60m", device="H200 SXM 141GB", device_short="H200",
+              gpus=4, parallel=parallel_label("pipeline", 4), batch=1, seq=128, new_tokens=64, dtype="bfloat16")
+    w = row.workload()
+    assert (w.gpus, w.parallel, w.new_tokens) == (4, "pipeline", 64)

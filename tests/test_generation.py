@@ -109,8 +109,8 @@ def test_bad_generation_workloads():
         Workload(new_tokens=-1)
     with pytest.raises(EstimatorError, match="use_cache"):
         Workload(new_tokens=4, use_cache=False)
-    with pytest.raises(EstimatorError, match="one GPU"):
-        estimate("facebook/opt-1.3b", H200, Workload(8, 128, gpus=2, new_tokens=4))
+    with pytest.raises(EstimatorError, match="one GPU or a pipeline"):
+        estimate("facebook/opt-1.3b", H200, Workload(8, 128, gpus=2, parallel="tensor", new_tokens=4))
     with pytest.raises(EstimatorError, match="positions"):
         estimate("facebook/opt-1.3b", H200, Workload(1, 2000, new_tokens=100))
 
