@@ -51,7 +51,7 @@ def test_todays_registry():
     assert metrics.keys(metrics.generation_table()) == ("ttft_ms", "tpot_ms", "memory_gb",
                                                         "generate_energy_j_per_token")
     assert gate.gate_bounds() == {"runtime_ms": 0.05, "memory_gb": 0.01, "energy_j_per_token": 0.10,
-                                  "throughput_tokens_per_s": 0.05}
+                                  "throughput_tokens_per_s": 0.05, "ttft_ms": 0.05, "tpot_ms": 0.10}
     assert [o.flag for o in options.bound_options()] == [
         "--bound-runtime", "--bound-memory", "--bound-energy", "--bound-throughput", "--bound-ttft", "--bound-tpot"]
     assert options.BenchConfig().bound_energy == 0.15

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Mapping
 from estimator import Workload, estimate, get_device, load_model
 from estimator.profile import Profile, profile_for
 
-from ..compare import METRICS, errors, relative_error
+from ..compare import GENERATION_METRICS, METRICS, errors, relative_error
 from ..row import Row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,10 @@ def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict
     """The current estimator's four metrics (+ memory_gb_per_gpu) for a recorded row; with
     `transfer_from`, through the transfer model from that device's calibration."""
     e = estimate(row["model"], row["device"], workload(row), row_profile(row, transfer_from))
-    return {**{m: getattr(e, m) for m in METRICS}, "memory_gb_per_gpu": list(e.memory_gb_per_gpu)}
+    out = {**{m: getattr(e, m) for m in METRICS}, "memory_gb_per_gpu": list(e.memory_gb_per_gpu)}
+    if e.ttft_ms is not None:   # a generation row: its TTFT / TPOT are gated too
+        out |= {m: getattr(e, m) for m in GENERATION_METRICS}
+    return out
 
 
 def evaluate(rows: Iterable[Mapping[str, Any]],
