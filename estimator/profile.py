@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -83,7 +84,7 @@ class Profile:
     power: PowerModel | None = field(init=False, default=None)  # the power section; None: no energy
     _gemm: dict = field(default_factory=dict)
     _sdpa: dict = field(default_factory=dict)
-    _memo: dict = field(default_factory=dict)   # table lookups are pure: (kind, args) -> us
+    _memo: OrderedDict = field(default_factory=OrderedDict)   # table lookups are pure: (kind, args) -> us
 
     def __post_init__(self) -> None:
         self.data = d = parse_profile(self.raw, self.source)
@@ -124,13 +125,15 @@ class Profile:
     def memoized(self, key: tuple, compute: Callable[..., Any], *args: Any) -> Any:
         """compute(*args), once per key: lookups on a profile's tables are pure. The memo keeps
         at most MEMO_MAX_ENTRIES keys, dropping the oldest, so a long sweep of distinct
-        workloads stays bounded in memory (every key of one estimate stays in it)."""
+        workloads stays bounded in memory (every key of one estimate stays in it). An
+        OrderedDict pops its oldest key in O(1); a plain dict's ``next(iter(memo))`` walks the
+        deleted slots at its front, slower the longer a sweep evicts."""
         memo = self._memo
         value = memo.get(key)
         if value is None:
             value = compute(*args)   # may memoize nested lookups itself
             while len(memo) >= MEMO_MAX_ENTRIES:
-                del memo[next(iter(memo))]
+                memo.popitem(last=False)
             memo[key] = value
         return value
 
