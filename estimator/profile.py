@@ -89,6 +89,7 @@ class Profile:
     def __post_init__(self) -> None:
         self.data = d = parse_profile(self.raw, self.source)
         self.power = d.power
+        self._floor_us = float(d.elementwise_floor_us)   # read at every kernel priced
         for dtype, pts in d.gemm.items():
             if pts:  # value: achieved FLOP/s, so that time = flops / rate interpolates smoothly
                 self._gemm[dtype] = LogGrid([(m, n, k, 2.0 * m * n * k / t) for m, n, k, t in pts])
@@ -221,7 +222,7 @@ class Profile:
 
     @property
     def floor_us(self) -> float:
-        return float(self.data.elementwise_floor_us)
+        return self._floor_us
 
     def p2p_us(self, nbytes: float) -> float | None:
         if self._p2p is None:
