@@ -50,7 +50,11 @@ class Generation:
     prefill: PhaseResult
     decode: PhaseResult
     new_tokens: int
-    peak_bytes: float
+    memory: memory.MemoryParts   # the peak bytes on the GPU over the call, by part
+
+    @property
+    def peak_bytes(self) -> float:
+        return self.memory.total
 
     @property
     def ttft_ms(self) -> float:
@@ -97,23 +101,38 @@ def _phase(name: str, steps_run: list[PassResult], steps: int) -> PhaseResult:
                        sum(r.critical_gpu_us for r in steps_run) * k / 1e3, energy, list(groups.values()))
 
 
-def generation_bytes(spec: ModelSpec, w: Workload) -> float:
+def generation_parts(spec: ModelSpec, w: Workload) -> memory.MemoryParts:
     """Peak allocated bytes of the call: the larger of the prefill's peak (cache of the prompt,
     a layer's working set over the prompt, logits of the last position) and the last decode
-    step's (cache of seq + new_tokens - 1 tokens while torch.cat holds one layer's old K too)."""
+    step's (cache of seq + new_tokens - 1 tokens while torch.cat holds one layer's old K too),
+    by part (memory.MemoryParts) at that peak."""
     e, b, s, n = w.dtype_bytes, w.batch, w.seq, w.new_tokens
     weights = single_gpu_placement(spec, e).weight_bytes_per_gpu[0]
     last_logits = b * spec.vocab * (e + memory.FP32)   # the logits row and its float32 copy
-    prefill_live = max(memory.layer_working_set(spec, b * s, e, seq=s) + memory.embedding_outputs(spec, b * s, s, e),
-                       memory.final_norm_working_set(spec, b * s, e), b * e * spec.hidden + last_logits)
-    prefill = memory.kv_cache_bytes(spec, b * s, e, spec.layers) + prefill_live + 2 * b * s * memory.INPUT_ID_BYTES
-    kv_end = b * (s + n - 1)
-    cat_old = b * (s + n - 2) * spec.kv_heads * spec.head_dim * e
-    decode_live = max(memory.layer_working_set(spec, b, e) + memory.embedding_outputs(spec, b, 1, e),
-                      b * e * spec.hidden + last_logits)
-    decode = (memory.kv_cache_bytes(spec, kv_end, e, spec.layers) + cat_old + decode_live
-              + 2 * b * (s + n) * memory.INPUT_ID_BYTES) if n > 1 else 0.0
-    return weights + max(prefill, decode) + memory.CUBLAS_WORKSPACE_BYTES
+    head = b * e * spec.hidden + last_logits
+    act, logits, live = memory.split_peak([memory.layer_working_set(spec, b * s, e, seq=s)
+                                      + memory.embedding_outputs(spec, b * s, s, e),
+                                      memory.final_norm_working_set(spec, b * s, e)], [head])
+    kv, ids = memory.kv_cache_bytes(spec, b * s, e, spec.layers), 2 * b * s * memory.INPUT_ID_BYTES
+    prefill = kv + live + ids
+    parts = (kv, act, logits, ids)
+    if n > 1:
+        kv_end = b * (s + n - 1)
+        cat_old = b * (s + n - 2) * spec.kv_heads * spec.head_dim * e
+        d_act, d_logits, d_live = memory.split_peak([memory.layer_working_set(spec, b, e)
+                                                + memory.embedding_outputs(spec, b, 1, e)], [head])
+        d_kv = memory.kv_cache_bytes(spec, kv_end, e, spec.layers) + cat_old
+        d_ids = 2 * b * (s + n) * memory.INPUT_ID_BYTES
+        decode = d_kv + d_live + d_ids
+        if decode > prefill:
+            prefill, parts = decode, (d_kv, d_act, d_logits, d_ids)
+    kv, act, logits, ids = parts
+    return memory.MemoryParts(weights, kv, act, logits, memory.CUBLAS_WORKSPACE_BYTES, ids,
+                              weights + prefill + memory.CUBLAS_WORKSPACE_BYTES)
+
+
+def generation_bytes(spec: ModelSpec, w: Workload) -> float:
+    return generation_parts(spec, w).total
 
 
 def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Generation:
@@ -134,7 +153,7 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
     decode = [step_pass(step, dev, prof, w, decode_ops(step, w.batch, kv, e), host.step_us, host.step_per_layer_us)
               for kv in kv_lens]
     return Generation(_phase("prefill", [prefill], 1), _phase("decode", decode, steps), w.new_tokens,
-                      generation_bytes(spec, w))
+                      generation_parts(spec, w))
 
 
 def generation_rows(est) -> list[list[str]]:

@@ -69,8 +69,13 @@ class PassResult:
     host_work_us: float                # host time spent launching (not waiting on blocking copies)
     critical_gpu_us: float             # kernel time on the critical path (pipeline: all stages)
     energy_j: float | None             # every GPU of the workload; None: no power model (CPU)
-    peak_bytes_per_gpu: tuple[float, ...]   # empty for a generate step (generation.py counts it)
+    memory_parts: tuple[memory.MemoryParts, ...]   # peak bytes per GPU by part; empty for a generate step
     host_scaled: bool                  # host times scaled from another family (host_scale.py)
+
+    @property
+    def peak_bytes_per_gpu(self) -> tuple[float, ...]:
+        """Peak bytes of each GPU (empty for a generate step: generation.py counts it)."""
+        return tuple(m.total for m in self.memory_parts)
 
     @property
     def bound(self) -> str:
@@ -212,14 +217,14 @@ class Pass:
             load.memory_occ_us += mem_occ * times
             _add_groups(self.groups, groups, times)
 
-    def result(self, peak_bytes_per_gpu: list[float] | tuple[float, ...]) -> PassResult:
+    def result(self, mem: list[memory.MemoryParts] | tuple[memory.MemoryParts, ...]) -> PassResult:
         """The frozen result, once summarize() (and, for replicas, _copy_replica) has run."""
         busy_us = self.clock.busy_us
         busy = sum(busy_us.values()) / max(1, len(busy_us))
         critical_gpu_us = sum(busy_us.values()) if self.w.parallel == "pipeline" or self.w.gpus == 1 else busy
         return PassResult(tuple(_group_sum(name, g) for name, g in self.groups.items()), self.clock.gpu_times(),
                           self.clock.total_us, self.clock.host_work_us, critical_gpu_us,
-                          self._energy_j(self.w.gpus), tuple(peak_bytes_per_gpu), self.host_scaled)
+                          self._energy_j(self.w.gpus), tuple(mem), self.host_scaled)
 
     def _energy_j(self, gpus: int) -> float | None:
         """Joules of GPUs 0 .. gpus-1, summed GPU by GPU."""
@@ -253,7 +258,7 @@ def _with_input_copies(p: Pass, layer: list[OpCost], place: Placement, g: int, w
     return [comm_cost("input copy", small, p.prof.small_copy_us(small))] * n + layer
 
 
-def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[float]:
+def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[memory.MemoryParts]:
     """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another:
     the hidden state walks the placement's stages once."""
     e, t = w.dtype_bytes, w.tokens
@@ -280,10 +285,10 @@ def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[flo
             p.run(stage.gpu, costs, fixed_per_kernel * len(costs))
     if place.head_gpu != 0:  # accelerate's io_same_device hook returns outputs on GPU 0
         p.transfer(0, t * spec.vocab * e)
-    return memory.placed_bytes_per_gpu(spec, place, t, w.seq, e)
+    return memory.placed_parts_per_gpu(spec, place, t, w.seq, e)
 
 
-def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
+def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[memory.MemoryParts]:
     """data / tensor parallel: every GPU runs the same kernels on its shard, one process each."""
     e = w.dtype_bytes
     shards = w.gpus if w.parallel == "tensor" else 1
@@ -311,7 +316,7 @@ def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
         if batch > 1:
             steps.append(price(Op("logits cat", "lm head", "elementwise", 0.0, 2 * full), p.dev, p.prof, w.dtype, w.tf32))
         p.run(0, steps, ALLGATHER_HOST_US)
-    return [memory.replica_bytes(spec, t, w.seq, e, shards)] * w.gpus
+    return [memory.replica_parts(spec, t, w.seq, e, shards)] * w.gpus
 
 
 def _copy_replica(p: Pass, gpus: int) -> None:
@@ -345,7 +350,7 @@ def step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops:
     """One forward of `ops` on GPU 0 on a fresh clock, drained at the end (a step of
     model.generate, generation.py): `lead_host_us` of host-only work first (generate's set-up),
     `step_host_us` spread over the kernels outside the layers, `layer_host_us` per decoder layer.
-    Its memory is counted by generation.py (peak_bytes_per_gpu stays empty)."""
+    Its memory is counted by generation.py (`memory_parts` stays empty)."""
     p = Pass(spec, dev, prof, w)
     p.clock.host_only(lead_host_us)
     layer = p.set_power_cap(p.price(ops.layer))
