@@ -157,7 +157,7 @@ class Pass:
         """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
         ops = tuple(ops)
         key = ("costs", ops, self.dev.key, self.w.dtype, self.w.tf32)   # one lookup for the whole list
-        costs = self.prof.memoized(key, lambda: [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32)
+        costs = self.prof.memoized_list(key, lambda: [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32)
                                                  for op in ops])
         return self._slowed(costs)
 
