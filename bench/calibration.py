@@ -255,8 +255,9 @@ def host_calibration(model_types: Sequence[str] = ()) -> Callable[[Log], tuple[d
 
 def session_model_types(models: Sequence[str]) -> tuple[str, ...]:
     """The model types of the session's models, whose host overhead the calibration times."""
+    from bench.cases import modelled
     from estimator.model import load_model
-    return tuple(sorted({load_model(m).model_type for m in models}))
+    return tuple(sorted({load_model(m).model_type for m in modelled(models)}))
 
 
 def progress_log(config: Any) -> Log:

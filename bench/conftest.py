@@ -6,7 +6,7 @@ import pytest
 from bench.cases import cpu_case, detect, device_tag, enumerate_cases
 from bench.plugin import get_bench_config
 from bench.distributed import DISTRIBUTED_MODES
-from estimator.errors import EstimatorError
+from estimator.errors import EstimatorError, UnmodelledConfig
 from estimator.model import load_model
 
 
@@ -17,6 +17,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in get_bench_config(config).models:
         try:
             load_model(name)
+        except UnmodelledConfig:
+            continue   # a quantized config: its cases skip with the reason (bench.cases.spec_or_skip)
         except EstimatorError as exc:
             raise pytest.UsageError(f"--bench-models: {exc}") from None
 

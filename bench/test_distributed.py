@@ -7,10 +7,10 @@ import pytest
 
 from bench.calibration import host_used
 from bench import build, distributed
-from bench.cases import Case, detect
+from bench.cases import Case, detect, spec_or_skip
 from bench.launch import launch
 from bench.row import Estimated, Row
-from estimator import EstimatorError, estimate, load_model
+from estimator import EstimatorError, estimate
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def test_distributed(case: Case, bench_config, bench_recorder, check_bounds, che
         pytest.skip(machine.problem)
     if case.gpus % nodes or case.gpus // nodes > machine.gpu_count:
         pytest.skip(f"needs {case.gpus} GPUs over {nodes} node(s), this machine has {machine.gpu_count}")
-    spec = load_model(case.model)
+    spec = spec_or_skip(case.model)
     reason = distributed.skip_reason(spec, case.parallel, case.gpus, case.batch,
                                      case.parallel != "tensor" or distributed.has_tp_plan(case.model))
     reason = reason or build.config_problem(case.model)   # transformers refuses it: skip, do not fail

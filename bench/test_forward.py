@@ -9,12 +9,12 @@ import torch
 
 from bench import build, cpu_case, host_probe, measure
 from bench.calibration import host_used
-from bench.cases import Case, detect
+from bench.cases import Case, detect, spec_or_skip
 from bench.machine import available_ram_bytes
 from bench.rounds import StopRule, robust_pedantic
 from bench.row import Estimated, Measured, Row, parallel_label
 from bench.settle import settle
-from estimator import EstimatorError, estimate, load_model
+from estimator import EstimatorError, estimate
 
 # The CPU case (bench/cpu_case.py) is judged against the spread it measured, or not at all when
 # the machine's load made its measurement unstable.
@@ -33,7 +33,7 @@ def _skip_reason(case: Case) -> str | None:
 
 
 def _dtype(case: Case) -> str:
-    return (load_model(case.model).dtype or "float16") if case.dtype == "auto" else case.dtype
+    return (spec_or_skip(case.model).dtype or "float16") if case.dtype == "auto" else case.dtype
 
 
 def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_bounds, request) -> None:
@@ -49,7 +49,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         pytest.skip(resolved.reason)
     prof = resolved.profile
     short = machine.device.aliases[0] if on_gpu else "cpu"
-    spec = load_model(case.model)
+    spec = spec_or_skip(case.model)
     spec = spec.arch.with_experts(spec, bench_config.experts_implementation or None)
     experts = spec.arch.experts_implementation(spec)   # MoE: built and estimated with this; else None
     row = Row(case_id=case.id + (f"-{experts}" if experts else ""), model=case.model,

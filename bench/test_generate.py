@@ -18,11 +18,11 @@ import torch
 
 from bench import build, host_probe, measure
 from bench.calibration import host_used
-from bench.cases import detect
+from bench.cases import detect, spec_or_skip
 from bench.plugin import get_bench_config
 from bench.settle import settle
 from bench.row import Estimated, Measured, Row, parallel_label
-from estimator import EstimatorError, estimate, load_model
+from estimator import EstimatorError, estimate
 
 TTFT_ROUNDS = 7
 
@@ -69,7 +69,7 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
     if reason:
         pytest.skip(reason)
     machine = detect()
-    spec = load_model(gen_case.model)
+    spec = spec_or_skip(gen_case.model)
     spec = spec.arch.with_experts(spec, bench_config.experts_implementation or None)
     experts = spec.arch.experts_implementation(spec)   # MoE: built and estimated with this; else None
     dtype = (spec.dtype or "float16") if bench_config.dtype == "auto" else bench_config.dtype

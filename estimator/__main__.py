@@ -85,12 +85,23 @@ def cmd_estimate(args: argparse.Namespace) -> None:
         rows += generation_rows(est)
     print(tabulate(annotate_rows(rows, est), tablefmt="simple"))
     print()
+    print(memory_table(est))
+    print()
     table = [[f"{b['phase']}: {b['group']}" if "phase" in b else b["group"], f"{b['time_ms']:.3f}", b["kernels"], f"{b['flops'] / 1e12:.3f}", f"{b['bytes'] / GB:.3f}", b["bound"]]
              for b in sorted(est.breakdown, key=lambda b: -b["time_ms"])]
     print(tabulate(table, headers=["operator group", "GPU ms", "kernels", "TFLOP", "GB moved", "bound"]))
     for note in est.notes:
         if not note.startswith("does not fit"):
             print(f"note: {note}")
+
+
+def memory_table(est) -> str:
+    """Each GPU's peak memory by part, in GB (the parts add up to the total)."""
+    parts = list(est.memory_breakdown_gb[0]) if est.memory_breakdown_gb else []
+    table = [[g, *(f"{p[k]:.3f}" for k in parts), f"{total:.3f}"]
+             for g, (p, total) in enumerate(zip(est.memory_breakdown_gb, est.memory_gb_per_gpu))]
+    return tabulate(table, headers=["GPU", *(k.replace("_", " ") + " GB" for k in parts), "total GB"],
+                    disable_numparse=True)
 
 
 def main(argv: list[str] | None = None) -> int:

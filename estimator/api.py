@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from .device import GB, DeviceSpec, get_device
+from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
 from . import host_scale, ranges
 from .generation import Generation, generate_call
@@ -30,6 +31,10 @@ class Estimate:
     params: int
     profile: str
     breakdown: list[dict] = field(default_factory=list)  # per group: time_ms, bound, flops, bytes
+    # per GPU, memory_gb_per_gpu by part (memory.PARTS: weights, kv_cache, activations, logits,
+    # workspace, input_ids; activations or logits is the working set at the peak, the other 0):
+    # the parts add up to that GPU's memory_gb_per_gpu to float rounding
+    memory_breakdown_gb: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # Workload(new_tokens=N) only (model.generate; runtime_ms is then the whole call and
     # energy_j_per_token / throughput count generated tokens): None for a plain forward
@@ -105,6 +110,7 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
         return ranges.attach(_generation_estimate(spec, dev, prof, w), prof)
     r = forward_pass(spec, dev, prof, w)
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
+    parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
     if r.host_scaled:
         notes.append(host_scale.scaled_note(spec))
@@ -117,7 +123,12 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
         energy_j_per_token=None if r.energy_j is None else r.energy_j / w.tokens,
         throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
         gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
-        breakdown=r.breakdown(), notes=notes), prof)
+        breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes), prof)
+
+
+def memory_parts_gb(m: MemoryParts) -> dict[str, float]:
+    """One GPU's peak by part, in GB (memory.PARTS, in that order)."""
+    return {k: getattr(m, k) / GB for k in PARTS}
 
 
 def _workload_dict(spec: ModelSpec, w: Workload, **extra: object) -> dict:
@@ -147,5 +158,6 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
         runtime_ms=g.generate_ms, memory_gb=mem_gb, memory_gb_per_gpu=mem_gb_per_gpu, energy_j_per_token=per_token,
         throughput_tokens_per_s=generated / (g.generate_ms * 1e-3), fits=fits, host_ms=host, gpu_busy_ms=busy,
         bound="host" if host >= busy else "gpu", params=spec.param_count(), profile=prof.source,
-        breakdown=[b for ph in g.phases for b in ph.breakdown], notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms,
+        breakdown=[b for ph in g.phases for b in ph.breakdown], memory_breakdown_gb=[memory_parts_gb(g.memory)] if g.memory else [],
+        notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms,
         generate_ms=g.generate_ms, generate_energy_j_per_token=per_token, phases=[ph.to_dict() for ph in g.phases])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import EstimatorError
+from .errors import EstimatorError, UnmodelledConfig
 
 # Larger sizes are no model anyone can build: they only overflow float arithmetic downstream.
 MAX_SIZE = 2**40
@@ -71,3 +71,21 @@ def divisible(key: str, value: int, by_key: str, by: int) -> None:
     """`value` (of field `key`) must be a multiple of `by` (of field `by_key`)."""
     if value % by:
         raise EstimatorError(f"{key} {value} is not divisible by {by_key} {by}")
+
+
+def refuse_quantized(cfg: dict, where: str) -> None:
+    """A config with a ``quantization_config`` (AWQ, GPTQ, bitsandbytes, FP8, any quant_method)
+    loads quantized weights and kernels the estimator never priced: refused, naming the scheme,
+    rather than estimated as 16-bit. A null one is absent, as transformers reads it."""
+    q = cfg.get("quantization_config")
+    if q is None:
+        return
+    q = q if isinstance(q, dict) else {}
+    method = q.get("quant_method")
+    if not isinstance(method, str) or not method:   # old bitsandbytes configs name no method
+        method = "bitsandbytes" if q.get("load_in_4bit") or q.get("load_in_8bit") else "unknown"
+    bits = q.get("bits")
+    detail = f"{bits}-bit " if is_size(bits) else ""
+    raise UnmodelledConfig(
+        f"quantized configs are not modelled: quant_method {method!r} in {where} ({detail}quantized weights "
+        f"and their kernels are not calibrated; estimate the unquantized model's config)")

@@ -22,11 +22,9 @@ def matmul_key(dtype: str, tf32: bool) -> str:
 
 def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool = False) -> OpCost:
     """Calibrated time of `op`; datasheet peaks classify the bound, kernel occupancy drives the
-    power model. Pure, so memoized on the profile."""
-    return profile.memoized(("price", op, device.key, dtype, tf32), _price, op, device, profile, dtype, tf32)
-
-
-def _price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool) -> OpCost:
+    power model. Pure; not memoized per op (a new workload's ops are new: a per-op memo missed
+    99 % of the time, and its entries pushed table lookups out): the table lookups below are
+    memoized on the profile, and schedule.Pass.price memoizes whole kernel lists."""
     key = matmul_key(dtype, tf32)
     peak_flops = device.matmul_tflops(dtype, tf32) * 1e12
     peak_bw = device.memory_bandwidth_gb_s * GB

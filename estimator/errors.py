@@ -9,6 +9,11 @@ class EstimatorError(ValueError):
     """Bad input (unknown name, malformed config, impossible workload). Message is one line."""
 
 
+class UnmodelledConfig(EstimatorError):
+    """A well-formed config of something the estimator does not model (a quantized checkpoint):
+    the benchmark skips its cases with the message instead of refusing the session."""
+
+
 def closest(name: str, known: Iterable[str], n: int = 3) -> str:
     """' (closest: a, b)' for an unknown name, or '' when nothing is near."""
     known = list(known)

@@ -55,6 +55,7 @@ class Generation:
     decode: PhaseResult
     new_tokens: int
     peak_bytes_per_gpu: tuple[float, ...]
+    memory: memory.MemoryParts | None = None   # one GPU: the peak by part (None over a pipeline)
 
     @property
     def peak_bytes(self) -> float:
@@ -152,6 +153,36 @@ def _refused(w: Workload) -> str | None:
     return None
 
 
+def generation_parts(spec: ModelSpec, w: Workload) -> memory.MemoryParts:
+    """The one-GPU peak of the call by part (memory.MemoryParts): the larger of the prefill's peak
+    (cache of the prompt, a layer's working set over the prompt, logits of the last position) and
+    the last decode step's (cache of seq + new_tokens - 1 tokens while torch.cat holds one
+    layer's old K too); its total is generation_bytes' one-GPU figure."""
+    e, b, s, n = w.dtype_bytes, w.batch, w.seq, w.new_tokens
+    weights = single_gpu_placement(spec, e).weight_bytes_per_gpu[0]
+    last_logits = b * spec.vocab * (e + memory.FP32)   # the logits row and its float32 copy
+    head = b * e * spec.hidden + last_logits
+    act, logits, live = memory.split_peak([memory.layer_working_set(spec, b * s, e, seq=s)
+                                      + memory.embedding_outputs(spec, b * s, s, e),
+                                      memory.final_norm_working_set(spec, b * s, e)], [head])
+    kv, ids = memory.kv_cache_bytes(spec, b * s, e, spec.layers), 2 * b * s * memory.INPUT_ID_BYTES
+    prefill = kv + live + ids
+    parts = (kv, act, logits, ids)
+    if n > 1:
+        kv_end = b * (s + n - 1)
+        cat_old = b * (s + n - 2) * spec.kv_heads * spec.head_dim * e
+        d_act, d_logits, d_live = memory.split_peak([memory.layer_working_set(spec, b, e)
+                                                + memory.embedding_outputs(spec, b, 1, e)], [head])
+        d_kv = memory.kv_cache_bytes(spec, kv_end, e, spec.layers) + cat_old
+        d_ids = 2 * b * (s + n) * memory.INPUT_ID_BYTES
+        decode = d_kv + d_live + d_ids
+        if decode > prefill:
+            prefill, parts = decode, (d_kv, d_act, d_logits, d_ids)
+    kv, act, logits, ids = parts
+    return memory.MemoryParts(weights, kv, act, logits, memory.CUBLAS_WORKSPACE_BYTES, ids,
+                              weights + prefill + memory.CUBLAS_WORKSPACE_BYTES)
+
+
 def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Generation:
     """Set-up + prefill, then new_tokens - 1 decode steps (greedy, no early stop), on one GPU or
     walked over accelerate's pipeline placement (schedule.placed_step_pass)."""
@@ -177,7 +208,7 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
     step = spec.arch.decode_spec(spec, cuda=prof.kind != "cpu")   # MoE on a GPU: batched_mm decode
     decode = [run(step, decode_ops(step, w.batch, kv, e), 1) for kv in kv_lens]
     return Generation(_phase("prefill", [prefill], 1), _phase("decode", decode, steps), w.new_tokens,
-                      tuple(generation_bytes(spec, w, place)))
+                      tuple(generation_bytes(spec, w, place)), None if place else generation_parts(spec, w))
 
 
 def generation_rows(est) -> list[list[str]]:

@@ -5,9 +5,11 @@ peak = weights on that GPU + K/V cache of its layers (model(input_ids) keeps a D
      + the cuBLAS workspace.
 Working sets are counted from the eager code: which tensors are alive at the busiest moment of a
 layer (all in bytes per token, T tokens, e bytes per element, h hidden, f FFN, q/kv head dims).
+Each GPU's peak comes as ``MemoryParts``: what holds the bytes, and the total.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,6 +19,31 @@ if TYPE_CHECKING:
 CUBLAS_WORKSPACE_BYTES = 32 * 2**20  # torch's default CUBLAS_WORKSPACE_CONFIG :4096:8 (8 x 4 MiB)
 FP32 = 4
 INPUT_ID_BYTES = 8  # input_ids are int64, on GPU 0
+PARTS = ("weights", "kv_cache", "activations", "logits", "workspace", "input_ids")
+
+
+@dataclass(frozen=True)
+class MemoryParts:
+    """One GPU's peak bytes by what holds them at the peak. `activations` is the largest live
+    working set of a layer or the final norm (with the embedding outputs the decoder keeps) when
+    that is the peak; `logits` the LM head's working set (normed hidden state and logits; a
+    tensor-parallel head's gathered logits; the logits accelerate returns to GPU 0) when that is
+    the peak: one of the two is 0. `total` is the peak as summed below (the parts add up to it
+    to float rounding, 1e-12 relative)."""
+    weights: float
+    kv_cache: float        # generation's last decode step: with the old K torch.cat still holds
+    activations: float
+    logits: float
+    workspace: float       # cuBLAS
+    input_ids: float       # int64 ids on GPU 0 (generate: input_ids and the attention mask)
+    total: float
+
+
+def split_peak(layer_peaks: list[float], head_peaks: list[float]) -> tuple[float, float, float]:
+    """(activations, logits, peak): the largest working set, counted as activations when a layer
+    or the final norm reaches it, as logits when only the head does."""
+    act, head = max(layer_peaks), max(head_peaks, default=0.0)
+    return (act, 0.0, act) if act >= head else (0.0, head, head)
 
 
 def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1, seq: int = 0) -> float:
@@ -62,7 +89,7 @@ def embedding_outputs(spec: ModelSpec, t: int, seq: int, e: int) -> float:
 
 
 
-def placed_bytes_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e: int) -> list[float]:
+def placed_parts_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e: int) -> list[MemoryParts]:
     """Peak bytes of each GPU of a one-GPU or pipeline run: its weights, the K/V cache of its
     layers, the largest working set of the parts it runs (a GPU other than the head's gets the
     logits back on GPU 0 from accelerate's hook), input ids on GPU 0, and a cuBLAS workspace on
@@ -70,21 +97,28 @@ def placed_bytes_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e:
     logits = t * spec.vocab * e
     mem = []
     for g, n in enumerate(place.layers_per_gpu):
-        peaks = [layer_working_set(spec, t, e, seq=seq) if n else 0.0]
+        layer = [layer_working_set(spec, t, e, seq=seq) if n else 0.0]
+        head = []
         if n and g == place.embed_gpu:
-            peaks[0] += embedding_outputs(spec, t, seq, e)
+            layer[0] += embedding_outputs(spec, t, seq, e)
         if g == place.final_norm_gpu:
-            peaks.append(final_norm_working_set(spec, t, e))
+            layer.append(final_norm_working_set(spec, t, e))
         if g == place.head_gpu:
-            peaks.append(head_working_set(spec, t, e))
+            head.append(head_working_set(spec, t, e))
         if g == 0 and place.head_gpu != 0:
-            peaks.append(logits)
+            head.append(logits)
+        act, head_peak, peak = split_peak(layer, head)
         weights = place.weight_bytes_per_gpu[g]
         used = weights > 0 or n > 0 or g == 0
         extra = t * INPUT_ID_BYTES if g == 0 else 0
-        mem.append(weights + kv_cache_bytes(spec, t, e, n) + max(peaks) + extra
-                   + (CUBLAS_WORKSPACE_BYTES if used else 0))
+        kv = kv_cache_bytes(spec, t, e, n)
+        ws = CUBLAS_WORKSPACE_BYTES if used else 0
+        mem.append(MemoryParts(weights, kv, act, head_peak, ws, extra, weights + kv + peak + extra + ws))
     return mem
+
+
+def placed_bytes_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e: int) -> list[float]:
+    return [m.total for m in placed_parts_per_gpu(spec, place, t, seq, e)]
 
 
 def gathered_logits_bytes(spec: ModelSpec, t: int, batch: int, e: int, shards: int) -> float:
@@ -98,7 +132,7 @@ def gathered_logits_bytes(spec: ModelSpec, t: int, batch: int, e: int, shards: i
     return full / shards + full + (full if batch > 1 else 0.0)
 
 
-def replica_bytes(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> float:
+def replica_parts(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> MemoryParts:
     """Peak bytes of one GPU of a data (shards 1, `t` tokens of its batch share) or tensor
     parallel run as transformers' tp_plan="auto" places it: decoder projections split
     `shards` ways (q/k/v, gate/up colwise; o, down rowwise), the token embedding and the
@@ -109,7 +143,13 @@ def replica_bytes(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> flo
     weights = (layer_w + rest) * e
     head = (head_working_set(spec, t, e, 1) if shards == 1
             else t * spec.hidden * e + gathered_logits_bytes(spec, t, t // seq, e, shards))
-    peak = max(layer_working_set(spec, t, e, shards, seq) + embedding_outputs(spec, t, seq, e),
-               head, final_norm_working_set(spec, t, e))
-    return (weights + kv_cache_bytes(spec, t, e, spec.layers, shards) + peak + t * INPUT_ID_BYTES
-            + CUBLAS_WORKSPACE_BYTES)
+    act, head_peak, peak = split_peak([layer_working_set(spec, t, e, shards, seq) + embedding_outputs(spec, t, seq, e),
+                                  final_norm_working_set(spec, t, e)], [head])
+    kv = kv_cache_bytes(spec, t, e, spec.layers, shards)
+    ids = t * INPUT_ID_BYTES
+    return MemoryParts(weights, kv, act, head_peak, CUBLAS_WORKSPACE_BYTES, ids,
+                       weights + kv + peak + ids + CUBLAS_WORKSPACE_BYTES)
+
+
+def replica_bytes(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> float:
+    return replica_parts(spec, t, seq, e, shards).total

@@ -39,6 +39,7 @@ class ModelSpec(spec.ModelSpec):
             raise EstimatorError(
                 f"unsupported model_type {model_type!r} in config of {where}: supported "
                 f"{', '.join(families.supported_model_types())}")
+        config_fields.refuse_quantized(cfg, where)
         try:
             a = {k: config_fields.size(cfg, v) for k, v in family.aliases.items()}
             kw = dict(name=name or _text_or_none(cfg.get("_name_or_path")) or model_type, model_type=model_type,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,9 @@ ALLGATHER_HOST_US = 5.0       # host time to launch the all-gather of the logits
 # adds some 15): bounded, so a sweep of 100,000 distinct estimates on one device stays within
 # about 10 MB of memo (tests/test_memory_growth.py), a sweep over d devices d times that.
 MEMO_MAX_ENTRIES = 20_000
+# Priced kernel lists (schedule.Pass.price: some 30 OpCosts, ~10 kB each) kept in a memo of their own:
+# counted among the small lookups they would fill 20,000 entries with ~30 MB.
+MEMO_MAX_LISTS = 1_000
 
 
 # generate()'s own host time where a profile has no "generate" section (the shipped H100 and H200
@@ -83,11 +87,13 @@ class Profile:
     power: PowerModel | None = field(init=False, default=None)  # the power section; None: no energy
     _gemm: dict = field(default_factory=dict)
     _sdpa: dict = field(default_factory=dict)
-    _memo: dict = field(default_factory=dict)   # table lookups are pure: (kind, args) -> us
+    _memo: OrderedDict = field(default_factory=OrderedDict)   # table lookups are pure: (kind, args) -> us
+    _lists: OrderedDict = field(default_factory=OrderedDict)  # priced kernel lists (memoized_list)
 
     def __post_init__(self) -> None:
         self.data = d = parse_profile(self.raw, self.source)
         self.power = d.power
+        self._floor_us = float(d.elementwise_floor_us)   # read at every kernel priced
         for dtype, pts in d.gemm.items():
             if pts:  # value: achieved FLOP/s, so that time = flops / rate interpolates smoothly
                 self._gemm[dtype] = LogGrid([(m, n, k, 2.0 * m * n * k / t) for m, n, k, t in pts])
@@ -124,15 +130,14 @@ class Profile:
     def memoized(self, key: tuple, compute: Callable[..., Any], *args: Any) -> Any:
         """compute(*args), once per key: lookups on a profile's tables are pure. The memo keeps
         at most MEMO_MAX_ENTRIES keys, dropping the oldest, so a long sweep of distinct
-        workloads stays bounded in memory (every key of one estimate stays in it)."""
-        memo = self._memo
-        value = memo.get(key)
-        if value is None:
-            value = compute(*args)   # may memoize nested lookups itself
-            while len(memo) >= MEMO_MAX_ENTRIES:
-                del memo[next(iter(memo))]
-            memo[key] = value
-        return value
+        workloads stays bounded in memory (every key of one estimate stays in it). An
+        OrderedDict pops its oldest key in O(1); a plain dict's ``next(iter(memo))`` walks the
+        deleted slots at its front, slower the longer a sweep evicts."""
+        return _lookup(self._memo, MEMO_MAX_ENTRIES, key, compute, args)
+
+    def memoized_list(self, key: tuple, compute: Callable[[], list]) -> list:
+        """compute(), once per key, in a memo of at most MEMO_MAX_LISTS priced kernel lists."""
+        return _lookup(self._lists, MEMO_MAX_LISTS, key, compute, ())
 
     def gemm_us(self, m: int, n: int, k: int, dtype: str) -> float:
         """Interpolated GEMM time; leading dimensions off multiples of 8 use the unaligned grid."""
@@ -218,7 +223,7 @@ class Profile:
 
     @property
     def floor_us(self) -> float:
-        return float(self.data.elementwise_floor_us)
+        return self._floor_us
 
     def p2p_us(self, nbytes: float) -> float | None:
         if self._p2p is None:
@@ -285,6 +290,16 @@ class Profile:
         raw = overlay_host(self.raw, host, dispatch, generate)
         kept = {f.name: getattr(self, f.name) for f in fields(self) if f.init and not f.name.startswith("_")}
         return Profile(**kept | {"raw": raw, "source": source, "host_source": "run"})
+
+
+def _lookup(memo: OrderedDict, cap: int, key: tuple, compute: Callable[..., Any], args: tuple) -> Any:
+    value = memo.get(key)
+    if value is None:
+        value = compute(*args)   # may memoize nested lookups itself
+        while len(memo) >= cap:
+            memo.popitem(last=False)
+        memo[key] = value
+    return value
 
 
 def load_profile_file(path: str | Path) -> Profile:

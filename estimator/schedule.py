@@ -70,8 +70,13 @@ class PassResult:
     host_work_us: float                # host time spent launching (not waiting on blocking copies)
     critical_gpu_us: float             # kernel time on the critical path (pipeline: all stages)
     energy_j: float | None             # every GPU of the workload; None: no power model (CPU)
-    peak_bytes_per_gpu: tuple[float, ...]   # empty for a generate step (generation.py counts it)
+    memory_parts: tuple[memory.MemoryParts, ...]   # peak bytes per GPU by part; empty for a generate step
     host_scaled: bool                  # host times scaled from another family (host_scale.py)
+
+    @property
+    def peak_bytes_per_gpu(self) -> tuple[float, ...]:
+        """Peak bytes of each GPU (empty for a generate step: generation.py counts it)."""
+        return tuple(m.total for m in self.memory_parts)
 
     @property
     def bound(self) -> str:
@@ -153,14 +158,15 @@ class Pass:
         """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
         ops = tuple(ops)
         key = ("costs", ops, self.dev.key, self.w.dtype, self.w.tf32)   # one lookup for the whole list
-        costs = self.prof.memoized(key, lambda: [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32)
+        costs = self.prof.memoized_list(key, lambda: [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32)
                                                  for op in ops])
         return self._slowed(costs)
 
     def _slowed(self, costs: list[OpCost]) -> list[OpCost]:
         if self.slowdown == 1.0:
             return costs
-        return [replace(c, gpu_us=c.gpu_us * self.slowdown) if _compute(c) else c for c in costs]
+        s = self.slowdown   # OpCost built directly: dataclasses.replace costs 5x more
+        return [OpCost(c.op, c.gpu_us * s, c.bound, c.utilization) if _compute(c) else c for c in costs]
 
     def set_power_cap(self, costs: list[OpCost], duty: float = 1.0) -> list[OpCost]:
         """Clock slowdown of compute kernels under the power limit, judged on one decoder layer
@@ -212,14 +218,14 @@ class Pass:
             load.memory_occ_us += mem_occ * times
             _add_groups(self.groups, groups, times)
 
-    def result(self, peak_bytes_per_gpu: list[float] | tuple[float, ...]) -> PassResult:
+    def result(self, mem: list[memory.MemoryParts] | tuple[memory.MemoryParts, ...]) -> PassResult:
         """The frozen result, once summarize() (and, for replicas, _copy_replica) has run."""
         busy_us = self.clock.busy_us
         busy = sum(busy_us.values()) / max(1, len(busy_us))
         critical_gpu_us = sum(busy_us.values()) if self.w.parallel == "pipeline" or self.w.gpus == 1 else busy
         return PassResult(tuple(_group_sum(name, g) for name, g in self.groups.items()), self.clock.gpu_times(),
                           self.clock.total_us, self.clock.host_work_us, critical_gpu_us,
-                          self._energy_j(self.w.gpus), tuple(peak_bytes_per_gpu), self.host_scaled)
+                          self._energy_j(self.w.gpus), tuple(mem), self.host_scaled)
 
     def _energy_j(self, gpus: int) -> float | None:
         """Joules of GPUs 0 .. gpus-1, summed GPU by GPU."""
@@ -253,7 +259,7 @@ def _with_input_copies(p: Pass, layer: list[OpCost], place: Placement, g: int, s
     return [comm_cost("input copy", small, p.prof.small_copy_us(small))] * n + layer
 
 
-def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[float]:
+def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[memory.MemoryParts]:
     """One GPU, or layers split over GPUs by accelerate's balanced map, run one after another:
     the hidden state walks the placement's stages once."""
     e, t = w.dtype_bytes, w.tokens
@@ -264,7 +270,7 @@ def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[flo
     n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
     parts = {"embeddings": pre, "final norm": post[:n_norm], "lm head": post[n_norm:]}
     _walk(p, place, parts, layer, p.layer_host_us, fixed_per_kernel, w.batch, w.seq, w.seq)
-    return memory.placed_bytes_per_gpu(spec, place, t, w.seq, e)
+    return memory.placed_parts_per_gpu(spec, place, t, w.seq, e)
 
 
 def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layer: list[OpCost], layer_host_us: float,
@@ -292,7 +298,7 @@ def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layer: list
         p.transfer(0, batch * logit_rows * p.spec.vocab * e)
 
 
-def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
+def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[memory.MemoryParts]:
     """data / tensor parallel: every GPU runs the same kernels on its shard, one process each."""
     e = w.dtype_bytes
     shards = w.gpus if w.parallel == "tensor" else 1
@@ -320,7 +326,7 @@ def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[float]:
         if batch > 1:
             steps.append(price(Op("logits cat", "lm head", "elementwise", 0.0, 2 * full), p.dev, p.prof, w.dtype, w.tf32))
         p.run(0, steps, ALLGATHER_HOST_US)
-    return [memory.replica_bytes(spec, t, w.seq, e, shards)] * w.gpus
+    return [memory.replica_parts(spec, t, w.seq, e, shards)] * w.gpus
 
 
 def _copy_replica(p: Pass, gpus: int) -> None:
@@ -354,7 +360,7 @@ def step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops:
     """One forward of `ops` on GPU 0 on a fresh clock, drained at the end (a step of
     model.generate, generation.py): `lead_host_us` of host-only work first (generate's set-up),
     `step_host_us` spread over the kernels outside the layers, `layer_host_us` per decoder layer.
-    Its memory is counted by generation.py (peak_bytes_per_gpu stays empty)."""
+    Its memory is counted by generation.py (`memory_parts` stays empty)."""
     p = Pass(spec, dev, prof, w)
     p.clock.host_only(lead_host_us)
     layer = p.set_power_cap(p.price(ops.layer))

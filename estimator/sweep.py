@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterator
 
-from .api import estimate
+from .api import Estimate, estimate
 from .device import DeviceSpec, get_device, list_devices
 from .errors import EstimatorError
 from .model import ModelSpec, load_model
@@ -87,6 +87,13 @@ class SweepRow:
     runtime_ms: float | None = None
     memory_gb: float | None = None            # busiest GPU, 10^9 bytes
     memory_usable_gb: float | None = None     # what torch can allocate on the device (fits compares with it)
+    # memory_gb by part (Estimate.memory_breakdown_gb of the busiest GPU): they add up to it
+    weights_gb: float | None = None
+    kv_cache_gb: float | None = None
+    activations_gb: float | None = None        # a layer's working set at the peak, or 0 (then logits_gb)
+    logits_gb: float | None = None             # the LM head's working set at the peak, or 0
+    workspace_gb: float | None = None          # cuBLAS
+    input_ids_gb: float | None = None
     energy_j_per_token: float | None = None
     throughput_tokens_per_s: float | None = None
     ttft_ms: float | None = None               # generation only
@@ -98,6 +105,9 @@ class SweepRow:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+PART_FIELDS = ("weights_gb", "kv_cache_gb", "activations_gb", "logits_gb", "workspace_gb", "input_ids_gb")
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,20 @@ def estimate_row(model: ModelSpec, device: DeviceSpec, dtype: str, batch: int, s
         return SweepRow(**head, error="the workload is too large to estimate: its sizes overflow float arithmetic")
     return SweepRow(**head, runtime_ms=est.runtime_ms, memory_gb=est.memory_gb, energy_j_per_token=est.energy_j_per_token,
                     throughput_tokens_per_s=est.throughput_tokens_per_s, ttft_ms=est.ttft_ms, tpot_ms=est.tpot_ms,
-                    fits=est.fits, bound=est.bound)
+                    fits=est.fits, bound=est.bound, **busiest_parts(est))
+
+
+def busiest_parts(est: Estimate) -> dict[str, float]:
+    """The memory parts of the estimate's busiest GPU as SweepRow fields (weights_gb, ...)."""
+    per_gpu = est.memory_gb_per_gpu
+    parts = est.memory_breakdown_gb[per_gpu.index(max(per_gpu))]
+    return {f"{k}_gb": v for k, v in parts.items()}
+
+
+def largest_parts(row: SweepRow, n: int = 2) -> list[tuple[str, float]]:
+    """The `n` largest memory parts of a row, largest first, as (part, GB); none for a refused row."""
+    parts = [(f.removesuffix("_gb"), getattr(row, f)) for f in PART_FIELDS if getattr(row, f) is not None]
+    return sorted(parts, key=lambda p: -p[1])[:n]
 
 
 def run_sweep(spec: SweepSpec) -> list[SweepRow]:

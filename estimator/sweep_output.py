@@ -15,7 +15,7 @@ from .errors import EstimatorError
 from .fit import FitAnswer
 from .jsonout import strict_dict
 from .outpath import check_writable, write_atomic
-from .sweep import SweepRow
+from .sweep import SweepRow, largest_parts
 
 FORMATS = ("table", "csv", "json")
 SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".txt": "table", ".md": "table", ".rst": "table"}
@@ -40,17 +40,24 @@ def _fits(row: SweepRow) -> str:
     return "yes" if row.fits else f"NO (> {row.memory_usable_gb:g} GB)"
 
 
+def _parts(row: SweepRow) -> str:
+    """The two largest parts of the busiest GPU's memory: 'weights 2.6, kv_cache 3.2'."""
+    return ", ".join(f"{name} {gb:.2f}" for name, gb in largest_parts(row))
+
+
 def sweep_table(rows: Sequence[SweepRow]) -> str:
-    """One line per row; generation columns only when some row generates; refused rows say why."""
+    """One line per row; generation columns only when some row generates; refused rows say why;
+    the memory column's two largest parts (every part: --csv / --json)."""
     generation = any(r.new_tokens for r in rows)
     headers = ["model", "device", "dtype", "batch", "seq", "gpus", "parallel", *(["new"] if generation else []),
-               "runtime ms", "GB/GPU", "J/token", "tokens/s", *(["TTFT ms", "TPOT ms"] if generation else []),
+               "runtime ms", "GB/GPU", "largest parts GB", "J/token", "tokens/s", *(["TTFT ms", "TPOT ms"] if generation else []),
                "fits", "bound", "refused"]
     table = []
     for r in rows:
         table.append([r.model, r.device, r.dtype, r.batch, r.seq, r.gpus, r.parallel,
                       *([r.new_tokens] if generation else []),
-                      _num(r.runtime_ms, ".2f"), _num(r.memory_gb, ".2f"), _num(r.energy_j_per_token, ".4g"),
+                      _num(r.runtime_ms, ".2f"), _num(r.memory_gb, ".2f"), _parts(r),
+                      _num(r.energy_j_per_token, ".4g"),
                       _num(r.throughput_tokens_per_s, ",.0f"),
                       *([_num(r.ttft_ms, ".2f"), _num(r.tpot_ms, ".2f")] if generation else []),
                       _fits(r), r.bound or "", r.error or ""])

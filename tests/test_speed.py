@@ -3,6 +3,9 @@ and a few milliseconds for a workload it has never priced."""
 from __future__ import annotations
 
 import gc
+import itertools
+import os
+import time
 
 import pytest
 
@@ -70,3 +73,49 @@ def test_cold_estimate_of_a_new_workload(model, w, benchmark):
     assert est.runtime_ms > 0
     assert fresh[-1]._memo, "the estimate priced its kernels through the profile"
     _check_median(benchmark, 5e-3)
+
+
+# ---- sweeps of workloads never priced before (issue 19) -----------------------------------------
+# Benchmarks, not wall-clock asserts: the numbers go to pytest-benchmark's table (README,
+# "Planning sweeps" lists what they measured). Every call estimates a shape no call before priced.
+
+def _new_shapes():
+    for i in itertools.count():
+        yield Workload(batch=1 + i % 64, seq=2048 - (i // 64) % 2000)
+
+
+@pytest.mark.parametrize("model", ["facebook/opt-1.3b", "Qwen/Qwen3-30B-A3B"])
+def test_speed_new_shape_sweep(benchmark, model):
+    """One estimate of a new dense (or MoE) workload per call: its median is the cost of a sweep
+    point the memo has never seen (a profile of its own: the shipped one's memo stays as it was)."""
+    spec, dev = load_model(model), get_device("H100")
+    prof = load_profile_file(PROFILE_DIR / "h100-sxm5-80gb.json")
+    shapes = _new_shapes()
+    est = benchmark(lambda: estimate(spec, dev, next(shapes), profile=prof))
+    assert est.runtime_ms > 0
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+@pytest.mark.skipif(not os.environ.get("ESTIMATOR_SLOW"), reason="100,000 estimates: set ESTIMATOR_SLOW=1")
+def test_speed_100k_distinct_estimates(benchmark):
+    """100,000 distinct estimates in one process (about 30-45 s on a shared CPU): the time as
+    a benchmark, and the memory the process grows by (the memo is capped: under 50 MB)."""
+    spec, dev = load_model("facebook/opt-1.3b"), get_device("H100")
+    prof = load_profile_file(PROFILE_DIR / "h100-sxm5-80gb.json")
+    estimate(spec, dev, Workload(1, 1), profile=prof)
+    gc.collect()
+    before = _rss_mb()
+
+    def sweep():
+        for i in range(100_000):
+            estimate(spec, dev, Workload(batch=1 + i % 64, seq=1 + (i // 64) % 2048), profile=prof)
+
+    benchmark.pedantic(sweep, rounds=1, iterations=1)
+    gc.collect()
+    grown = _rss_mb() - before
+    benchmark.extra_info["rss_growth_mb"] = grown
+    assert grown < 50, f"the process grew by {grown:.0f} MB"
