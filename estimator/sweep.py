@@ -173,6 +173,8 @@ def estimate_row(model: ModelSpec, device: DeviceSpec, dtype: str, batch: int, s
 def busiest_parts(est: Estimate) -> dict[str, float]:
     """The memory parts of the estimate's busiest GPU as SweepRow fields (weights_gb, ...)."""
     per_gpu = est.memory_gb_per_gpu
+    if len(est.memory_breakdown_gb) != len(per_gpu):   # generation over a pipeline: no parts (yet)
+        return {}
     parts = est.memory_breakdown_gb[per_gpu.index(max(per_gpu))]
     return {f"{k}_gb": v for k, v in parts.items()}
 
