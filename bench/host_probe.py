@@ -4,7 +4,9 @@ Host time (Python dispatch and launches of eager transformers) moved 1.2-2.2x be
 H200s of one kind and drifted within a process, so a profile's host numbers, measured on another
 machine or minutes earlier, can be off by 20-50 % for a host-bound case. The probe runs the SAME
 built model on PROBE_TOKENS tokens (one sequence), where the GPU work is negligible and the pass
-is the host's alone, in blocks interleaved with the case's own rounds (before and after); on the
+is the host's alone, interleaved with the case's own rounds (PASSES_PER_ROUND before every timed
+forward round; blocks before and after the rounds for generate): the host moved by 30 % within
+one case on a lent H200 (clm-60m at 16 x 1024: 18.7 ms before its rounds, 25.5 ms after); on the
 lent H200s that pass took what the host-bound shapes took within 1-3 % in the same minute
 (reports/probes/h200-2026-12-01/probe_host.json). The case is then estimated with the profile's
 host times for this model scaled by one factor, chosen so that the estimate of the probe pass
@@ -24,6 +26,7 @@ from estimator.profile import Profile
 
 PROBE_TOKENS = 4
 PROBE_PASSES = 9        # timed passes per block (median)
+PASSES_PER_ROUND = 2    # forward cases: probe passes before each timed round, their median recorded
 PROBE_STEPS = 6         # new tokens of the generate probe's longer call
 FACTOR_MIN, FACTOR_MAX = 0.33, 3.0   # host 3x faster or slower than the profile's: the most a host moved
 

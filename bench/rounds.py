@@ -66,15 +66,19 @@ class _Enough(Exception):
     """Raised by the untimed setup hook once the rule is met: pedantic has no early stop."""
 
 
-def robust_pedantic(benchmark: Any, step: Callable[[], None], rule: StopRule, warmup_rounds: int) -> None:
+def robust_pedantic(benchmark: Any, step: Callable[[], None], rule: StopRule, warmup_rounds: int,
+                    between: Callable[[], None] | None = None) -> None:
     """``benchmark.pedantic(step)`` for up to ``rule.max_rounds`` rounds, stopped once ``rule``
     is met. pytest-benchmark times every round and keeps the statistics (``benchmark.stats``);
     the stop is a planned one, so the fixture's error flag is cleared and the rounds stay in
-    pytest-benchmark's own report."""
+    pytest-benchmark's own report. `between` runs untimed before every round (the host probe of
+    bench/host_probe.py, interleaved with the rounds it stands for)."""
     def setup() -> None:
         stats = getattr(benchmark, "stats", None)
         if stats is not None and rule.done(stats.stats.data):
             raise _Enough
+        if between is not None:
+            between()
 
     try:
         benchmark.pedantic(step, setup=setup, rounds=rule.max_rounds, warmup_rounds=warmup_rounds,

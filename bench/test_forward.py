@@ -92,14 +92,16 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         probing = on_gpu and bench_config.host_probe == "on"
         try:
             warm, blocks = None, []
+
+            def probe() -> None:   # the model's host time, next to every timed round
+                blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids), host_probe.PASSES_PER_ROUND))
+
             if on_gpu:
                 warm = settle(step, min_passes=bench_config.warmup)
                 if probing:
                     settle(lambda: run(probe_ids), min_s=0.2, max_s=2.0)
-                    blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids)))
-                robust_pedantic(benchmark, step, StopRule(min_rounds=bench_config.rounds), 0)
-                if probing:
-                    blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids)))
+                robust_pedantic(benchmark, step, StopRule(min_rounds=bench_config.rounds), 0,
+                                between=probe if probing else None)
             else:
                 conditions = cpu_case.measure(benchmark, step, StopRule(min_rounds=bench_config.rounds),
                                               bench_config.warmup)
