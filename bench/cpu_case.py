@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from .rounds import StopRule, relative_spread
+from .rounds import StopRule, relative_spread, robust_pedantic
 
 # Bounds on a stable machine: the same forward measured 136-173 ms from one session to the next
 # on shared 2-core CI machines (all rounds of a session move together).
@@ -104,27 +104,13 @@ def calibration(calibrate: Callable[[Any], dict[str, Any]]) -> Callable[[Any], d
     return run
 
 
-class _Enough(Exception):
-    """Raised by the untimed setup once the stop rule is met (pedantic has no early stop)."""
-
-
 def measure(benchmark: Any, step: Callable[[], None], rule: StopRule, warmup_rounds: int) -> Conditions:
-    """``benchmark.pedantic(step)`` on one thread until `rule` is met, the probe timed in the
-    untimed setup before every round; returns the session's calibration probes with these."""
+    """``robust_pedantic(step)`` on one thread, the probe timed in the untimed setup before every
+    round; returns the session's calibration probes with these."""
     conditions = Conditions(list(SESSION.calibration_us))
-
-    def setup() -> None:
-        stats = getattr(benchmark, "stats", None)
-        if stats is not None and rule.done(stats.stats.data):
-            raise _Enough
-        conditions.measurement_us.append(probe_us())
-
     with one_thread():
-        try:
-            benchmark.pedantic(step, setup=setup, rounds=rule.max_rounds, warmup_rounds=warmup_rounds,
-                               iterations=1)
-        except _Enough:
-            benchmark.has_error = False
+        robust_pedantic(benchmark, step, rule, warmup_rounds,
+                        between=lambda: conditions.measurement_us.append(probe_us()))
     return conditions
 
 

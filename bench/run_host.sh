@@ -3,13 +3,7 @@
 # of the user's table at batch 1/16/64 x seq 128/1024/2048) and generation (64 new tokens at
 # batch 1/16 x seq 128/512), each case estimated with the host time measured in it.
 # Usage: bash bench/run_host.sh OUTDIR   (results also tarred into $OUT/results.tgz after each stage)
-set -u
-out=${1:?output folder}
-mkdir -p "$out"
-snap() { [ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" -C "$(dirname "$out")" "$(basename "$out")"; true; }
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
-nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv > "$out/nvidia-smi.csv" 2>&1
-common=(-q -p no:cacheprovider --bench-report-dir "$out" --bench-gpus 1)
+source "$(dirname "$0")/run_common.sh"
 timeout 330 python -m pytest bench/test_forward.py "${common[@]}" --bench-batch 1,16,64 --bench-seq 128,1024,2048 \
   -k "gpu and not (opt-6.7b and 64x)" --bench-report-name host-matrix > "$out/host-matrix.log" 2>&1; snap
 timeout 200 python -m pytest bench/test_generate.py "${common[@]}" --bench-new-tokens 64 --bench-batch 1,16 \

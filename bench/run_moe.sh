@@ -3,13 +3,7 @@
 # experts implementation (grouped_mm) and in eager, forward and generate; the re-measured
 # GPU-bound misses (Gemma 2 9B, float32, GPT-2 medium); a kernel table of a grouped_mm forward.
 # Usage: bash bench/run_moe.sh OUTDIR   (results also tarred into $OUT/results.tgz after each stage)
-set -u
-out=${1:?output folder}
-mkdir -p "$out"
-snap() { [ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" -C "$(dirname "$out")" "$(basename "$out")"; true; }
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
-nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv > "$out/nvidia-smi.csv" 2>&1
-common=(-q -p no:cacheprovider --bench-report-dir "$out" --bench-gpus 1)
+source "$(dirname "$0")/run_common.sh"
 moe=mistralai/Mixtral-8x7B-v0.1,Qwen/Qwen3-30B-A3B
 for impl in grouped_mm eager; do
   timeout 170 python -m pytest bench/test_forward.py "${common[@]}" --bench-models $moe --bench-dtype bfloat16 \
