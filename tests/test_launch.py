@@ -26,7 +26,6 @@ def test_one_result_per_rank() -> None:
 def test_rank_that_never_answers_times_out_and_leaves_nothing() -> None:
     res = launch(FAKE, {"fail_rank": 1, "how": "hang"}, nproc=2, timeout_s=8)
     assert not res.ok and "timed out after 8 s" in res.error
-    assert res.wall_s < 8 + 20   # the kill takes at most 7 s of grace; the rest is a busy machine
     assert "left behind" not in res.error
 
 
