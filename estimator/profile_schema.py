@@ -153,6 +153,8 @@ class ProfileData:
     dispatch: dict = _section(NUMBERS, factory=dict, merge=MEDIAN_MULTI_GPU, transfer=KEEP_OR_EMPTY,
                               overlay=True)   # model type -> accelerate hook host time per module
     generate: dict = _section(RECORDED, factory=dict, overlay=True)   # model type -> GenerateTimes, None if incomplete
+    # operation class -> host us per call (calibrate/host_ops.py): the op-level host model's costs
+    host_ops: dict = _section(NUMBERS, factory=dict, overlay=True)
     schema_version: int | None = _section(RECORDED)
     gpu_count: int | None = _section(RECORDED)
     driver: str | None = _section(RECORDED)
@@ -217,9 +219,11 @@ def parse_profile(raw: dict, source: str) -> ProfileData:
     return ProfileData(raw=raw, **values)
 
 
-def overlay_host(raw: dict, host: dict, dispatch: dict, generate: dict | None = None) -> dict:
+def overlay_host(raw: dict, host: dict, dispatch: dict, generate: dict | None = None,
+                 host_ops: dict | None = None) -> dict:
     """`raw` with another machine's host sections laid over its own, per model type (types not
-    measured there keep these); every other section is the same object as in `raw`."""
-    laid = {"host": host, "dispatch": dispatch, "generate": generate or {}}
+    measured there keep these) and per operation class; every other section is the same object
+    as in `raw`."""
+    laid = {"host": host, "dispatch": dispatch, "generate": generate or {}, "host_ops": host_ops or {}}
     return dict(raw, **{f.name: {**(raw.get(f.name) or {}), **laid[f.name]} for f in sections(overlay=True)
                         if laid[f.name] or f.name in raw})

@@ -18,6 +18,7 @@ from .collectives import AllreduceJob, measure_p2p
 from .host import (HOST_FAMILIES, QUICK_HOST_TYPES, dispatch_overhead_us, preload_host_models,
                    time_generate_overhead, time_host_overhead)
 from .grouped import time_grouped_stage
+from .host_ops import time_host_ops
 from .kernels import time_kernels
 from .machine import header, resolve_device
 from .power import measure_power
@@ -54,6 +55,7 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
             time_kernels(dev, profile, quick, say)
             if gpu:   # MoE experts as transformers runs them by default (grouped_mm)
                 time_grouped_stage(dev, profile, quick, say)
+            profile["host_ops"] = time_host_ops(dev, log=say)
             profile["host"] = time_host_overhead(dev, types, log=say)
             if gpu:  # generation is estimated and measured on GPUs only; a CPU keeps its calibration short
                 profile["generate"] = time_generate_overhead(dev, log=say)
