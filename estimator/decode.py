@@ -18,7 +18,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from .kv_cache import cache_bytes_per_token, cached_tokens
+from . import kv_cache   # called through the module: the one place a layer's cache is sized
 from .ops import FP32, ForwardOps, Op, ew, forward_ops
 
 if TYPE_CHECKING:
@@ -88,9 +88,9 @@ def decode_layer_ops(spec: ModelSpec, layer: LayerSpec, one: tuple[Op, ...], bat
                      e: int) -> list[Op]:
     """A decode step's kernels in a layer of kind `layer`, from its one-token forward kernels `one`:
     the cache concatenation and attention run over the tokens that layer keeps."""
-    d, cached = spec.head_dim, cached_tokens(layer, kv_len)
+    d, cached = spec.head_dim, kv_cache.cached_tokens(layer, kv_len)
     # torch.cat reads the old cache (cached - 1 tokens) and the new token, writes cached tokens
-    cat_elems = batch * (cache_bytes_per_token(spec, layer, e) // (2 * e)) * cached   # K (or V) elements
+    cat_elems = batch * (kv_cache.cache_bytes_per_token(spec, layer, e) // (2 * e)) * cached   # K (or V) elements
     cat_bytes_per_elem = e * (2 * cached - 1) / cached
     out = []
     for op in one:

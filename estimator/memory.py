@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .kv_cache import cache_bytes_per_token, cached_tokens
+from . import kv_cache   # called through the module: the one place a layer's cache is sized
 from .layers import groups_in
 
 if TYPE_CHECKING:
@@ -68,15 +68,18 @@ def kv_cache_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int
     sequences have gone through them, walked by layer group."""
     if not spec.use_cache:
         return 0.0
-    return float(sum(n * batch * cached_tokens(g.layer, context) * cache_bytes_per_token(spec, g.layer, e, shards)
-                     for g, n in groups_in(spec.layer_groups, first, count)))
+    total = 0
+    for g, n in groups_in(spec.layer_groups, first, count):
+        total += n * batch * kv_cache.cached_tokens(g.layer, context) * kv_cache.cache_bytes_per_token(
+            spec, g.layer, e, shards)
+    return float(total)
 
 
 def cat_old_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int) -> int:
     """The old K of one layer that a decode step's torch.cat still holds while it writes the new
     cache (`context` tokens before the step), the largest among layers first .. first + count - 1."""
-    return max((batch * cached_tokens(g.layer, context) * cache_bytes_per_token(spec, g.layer, e) // 2
-                for g, _ in groups_in(spec.layer_groups, first, count)), default=0)
+    return max((batch * kv_cache.cached_tokens(g.layer, context) * kv_cache.cache_bytes_per_token(spec, g.layer, e)
+                // 2 for g, _ in groups_in(spec.layer_groups, first, count)), default=0)
 
 
 def head_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float:

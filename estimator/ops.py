@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from .kv_cache import cache_bytes_per_token
+from . import kv_cache   # called through the module: the one place a layer's cache is sized
 from .layers import groups_in
 from .op_builders import (ATTENTION_PROJECTIONS, FP32, Op, activation, ew, gemm, layer_norm, rms_norm,
                           rotary, sdpa, sdpa_math)
@@ -95,7 +95,7 @@ def layer_ops(spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int, s
     ops = arch.norm_ops(spec, "input_norm", "norms", t, h, e)
     ops += arch.qkv_ops(spec, t, qd, kvd, e)
     if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
-        per_tensor = cache_bytes_per_token(spec, layer, e, shards) // (2 * e)   # elements of K (of V) per token
+        per_tensor = kv_cache.cache_bytes_per_token(spec, layer, e, shards) // (2 * e)   # elements of K (of V) per token
         ops += [ew("cache_k", "kv cache", t * per_tensor, 2 * e, "strided_cat"),
                 ew("cache_v", "kv cache", t * per_tensor, 2 * e, "strided_cat")]
     ops += arch.attention_ops(spec, batch, seq, heads, kv, e, cuda)
