@@ -68,11 +68,11 @@ def kv_cache_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int
     sequences have gone through them, walked by layer group."""
     if not spec.use_cache:
         return 0.0
-    total = 0
+    total = 0.0   # float arithmetic, as every byte count: an absurd workload overflows to inf, not an error
     for g, n in groups_in(spec.layer_groups, first, count):
-        total += n * batch * kv_cache.cached_tokens(g.layer, context) * kv_cache.cache_bytes_per_token(
+        total += float(n) * (batch * kv_cache.cached_tokens(g.layer, context)) * kv_cache.cache_bytes_per_token(
             spec, g.layer, e, shards)
-    return float(total)
+    return total
 
 
 def cat_old_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int) -> int:
