@@ -18,9 +18,11 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from . import kv_cache   # called through the module: the one place a layer's cache is sized
 from .ops import FP32, ForwardOps, Op, ew, forward_ops
 
 if TYPE_CHECKING:
+    from .layers import LayerSpec
     from .model import ModelSpec
 
 GENERATE_GROUP = "generate"
@@ -66,7 +68,7 @@ def prefill_ops(spec: ModelSpec, batch: int, seq: int, e: int) -> ForwardOps:
     full = forward_ops(spec, batch, seq, e)
     body, _ = _split_post(full.post)
     _, head = _split_post(forward_ops(spec, batch, 1, e).post)
-    return ForwardOps(full.pre, full.layer, tuple(body + head + sampling_ops(batch, spec.vocab, seq, e)))
+    return ForwardOps(full.pre, full.layers, tuple(body + head + sampling_ops(batch, spec.vocab, seq, e)))
 
 
 @lru_cache(maxsize=1024)
@@ -75,19 +77,30 @@ def decode_ops(spec: ModelSpec, batch: int, kv_len: int, e: int) -> ForwardOps:
     the forward of one token per sequence, the cache concatenation and attention over the whole
     cache, then the sampling kernels."""
     one = forward_ops(spec, batch, 1, e)
-    kvd, d = spec.kv_heads * spec.head_dim, spec.head_dim
-    # torch.cat reads the old cache (kv_len - 1 tokens) and the new token, writes kv_len tokens
-    cat_elems = batch * kvd * kv_len
-    cat_bytes_per_elem = e * (2 * kv_len - 1) / kv_len
-    layer = []
-    for op in one.layer:
+
+    def step_layer(layer: LayerSpec, ops: tuple[Op, ...]) -> list[Op]:
+        return decode_layer_ops(spec, layer, ops, batch, kv_len, e)
+
+    return replace(one.with_layers(step_layer), post=one.post + tuple(sampling_ops(batch, spec.vocab, kv_len, e)))
+
+
+def decode_layer_ops(spec: ModelSpec, layer: LayerSpec, one: tuple[Op, ...], batch: int, kv_len: int,
+                     e: int) -> list[Op]:
+    """A decode step's kernels in a layer of kind `layer`, from its one-token forward kernels `one`:
+    the cache concatenation and attention run over the tokens that layer keeps."""
+    d, cached = spec.head_dim, kv_cache.cached_tokens(layer, kv_len)
+    # torch.cat reads the old cache (cached - 1 tokens) and the new token, writes cached tokens
+    cat_elems = batch * (kv_cache.cache_bytes_per_token(spec, layer, e) // (2 * e)) * cached   # K (or V) elements
+    cat_bytes_per_elem = e * (2 * cached - 1) / cached
+    out = []
+    for op in one:
         if op.name in CACHE_OPS:
             # both inputs are contiguous here (the old cache, one token): a plain copy's speed,
             # not the strided one of the prefill's cat of a transposed view
-            layer.append(replace(op, flops=float(cat_elems), bytes=float(cat_elems * cat_bytes_per_elem),
-                                 pattern="copy"))
+            out.append(replace(op, flops=float(cat_elems), bytes=float(cat_elems * cat_bytes_per_elem),
+                               pattern="copy"))
         elif op.kind == "sdpa":
-            layer.append(decode_attention(batch, spec.heads, spec.kv_heads, kv_len, d, e))
+            out.append(decode_attention(batch, spec.heads, spec.kv_heads, cached, d, e))
         else:
-            layer.append(op)
-    return ForwardOps(one.pre, tuple(layer), one.post + tuple(sampling_ops(batch, spec.vocab, kv_len, e)))
+            out.append(op)
+    return out

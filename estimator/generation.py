@@ -117,9 +117,8 @@ def generation_bytes(spec: ModelSpec, w: Workload, place: Placement | None = Non
     e, b, s, n = w.dtype_bytes, w.batch, w.seq, w.new_tokens
     place = place or single_gpu_placement(spec, e)
     last_logits = b * spec.vocab * (e + memory.FP32)   # the logits row and its float32 copy
-    kv_end = b * (s + n - 1)
-    cat_old = b * (s + n - 2) * spec.kv_heads * spec.head_dim * e
     out = []
+    first = 0
     for g, layers in enumerate(place.layers_per_gpu):
         head = 0.0
         if g == place.head_gpu:   # the normed last position and its logits, copied to float32 on GPU 0
@@ -135,14 +134,16 @@ def generation_bytes(spec: ModelSpec, w: Workload, place: Placement | None = Non
                 prefill_layer += memory.embedding_outputs(spec, b * s, s, e)
                 decode_layer += memory.embedding_outputs(spec, b, 1, e)
         norm = memory.final_norm_working_set(spec, b * s, e) if g == place.final_norm_gpu else 0.0
-        prefill = (memory.kv_cache_bytes(spec, b * s, e, layers) + max(prefill_layer, norm, head)
+        prefill = (memory.kv_cache_bytes(spec, b, s, e, first, layers) + max(prefill_layer, norm, head)
                    + (2 * b * s * memory.INPUT_ID_BYTES if g == 0 else 0))
-        decode = (memory.kv_cache_bytes(spec, kv_end, e, layers) + (cat_old if layers else 0.0)
+        cat_old = memory.cat_old_bytes(spec, b, s + n - 2, e, first, layers)
+        decode = (memory.kv_cache_bytes(spec, b, s + n - 1, e, first, layers) + (cat_old if layers else 0.0)
                   + max(decode_layer, head) + (2 * b * (s + n) * memory.INPUT_ID_BYTES if g == 0 else 0)
                   ) if n > 1 else 0.0
         weights = place.weight_bytes_per_gpu[g]
         used = weights > 0 or layers > 0 or g == 0
         out.append(weights + max(prefill, decode) + (memory.CUBLAS_WORKSPACE_BYTES if used else 0))
+        first += layers
     return out
 
 
@@ -165,15 +166,14 @@ def generation_parts(spec: ModelSpec, w: Workload) -> memory.MemoryParts:
     act, logits, live = memory.split_peak([memory.layer_working_set(spec, b * s, e, seq=s)
                                       + memory.embedding_outputs(spec, b * s, s, e),
                                       memory.final_norm_working_set(spec, b * s, e)], [head])
-    kv, ids = memory.kv_cache_bytes(spec, b * s, e, spec.layers), 2 * b * s * memory.INPUT_ID_BYTES
+    kv, ids = memory.kv_cache_bytes(spec, b, s, e, 0, spec.layers), 2 * b * s * memory.INPUT_ID_BYTES
     prefill = kv + live + ids
     parts = (kv, act, logits, ids)
     if n > 1:
-        kv_end = b * (s + n - 1)
-        cat_old = b * (s + n - 2) * spec.kv_heads * spec.head_dim * e
+        cat_old = memory.cat_old_bytes(spec, b, s + n - 2, e, 0, spec.layers)
         d_act, d_logits, d_live = memory.split_peak([memory.layer_working_set(spec, b, e)
                                                 + memory.embedding_outputs(spec, b, 1, e)], [head])
-        d_kv = memory.kv_cache_bytes(spec, kv_end, e, spec.layers) + cat_old
+        d_kv = memory.kv_cache_bytes(spec, b, s + n - 1, e, 0, spec.layers) + cat_old
         d_ids = 2 * b * (s + n) * memory.INPUT_ID_BYTES
         decode = d_kv + d_live + d_ids
         if decode > prefill:

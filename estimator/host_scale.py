@@ -25,12 +25,12 @@ REFERENCE_FAMILY = "llama"   # measured on every shipped profile; the most commo
 
 
 @lru_cache(maxsize=8)
-def _reference_kernels(e: int) -> tuple[int, int]:
+def _reference_kernels(e: int) -> tuple[float, int]:
     """(kernels per layer, kernels outside the layers) of the reference family's tiny model."""
     fam = BY_NAME[REFERENCE_FAMILY]
     spec = ModelSpec.from_hf_config(fam.tiny_config_kwargs(fam.model_types[0], 2), name="reference")
     ops = forward_ops(spec, 1, 8, e)
-    return len(ops.layer), len(ops.pre) + len(ops.post)
+    return ops.kernels_per_layer(), len(ops.pre) + len(ops.post)
 
 
 def host_times(prof: Profile, spec: ModelSpec, batch: int, seq: int, e: int) -> tuple[HostTimes, bool]:
@@ -44,7 +44,7 @@ def host_times(prof: Profile, spec: ModelSpec, batch: int, seq: int, e: int) -> 
         return measured, False
     ref_layer, ref_fixed = _reference_kernels(e)
     ops = forward_ops(spec, batch, seq, e)
-    return HostTimes(ref.per_layer_us * len(ops.layer) / ref_layer,
+    return HostTimes(ref.per_layer_us * ops.kernels_per_layer() / ref_layer,
                      ref.fixed_us * (len(ops.pre) + len(ops.post)) / ref_fixed), True
 
 

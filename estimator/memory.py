@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import kv_cache   # called through the module: the one place a layer's cache is sized
+from .layers import groups_in
+
 if TYPE_CHECKING:
     from .spec import ModelSpec
     from .placement import Placement
@@ -59,11 +62,24 @@ def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1, seq: int
     return max(t * e * attn + scores, t * e * max(mlp, norm))
 
 
-def kv_cache_bytes(spec: ModelSpec, t: int, e: int, layers: int, shards: int = 1) -> float:
+def kv_cache_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int,
+                   shards: int = 1) -> float:
+    """The cache of layers first .. first + count - 1 once `context` tokens of each of `batch`
+    sequences have gone through them, walked by layer group."""
     if not spec.use_cache:
         return 0.0
-    kvd = max(1, spec.kv_heads // shards) * spec.head_dim
-    return 2.0 * layers * t * kvd * e
+    total = 0.0   # float arithmetic, as every byte count: an absurd workload overflows to inf, not an error
+    for g, n in groups_in(spec.layer_groups, first, count):
+        total += float(n) * (batch * kv_cache.cached_tokens(g.layer, context)) * kv_cache.cache_bytes_per_token(
+            spec, g.layer, e, shards)
+    return total
+
+
+def cat_old_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int) -> int:
+    """The old K of one layer that a decode step's torch.cat still holds while it writes the new
+    cache (`context` tokens before the step), the largest among layers first .. first + count - 1."""
+    return max((batch * kv_cache.cached_tokens(g.layer, context) * kv_cache.cache_bytes_per_token(spec, g.layer, e)
+                // 2 for g, _ in groups_in(spec.layer_groups, first, count)), default=0)
 
 
 def head_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float:
@@ -96,6 +112,7 @@ def placed_parts_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e:
     every GPU that holds or runs anything."""
     logits = t * spec.vocab * e
     mem = []
+    first = 0
     for g, n in enumerate(place.layers_per_gpu):
         layer = [layer_working_set(spec, t, e, seq=seq) if n else 0.0]
         head = []
@@ -111,7 +128,8 @@ def placed_parts_per_gpu(spec: ModelSpec, place: Placement, t: int, seq: int, e:
         weights = place.weight_bytes_per_gpu[g]
         used = weights > 0 or n > 0 or g == 0
         extra = t * INPUT_ID_BYTES if g == 0 else 0
-        kv = kv_cache_bytes(spec, t, e, n)
+        kv = kv_cache_bytes(spec, t // seq, seq, e, first, n)
+        first += n
         ws = CUBLAS_WORKSPACE_BYTES if used else 0
         mem.append(MemoryParts(weights, kv, act, head_peak, ws, extra, weights + kv + peak + extra + ws))
     return mem
@@ -145,7 +163,7 @@ def replica_parts(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> Mem
             else t * spec.hidden * e + gathered_logits_bytes(spec, t, t // seq, e, shards))
     act, head_peak, peak = split_peak([layer_working_set(spec, t, e, shards, seq) + embedding_outputs(spec, t, seq, e),
                                   final_norm_working_set(spec, t, e)], [head])
-    kv = kv_cache_bytes(spec, t, e, spec.layers, shards)
+    kv = kv_cache_bytes(spec, t // seq, seq, e, 0, spec.layers, shards)
     ids = t * INPUT_ID_BYTES
     return MemoryParts(weights, kv, act, head_peak, CUBLAS_WORKSPACE_BYTES, ids,
                        weights + kv + peak + ids + CUBLAS_WORKSPACE_BYTES)

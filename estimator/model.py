@@ -48,7 +48,8 @@ class ModelSpec(spec.ModelSpec):
             for key in OBJECT_FIELDS:
                 if cfg.get(key) is not None and not isinstance(cfg[key], dict):
                     raise EstimatorError(f"{key} must be a JSON object or null, got {cfg[key]!r:.60}")
-            out = cls(**kw, **family.spec_fields(cfg, model_type, a))
+            fields = family.spec_fields(cfg, model_type, a)
+            out = cls(**kw, **fields, layer_kinds=family.layer_kinds(cfg, model_type, a["layers"]))
             if out.activation not in ACTIVATIONS:
                 raise EstimatorError(f"activation {out.activation!r:.60} (hidden_act, hidden_activation or "
                                      f"activation_function) is not one transformers knows"

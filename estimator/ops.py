@@ -8,57 +8,72 @@ host overhead the number of kernels matters as much as the arithmetic. Notation:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from . import kv_cache   # called through the module: the one place a layer's cache is sized
+from .layers import groups_in
 from .op_builders import (ATTENTION_PROJECTIONS, FP32, Op, activation, ew, gemm, layer_norm, rms_norm,
                           rotary, sdpa, sdpa_math)
 
 if TYPE_CHECKING:
+    from .layers import LayerGroup, LayerSpec
     from .spec import ModelSpec
 
-__all__ = ["ATTENTION_PROJECTIONS", "FP32", "ForwardOps", "Op", "activation", "ew", "forward_ops", "gemm",
+__all__ = ["ATTENTION_PROJECTIONS", "FP32", "ForwardOps", "LayerOps", "Op", "activation", "ew", "forward_ops", "gemm",
            "layer_norm", "rms_norm", "rotary", "sdpa", "sdpa_math"]
 
 
 @dataclass(frozen=True)
+class LayerOps:
+    """The kernels of one decoder layer of a group of layers priced alike (layers.LayerGroup)."""
+    group: LayerGroup
+    ops: tuple[Op, ...]
+
+
+@dataclass(frozen=True)
 class ForwardOps:
-    """Kernels before the first layer, in one decoder layer, and after the last layer."""
+    """Kernels before the first layer, in each group of decoder layers, and after the last layer."""
     pre: tuple[Op, ...]
-    layer: tuple[Op, ...]
+    layers: tuple[LayerOps, ...]
     post: tuple[Op, ...]
+
+    @property
+    def layer(self) -> tuple[Op, ...]:
+        """The kernels of a decoder layer, for a model whose layers form one group."""
+        if len(self.layers) != 1:
+            raise ValueError(f"{len(self.layers)} groups of layers: walk ForwardOps.layers")
+        return self.layers[0].ops
+
+    def layers_in(self, first: int, count: int) -> list[tuple[LayerOps, int]]:
+        """The groups layers first .. first + count - 1 fall in, with how many of them each holds."""
+        by_group = {g.group: g for g in self.layers}
+        return [(by_group[g], n) for g, n in groups_in(tuple(by_group), first, count)]
+
+    def kernels_per_layer(self) -> float:
+        """Kernels a decoder layer launches, averaged over the layers."""
+        layers = sum(g.group.count for g in self.layers)
+        return sum(len(g.ops) * g.group.count for g in self.layers) / layers
+
+    def with_layers(self, rebuild) -> ForwardOps:
+        """The same pass with each group's kernels replaced by rebuild(layer kind, its kernels)."""
+        return replace(self, layers=tuple(LayerOps(g.group, tuple(rebuild(g.group.layer, g.ops)))
+                                          for g in self.layers))
 
 
 @lru_cache(maxsize=512)
 def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1, cuda: bool = True) -> ForwardOps:
     """Kernels of model(input_ids) for `batch` x `seq`; `shards` > 1 splits heads/FFN (tensor
     parallel); `cuda` False for a CPU, whose attention backends differ."""
-    t, h, f, v = batch * seq, spec.hidden, spec.ffn // shards, spec.vocab
-    heads, kv = max(1, spec.heads // shards), max(1, spec.kv_heads // shards)
-    qd, kvd = heads * spec.head_dim, kv * spec.head_dim
-    layer: list[Op] = []
-    attn = ATTENTION_PROJECTIONS
+    t, h, v = batch * seq, spec.hidden, spec.vocab
     arch = spec.arch
 
     def norm(name: str, group: str, rows: int, width: int, e: int) -> list[Op]:
         return arch.norm_ops(spec, name, group, rows, width, e)
 
-    layer += norm("input_norm", "norms", t, h, e)
-    layer += arch.qkv_ops(spec, t, qd, kvd, e)
-    if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
-        layer += [ew("cache_k", "kv cache", t * kvd, 2 * e, "strided_cat"),
-                  ew("cache_v", "kv cache", t * kvd, 2 * e, "strided_cat")]
-    layer += arch.attention_ops(spec, batch, seq, heads, kv, e, cuda)
-    layer.append(ew("attn_transpose", "attention", t * qd, 2 * e, "transpose"))
-    layer.append(gemm("o_proj", attn, t, h, qd, e, spec.out_bias))
-    layer += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)
-    layer.append(ew("residual_attn", "residuals", t * h, 3 * e))
-    layer += norm("post_norm", "norms", t, h, e)
-    layer += arch.mlp_ops(spec, t, f, e)
-    layer += arch.sublayer_output_ops(spec, "post_feedforward_norm", t, e)
-    layer.append(ew("residual_mlp", "residuals", t * h, 3 * e))
-
+    layers = tuple(LayerOps(g, tuple(layer_ops(spec, g.layer, batch, seq, e, shards, cuda)))
+                   for g in spec.layer_groups)
     embed = arch.embed_dim(spec)   # token table and LM head input width (OPT: word_embed_proj_dim)
     pre = [ew("embed_tokens", "embeddings", t * embed, 2 * e)] + arch.embedding_ops(spec, batch, seq, e)
     pre += arch.pre_layer_ops(spec, seq, e)
@@ -66,4 +81,30 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1, 
     post += arch.head_input_ops(spec, t, e)
     post.append(gemm("lm_head", "lm head", t, v // shards, embed, e))
     post += arch.head_ops(spec, t, v // shards, e)
-    return ForwardOps(tuple(pre), tuple(layer), tuple(post))
+    return ForwardOps(tuple(pre), layers, tuple(post))
+
+
+def layer_ops(spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int, shards: int = 1,
+              cuda: bool = True) -> list[Op]:
+    """Kernels of one decoder layer of kind `layer` over `batch` x `seq` tokens (the family's
+    hooks price the one layer kind each models: layers.layer_groups refuses mixed kinds)."""
+    t, h, f = batch * seq, spec.hidden, spec.ffn // shards
+    heads, kv = max(1, spec.heads // shards), max(1, spec.kv_heads // shards)
+    qd, kvd = heads * spec.head_dim, kv * spec.head_dim
+    arch = spec.arch
+    ops = arch.norm_ops(spec, "input_norm", "norms", t, h, e)
+    ops += arch.qkv_ops(spec, t, qd, kvd, e)
+    if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
+        per_tensor = kv_cache.cache_bytes_per_token(spec, layer, e, shards) // (2 * e)   # elements of K (of V) per token
+        ops += [ew("cache_k", "kv cache", t * per_tensor, 2 * e, "strided_cat"),
+                ew("cache_v", "kv cache", t * per_tensor, 2 * e, "strided_cat")]
+    ops += arch.attention_ops(spec, batch, seq, heads, kv, e, cuda)
+    ops.append(ew("attn_transpose", "attention", t * qd, 2 * e, "transpose"))
+    ops.append(gemm("o_proj", ATTENTION_PROJECTIONS, t, h, qd, e, spec.out_bias))
+    ops += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)
+    ops.append(ew("residual_attn", "residuals", t * h, 3 * e))
+    ops += arch.norm_ops(spec, "post_norm", "norms", t, h, e)
+    ops += arch.mlp_ops(spec, t, f, e)
+    ops += arch.sublayer_output_ops(spec, "post_feedforward_norm", t, e)
+    ops.append(ew("residual_mlp", "residuals", t * h, 3 * e))
+    return ops

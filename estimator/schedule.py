@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from . import distributed, energy, host_scale, memory
+from .breakdown import GroupSum, GroupTotal, add_groups, group_sum, group_sums
 from .cost import OpCost, price
 from .decode import GENERATE_GROUP
 from .device import GB, DeviceSpec
 from .errors import EstimatorError
+from .layers import groups_in
 from .model import ModelSpec
-from .ops import ForwardOps, Op, forward_ops
+from .ops import ForwardOps, LayerOps, Op, forward_ops
 from .placement import Placement, pipeline_placement, single_gpu_placement
 from .profile import ALLGATHER_HOST_US, Profile
 from .timeline import Clock, GpuTime
@@ -46,22 +48,6 @@ def _steps(costs: list[OpCost], host_total_us: float) -> list[tuple[float, float
 
 
 @dataclass(frozen=True)
-class GroupSum:
-    """One operator group of a pass: kernel time, work, kernel count and the bound taking most
-    of its time ("host" for a group without kernels)."""
-    group: str
-    time_ms: float
-    flops: float
-    bytes: float
-    kernels: int
-    bound: str
-
-    def to_dict(self) -> dict:
-        return {"group": self.group, "time_ms": self.time_ms, "flops": self.flops, "bytes": self.bytes,
-                "kernels": self.kernels, "bound": self.bound}
-
-
-@dataclass(frozen=True)
 class PassResult:
     """What one pass (or one generate step) came to, fixed once the schedule has run."""
     groups: tuple[GroupSum, ...]       # per operator group, in the order they first ran
@@ -88,50 +74,6 @@ class PassResult:
         return [g.to_dict() for g in self.groups]
 
 
-class _GroupTotal:
-    """A group's running sums while a pass is summarized (time in us per kernel list, in ms
-    per pass)."""
-    __slots__ = ("time", "flops", "bytes", "kernels", "bound_time")
-
-    def __init__(self) -> None:
-        self.time, self.flops, self.bytes, self.kernels = 0.0, 0.0, 0.0, 0
-        self.bound_time: dict[str, float] = {}
-
-
-def _group_sums(costs: list[OpCost]) -> dict[str, _GroupTotal]:
-    """group -> its gpu us, flops, bytes, kernels and us per bound for one pass over `costs`."""
-    sums: dict[str, _GroupTotal] = {}
-    for c in costs:
-        g = sums.get(c.op.group)
-        if g is None:
-            g = sums[c.op.group] = _GroupTotal()
-        g.time += c.gpu_us
-        g.flops += c.op.flops
-        g.bytes += c.op.bytes
-        g.kernels += 1
-        g.bound_time[c.bound] = g.bound_time.get(c.bound, 0.0) + c.gpu_us
-    return sums
-
-
-def _add_groups(groups: dict[str, _GroupTotal], sums: dict[str, _GroupTotal], times: int) -> None:
-    """Add `times` runs of a kernel list's sums (us) to the pass's totals (ms)."""
-    for name, s in sums.items():
-        g = groups.get(name)
-        if g is None:
-            g = groups[name] = _GroupTotal()
-        g.time += s.time * times / 1e3
-        g.flops += s.flops * times
-        g.bytes += s.bytes * times
-        g.kernels += s.kernels * times
-        for k, v in s.bound_time.items():
-            g.bound_time[k] = g.bound_time.get(k, 0.0) + v * times
-
-
-def _group_sum(name: str, g: _GroupTotal) -> GroupSum:
-    bound = max(g.bound_time, key=g.bound_time.get) if g.bound_time else "host"
-    return GroupSum(name, g.time, g.flops, g.bytes, g.kernels, bound)
-
-
 @dataclass
 class Pass:
     """One forward pass on one device kind: prices ops, runs the clock, sums energy."""
@@ -145,7 +87,7 @@ class Pass:
     layer_host_us: float = field(init=False)  # eager host time per decoder layer
     fixed_host_us: float = field(init=False)  # the rest of the pass, spread over its kernels
     host_scaled: bool = field(init=False)     # host times scaled from another family (host_scale.py)
-    groups: dict[str, _GroupTotal] = field(default_factory=dict)
+    groups: dict[str, GroupTotal] = field(default_factory=dict)
     load: dict[int, energy.GpuLoad] = field(default_factory=dict)
     segments: list[tuple[int, list[OpCost], int]] = field(default_factory=list)
 
@@ -185,6 +127,23 @@ class Pass:
         self.slowdown = energy.power_cap_slowdown(compute, memory_us, window, power) if power else 1.0
         return self._slowed(costs)
 
+    def layer_costs(self, ops: ForwardOps, duty: float = 1.0) -> list[tuple[LayerOps, list[OpCost]]]:
+        """Each group of layers with its kernels priced, the power cap judged (set_power_cap) on a
+        layer of the group with the most layers and applied to every group."""
+        costs = [self.price(g.ops) for g in ops.layers]
+        judged = max(range(len(costs)), key=lambda i: ops.layers[i].group.count)
+        costs[judged] = self.set_power_cap(costs[judged], duty)
+        return [(g, c if i == judged else self._slowed(c)) for i, (g, c) in enumerate(zip(ops.layers, costs))]
+
+    def run_layers(self, gpu: int, layers: list[tuple[LayerOps, list[OpCost]]], host_us: float, first: int,
+                   count: int, lead=None) -> None:
+        """Decoder layers first .. first + count - 1 on `gpu`, group by group, `host_us` each
+        (`lead(costs)`: the kernels with what leads each layer, such as accelerate's input copies)."""
+        by_group = {g.group: c for g, c in layers}
+        for group, n in groups_in(tuple(by_group), first, count):
+            costs = by_group[group]
+            self.run(gpu, lead(costs) if lead else costs, host_us, times=n)
+
     def run(self, gpu: int, costs: list[OpCost], host_us: float, times: int = 1) -> None:
         if not costs or times == 0:
             return
@@ -209,21 +168,21 @@ class Pass:
                 mem = [c for c in costs if not _compute(c)]
                 sums[id(costs)] = (sum(c.gpu_us for c in comp), sum(c.gpu_us for c in mem),
                                    sum(c.gpu_us * c.utilization for c in comp),
-                                   sum(c.gpu_us * c.utilization for c in mem), _group_sums(costs))
+                                   sum(c.gpu_us * c.utilization for c in mem), group_sums(costs))
             compute, memory_us, comp_occ, mem_occ, groups = sums[id(costs)]
             load = self.load.setdefault(gpu, energy.GpuLoad(slowdown=self.slowdown))
             load.compute_us += compute * times
             load.memory_us += memory_us * times
             load.compute_occ_us += comp_occ * times
             load.memory_occ_us += mem_occ * times
-            _add_groups(self.groups, groups, times)
+            add_groups(self.groups, groups, times)
 
     def result(self, mem: list[memory.MemoryParts] | tuple[memory.MemoryParts, ...]) -> PassResult:
         """The frozen result, once summarize() (and, for replicas, _copy_replica) has run."""
         busy_us = self.clock.busy_us
         busy = sum(busy_us.values()) / max(1, len(busy_us))
         critical_gpu_us = sum(busy_us.values()) if self.w.parallel == "pipeline" or self.w.gpus == 1 else busy
-        return PassResult(tuple(_group_sum(name, g) for name, g in self.groups.items()), self.clock.gpu_times(),
+        return PassResult(tuple(group_sum(name, g) for name, g in self.groups.items()), self.clock.gpu_times(),
                           self.clock.total_us, self.clock.host_work_us, critical_gpu_us,
                           self._energy_j(self.w.gpus), tuple(mem), self.host_scaled)
 
@@ -264,23 +223,24 @@ def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[mem
     the hidden state walks the placement's stages once."""
     e, t = w.dtype_bytes, w.tokens
     ops = forward_ops(spec, w.batch, w.seq, e, cuda=p.prof.kind != "cpu")
-    layer = p.set_power_cap(p.price(ops.layer), max(place.layers_per_gpu) / spec.layers)
+    layers = p.layer_costs(ops, max(place.layers_per_gpu) / spec.layers)
     pre, post = p.price(ops.pre), p.price(ops.post)
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
     n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
     parts = {"embeddings": pre, "final norm": post[:n_norm], "lm head": post[n_norm:]}
-    _walk(p, place, parts, layer, p.layer_host_us, fixed_per_kernel, w.batch, w.seq, w.seq)
+    _walk(p, place, parts, layers, p.layer_host_us, fixed_per_kernel, w.batch, w.seq, w.seq)
     return memory.placed_parts_per_gpu(spec, place, t, w.seq, e)
 
 
-def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layer: list[OpCost], layer_host_us: float,
-          fixed_per_kernel: float, batch: int, rows: int, logit_rows: int) -> None:
+def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layers: list[tuple[LayerOps, list[OpCost]]],
+          layer_host_us: float, fixed_per_kernel: float, batch: int, rows: int, logit_rows: int) -> None:
     """The hidden state (batch x `rows` positions) walks the placement's stages once: a copy to
-    each new stage's GPU, `layer` per decoder layer behind its input copies, the other parts
+    each new stage's GPU, its decoder layers group by group (`layers`: each group's kernels),
+    each behind its input copies, the other parts
     where they are placed, and the logits (batch x `logit_rows` x vocab) back to GPU 0."""
     e = p.w.dtype_bytes
     hidden_bytes = batch * rows * p.spec.hidden * e
-    cur = place.embed_gpu
+    cur, first = place.embed_gpu, 0
     for stage in place.stages:
         if stage.part == "rotary":   # rotary_emb's hook copies the hidden state there; the decoder
             p.transfer(stage.gpu, hidden_bytes)   # goes on with its own copy, so `cur` stays
@@ -289,8 +249,9 @@ def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layer: list
             p.transfer(stage.gpu, hidden_bytes)
             cur = stage.gpu
         if stage.part == "layers":
-            p.run(stage.gpu, _with_input_copies(p, layer, place, stage.gpu, rows), layer_host_us + p.hook_us,
-                  times=stage.layers)
+            p.run_layers(stage.gpu, layers, layer_host_us + p.hook_us, first, stage.layers,
+                         lambda costs: _with_input_copies(p, costs, place, stage.gpu, rows))
+            first += stage.layers
         else:
             costs = parts[stage.part]
             p.run(stage.gpu, costs, fixed_per_kernel * len(costs))
@@ -305,7 +266,7 @@ def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[memory.MemoryPart
     batch = w.batch // w.gpus if w.parallel == "data" else w.batch
     t = batch * w.seq
     ops = forward_ops(spec, batch, w.seq, e, shards, cuda=p.prof.kind != "cpu")
-    layer = p.set_power_cap(p.price(ops.layer))
+    layers = p.layer_costs(ops)
     pre, post = p.price(ops.pre), p.price(ops.post)
     fixed = p.fixed_host_us / max(1, len(pre) + len(post))
     p.run(0, pre, fixed * len(pre))
@@ -314,9 +275,9 @@ def _replicated(p: Pass, spec: ModelSpec, w: Workload) -> list[memory.MemoryPart
     if shards > 1:  # two all-reduces of the hidden state per layer (after attention, after MLP)
         nbytes = t * spec.hidden * e
         ar = distributed.allreduce_us(p.prof, nbytes, w.gpus, w.nodes, link, w.network)
-        layer = layer + [comm_cost("all-reduce", nbytes, ar, blocking=False)] * 2
+        layers = [(g, c + [comm_cost("all-reduce", nbytes, ar, blocking=False)] * 2) for g, c in layers]
         layer_host += distributed.tp_layer_host_us(spec.arch.tp_sharded_linears(spec))
-    p.run(0, layer, layer_host, times=spec.layers)
+    p.run_layers(0, layers, layer_host, 0, spec.layers)
     p.run(0, post, fixed * len(post))
     if shards > 1:  # all-gather of the vocab-sharded logits, then torch.cat rebuilding the vocab dim
         full = t * spec.vocab * e
@@ -363,11 +324,11 @@ def step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, ops:
     Its memory is counted by generation.py (`memory_parts` stays empty)."""
     p = Pass(spec, dev, prof, w)
     p.clock.host_only(lead_host_us)
-    layer = p.set_power_cap(p.price(ops.layer))
+    layers = p.layer_costs(ops)
     pre, post = p.price(ops.pre), p.price(ops.post)
     fixed = step_host_us / max(1, len(pre) + len(post))
     p.run(0, pre, fixed * len(pre))
-    p.run(0, layer, layer_host_us, times=spec.layers)
+    p.run_layers(0, layers, layer_host_us, 0, spec.layers)
     p.run(0, post, fixed * len(post))
     p.summarize()
     return p.result(())
@@ -383,12 +344,12 @@ def placed_step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workloa
     kernels (group "generate") run there, where accelerate returns the logits."""
     p = Pass(spec, dev, prof, w, hook_us=prof.dispatch_hook_us(spec.model_type, spec.family))
     p.clock.host_only(lead_host_us)
-    layer = p.set_power_cap(p.price(ops.layer), max(place.layers_per_gpu) / spec.layers)
+    layers = p.layer_costs(ops, max(place.layers_per_gpu) / spec.layers)
     pre, post = p.price(ops.pre), p.price(ops.post)
     fixed = step_host_us / max(1, len(pre) + len(post))
     by_group = {g: [c for c in post if c.op.group == g] for g in ("final norm", "lm head", GENERATE_GROUP)}
     parts = {"embeddings": pre, "final norm": by_group["final norm"], "lm head": by_group["lm head"]}
-    _walk(p, place, parts, layer, layer_host_us, fixed, w.batch, rows, 1)
+    _walk(p, place, parts, layers, layer_host_us, fixed, w.batch, rows, 1)
     sampling = by_group[GENERATE_GROUP]
     p.run(0, sampling, fixed * len(sampling))
     p.summarize()

@@ -10,7 +10,10 @@ Parameter counts follow the modules transformers builds from the same config.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from .layers import LayerGroup, LayerSpec, layer_groups, uniform
 
 if TYPE_CHECKING:
     from .module_tree import Node
@@ -30,7 +33,7 @@ class FamilyHooks(Protocol):
     """What the generic modules ask of a family (families/base.py's Family answers each, with
     defaults that are the Llama layer; the docstrings there say what each one means):
 
-    - model.py:     aliases, spec_fields (a config.json into a ModelSpec);
+    - model.py:     aliases, spec_fields, layer_kinds (a config.json into a ModelSpec);
     - spec.py:      mlp_params, extra_layer_params, embedding_params, embed_dim, has_final_norm;
     - ops.py:       the *_ops hooks (kernels of one forward pass);
     - memory.py:    layer_live_per_token, attention_live_bytes, logit_copies, position_rows;
@@ -48,6 +51,7 @@ class FamilyHooks(Protocol):
     hf_input_modules: tuple[str, ...]
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]: ...
+    def layer_kinds(self, cfg: dict, model_type: str, layers: int) -> tuple[LayerSpec, ...]: ...
     def mlp_params(self, spec: ModelSpec) -> int: ...
     def extra_layer_params(self, spec: ModelSpec) -> int: ...
     def embedding_params(self, spec: ModelSpec) -> int: ...
@@ -103,6 +107,21 @@ class ModelSpec:
     # registered family object, hashed by identity, so a spec stays a cache key
     arch: FamilyHooks = field(repr=False)
     family_fields: FamilyFields = NO_FAMILY_FIELDS   # the family's own facts, typed per family
+    # one LayerSpec per decoder layer (layers.py), read by the family; empty: `layers` full
+    # attention, dense layers
+    layer_kinds: tuple[LayerSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.layer_kinds:
+            object.__setattr__(self, "layer_kinds", uniform(self.layers))
+        elif len(self.layer_kinds) != self.layers:
+            raise ValueError(f"{self.name}: {len(self.layer_kinds)} layer kinds for {self.layers} layers")
+
+    @cached_property
+    def layer_groups(self) -> tuple[LayerGroup, ...]:
+        """Runs of consecutive layers priced alike (layers.layer_groups); EstimatorError for
+        layer kinds not modelled yet."""
+        return layer_groups(self.layer_kinds)
 
     @property
     def family(self) -> str:

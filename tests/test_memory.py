@@ -39,15 +39,15 @@ def mem_bytes(est) -> list[float]:
 def test_kv_cache_bytes(name, kv_dim, t, e):
     spec = load_model(name)
     L = spec.layers
-    assert kv_cache_bytes(spec, t, e, L) == 2 * L * t * kv_dim * e
-    assert kv_cache_bytes(spec, t, e, 3) == 2 * 3 * t * kv_dim * e
-    assert kv_cache_bytes(dataclasses.replace(spec, use_cache=False), t, e, L) == 0
+    assert kv_cache_bytes(spec, 1, t, e, 0, L) == 2 * L * t * kv_dim * e   # one sequence of t tokens
+    assert kv_cache_bytes(spec, 1, t, e, 5, 3) == 2 * 3 * t * kv_dim * e
+    assert kv_cache_bytes(dataclasses.replace(spec, use_cache=False), 1, t, e, 0, L) == 0
 
 
 def test_kv_cache_sharded_by_kv_heads():
     spec = load_model("Mistral-7B-v0.1")       # 8 KV heads of 128
-    assert kv_cache_bytes(spec, 1000, 2, 32, shards=4) == 2 * 32 * 1000 * 2 * 128 * 2
-    assert kv_cache_bytes(spec, 1000, 2, 32, shards=8) == 2 * 32 * 1000 * 1 * 128 * 2
+    assert kv_cache_bytes(spec, 1, 1000, 2, 0, 32, shards=4) == 2 * 32 * 1000 * 2 * 128 * 2
+    assert kv_cache_bytes(spec, 1, 1000, 2, 0, 32, shards=8) == 2 * 32 * 1000 * 1 * 128 * 2
 
 
 @pytest.mark.parametrize("name", ["opt-1.3b", "clm-60m", "gpt2", "Qwen2.5-0.5B"])

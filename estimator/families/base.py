@@ -5,7 +5,8 @@ that share Llama's decoder layer). The generic modules ask it what differs betwe
 (spec.FamilyHooks lists the hooks and who asks):
 
 - model.py:     ``aliases`` and ``spec_fields`` read a config.json into a ModelSpec, with the
-                family's own facts in a frozen FamilyFields subclass (``spec.family_fields``);
+                family's own facts in a frozen FamilyFields subclass (``spec.family_fields``),
+                and ``layer_kinds`` its list of layers (``spec.layer_kinds``, layers.py);
 - spec.py:      parameter counts of the MLP, extra norms and the embeddings;
 - ops.py:       ``qkv_ops`` and ``pre_layer_ops`` add the family's own kernels; the hooks after
                 them (norm, attention, MLP, embedding and head kernels) default to Llama's;
@@ -17,15 +18,19 @@ that share Llama's decoder layer). The generic modules ask it what differs betwe
 
 Adding a family: a module here with a subclass of Family, registered in ``families/__init__.py``,
 and its tests (parameter counts, kernels and placement against transformers and accelerate).
-Family modules import only leaf modules (spec, op_builders, module_tree, config_fields, errors).
+Family modules import only leaf modules (spec, op_builders, module_tree, config_fields, errors,
+layers, layer_config).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..layer_config import attention_kinds, layer_specs
+from ..layers import DENSE
 from ..op_builders import ATTENTION_PROJECTIONS, FP32, activation, ew, gemm, layer_norm, rms_norm, sdpa, sdpa_math
 
 if TYPE_CHECKING:
+    from ..layers import LayerSpec
     from ..module_tree import Node
     from ..op_builders import Op
     from ..spec import ModelSpec
@@ -69,12 +74,28 @@ class Family:
     hf_decoder_attr: str = ""
     hf_token_embedding: str = "embed_tokens"
     hf_input_modules: tuple[str, ...] = ()
+    default_window: int | None = None   # transformers' sliding_window when the config has none
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         """ModelSpec fields beyond the aliased ones `a`, with transformers' defaults for absent
         config fields (the family's own facts under ``family_fields``); raises EstimatorError
         for a variant the estimator does not model."""
         raise NotImplementedError
+
+    def layer_kinds(self, cfg: dict, model_type: str, layers: int) -> tuple[LayerSpec, ...]:
+        """One LayerSpec per decoder layer, as the family's config class derives them: by default
+        ``layer_types`` when the config has it, else `default_attention`'s kinds, MLPs `layer_mlps`."""
+        return layer_specs(attention_kinds(cfg, layers, self.default_attention(cfg, model_type, layers),
+                                           self.default_window),
+                           self.layer_mlps(cfg, layers))
+
+    def default_attention(self, cfg: dict, model_type: str, layers: int) -> list[str]:
+        """Attention kind of each layer when the config has no ``layer_types`` (full attention)."""
+        return ["full"] * layers
+
+    def layer_mlps(self, cfg: dict, layers: int) -> list:
+        """MLP of each layer (layers.Mlp; dense)."""
+        return [DENSE] * layers
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         """Kernels from the normed layer input to the q, k, v that enter the cache and attention."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..errors import EstimatorError
+from ..layer_config import sliding_pattern
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, Op, ew, rotary
 from ..spec import FamilyFields
@@ -93,6 +94,7 @@ class Gemma(Family):
 
     def __init__(self, version: int) -> None:
         self.version = version
+        self.default_window = 4096   # Gemma2Config / Gemma3TextConfig
         self.name = "gemma2" if version == 2 else "gemma3_text"
         self.model_types = ("gemma2",) if version == 2 else ("gemma3_text",)
         self.tiny_config = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
@@ -114,6 +116,12 @@ class Gemma(Family):
         return dict(kv_heads=kv, head_dim=optional_size(cfg, "head_dim", 256), qkv_bias=bias, out_bias=bias,
                     mlp_bias=False, gated_mlp=True, norm="rmsnorm", activation=act,
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", True), family_fields=fields)
+
+    def default_attention(self, cfg: dict, model_type: str, layers: int) -> list[str]:
+        # Gemma 2 alternates sliding and full layers; Gemma 3 has a full layer every
+        # sliding_window_pattern (6) layers
+        pattern = 2 if self.version == 2 else optional_size(cfg, "sliding_window_pattern", 6)
+        return sliding_pattern(layers, pattern)
 
     def extra_layer_params(self, spec: ModelSpec) -> int:
         # post-attention and post-feedforward norms; Gemma 3's q_norm and k_norm over head_dim

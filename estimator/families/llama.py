@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
+from ..layer_config import every_layer_sliding, sliding_from_layer
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, ew, rotary
 from .base import Family, qkv_projections
@@ -41,6 +42,13 @@ class Llama(Family):
                     mlp_bias=optional_bool(cfg, "mlp_bias", False), gated_mlp=True, norm="rmsnorm",
                     activation=optional_text(cfg, "hidden_act", "silu"),
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False))
+
+    def default_attention(self, cfg: dict, model_type: str, layers: int) -> list[str]:
+        # Mistral: sliding_window on every layer; Qwen2 / Qwen3: from max_window_layers on, with
+        # use_sliding_window; Llama: none
+        if model_type == "mistral":
+            return every_layer_sliding(cfg, layers)
+        return sliding_from_layer(cfg, layers) if model_type.startswith("qwen") else ["full"] * layers
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         return qkv_projections(spec, t, qd, kvd, e) + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text, size
 from ..errors import EstimatorError
+from ..layer_config import every_layer_sliding, sparse_mlp_kinds
+from ..layers import EXPERTS
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, Op, ew, gemm, rms_norm, rotary
 from ..spec import FamilyFields
@@ -113,6 +115,16 @@ class MoE(Family):
         return dict(kv_heads=kv, head_dim=head_dim, qkv_bias=bias, out_bias=bias, mlp_bias=False, gated_mlp=True,
                     norm="rmsnorm", activation=optional_text(cfg, "hidden_act", "silu"),
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False), family_fields=fields)
+
+    def default_attention(self, cfg: dict, model_type: str, layers: int) -> list[str]:
+        # Mixtral: sliding_window on every layer; Qwen3-MoE: only with use_sliding_window
+        if self.qk_norm and not optional_bool(cfg, "use_sliding_window", False):
+            return ["full"] * layers
+        return every_layer_sliding(cfg, layers)
+
+    def layer_mlps(self, cfg: dict, layers: int) -> list:
+        # Qwen3-MoE: dense layers in mlp_only_layers and off the decoder_sparse_step
+        return sparse_mlp_kinds(cfg, layers, "intermediate_size") if self.qk_norm else [EXPERTS] * layers
 
     def estimate_notes(self, spec: ModelSpec, tokens: int) -> list[str]:
         return [f"experts priced as transformers' experts_implementation={_fields(spec).experts_impl!r}",

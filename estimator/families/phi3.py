@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
+from ..layer_config import every_layer_sliding
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import ATTENTION_PROJECTIONS, activation, ew, gemm
 from .base import Family
@@ -47,6 +48,9 @@ class Phi3(Family):
                     gated_mlp=True, norm="rmsnorm", activation=optional_text(cfg, "hidden_act", "silu"),
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False),
                     family_fields=PartialRotary(rotary_dim=rot))
+
+    def default_attention(self, cfg: dict, model_type: str, layers: int) -> list[str]:
+        return every_layer_sliding(cfg, layers)   # recorded; priced as full attention (see above)
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
         d, rot = spec.head_dim, rotary_dim(spec)

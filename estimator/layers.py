@@ -1,0 +1,154 @@
+"""LayerSpec: what one decoder layer is, its attention kind and its MLP kind. A model is a list of
+layers: ``ModelSpec.layer_kinds`` holds one LayerSpec per decoder layer, read by the family from
+its config (``Family.layer_kinds``, with the readers of ``layer_config.py``).
+
+Attention kinds (``Attention.kind``):
+- ``full``:    causal attention over the whole context (every K/V kept);
+- ``sliding``: each query attends to the last ``window`` tokens (Mistral, Phi-3, Gemma 2/3's local layers);
+- ``chunked``: attention within chunks of ``chunk`` tokens (Llama 4's local layers);
+- ``latent``:  multi-head latent attention (DeepSeek V2/V3 MLA: ``latent`` holds its ranks);
+- ``linear``:  recurrent / linear attention with a fixed-size state and no per-token cache
+               (Qwen3-Next's Gated DeltaNet: ``linear`` holds its state shape);
+with flags ``rope`` (False: a NoPE layer, Llama 4's every 4th) and ``sinks`` (learned attention
+sinks, gpt-oss). MLP kinds (``Mlp.kind``): ``dense``, ``experts`` (routed), ``experts+shared``
+(routed experts beside an always-on shared expert).
+
+Pricing walks *groups*: runs of consecutive layers that are priced alike (``layer_groups``).
+Today a sliding layer is priced as a full one (SLIDING_WINDOW_PRICED is False: the window is
+recorded, not applied), so every model the estimator prices has one group; the kinds added for
+later families raise EstimatorError "not modelled yet" when priced (``priced_as``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .errors import EstimatorError
+
+ATTENTION_KINDS = ("full", "sliding", "chunked", "latent", "linear")
+MLP_KINDS = ("dense", "experts", "experts+shared")
+# TODO(issue 24, part 2): price sliding (and chunked) layers by their window: turning this on
+# makes layer_groups keep sliding layers apart from full ones and kv_cache.cached_tokens cap the
+# cached tokens at the window. Off, a sliding layer is priced exactly as a full one (today's numbers).
+SLIDING_WINDOW_PRICED = False
+
+
+@dataclass(frozen=True)
+class LatentAttention:
+    """Multi-head latent attention (DeepSeek V2/V3): K/V compressed to kv_lora_rank, a decoupled
+    rotary key of qk_rope_head_dim; q_lora_rank None when q is projected directly."""
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+    qk_nope_head_dim: int
+    v_head_dim: int
+    q_lora_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class LinearAttention:
+    """Linear / recurrent attention (Qwen3-Next's Gated DeltaNet): a fixed-size state per
+    sequence of key_heads x key_head_dim x value_head_dim (value_heads of them) and a causal
+    convolution of conv_kernel taps; nothing grows with the context."""
+    key_heads: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+
+
+@dataclass(frozen=True)
+class Attention:
+    kind: str = "full"
+    window: int | None = None      # sliding: tokens a query attends to
+    chunk: int | None = None       # chunked: tokens per attention chunk
+    rope: bool = True              # False: no positional rotation in this layer (NoPE)
+    sinks: bool = False            # learned attention sinks (gpt-oss)
+    latent: LatentAttention | None = None   # kind "latent"
+    linear: LinearAttention | None = None   # kind "linear"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ATTENTION_KINDS:
+            raise EstimatorError(f"unknown attention kind {self.kind!r}: use one of {', '.join(ATTENTION_KINDS)}")
+        needs = {"sliding": ("window", self.window), "chunked": ("chunk", self.chunk),
+                 "latent": ("latent", self.latent), "linear": ("linear", self.linear)}
+        if self.kind in needs and needs[self.kind][1] is None:
+            raise EstimatorError(f"{self.kind} attention needs its {needs[self.kind][0]}")
+
+
+@dataclass(frozen=True)
+class Mlp:
+    kind: str = "dense"
+    ffn: int | None = None         # this layer's FFN width when it is not the spec's `ffn`
+
+    def __post_init__(self) -> None:
+        if self.kind not in MLP_KINDS:
+            raise EstimatorError(f"unknown MLP kind {self.kind!r}: use one of {', '.join(MLP_KINDS)}")
+
+
+FULL = Attention()
+DENSE = Mlp()
+EXPERTS = Mlp("experts")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One decoder layer: its attention and its MLP."""
+    attention: Attention = FULL
+    mlp: Mlp = DENSE
+
+
+def uniform(layers: int, layer: LayerSpec = LayerSpec()) -> tuple[LayerSpec, ...]:
+    """`layers` identical layers."""
+    return (layer,) * layers
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """A run of `count` consecutive layers priced alike, from layer `first` on; `layer` is the
+    kind they are priced as (``priced_as``)."""
+    layer: LayerSpec
+    first: int
+    count: int
+
+
+NOT_MODELLED = ("chunked", "latent", "linear")
+
+
+def priced_as(layer: LayerSpec) -> LayerSpec:
+    """The kind the estimator prices `layer` as: itself, a sliding layer as a full one while
+    SLIDING_WINDOW_PRICED is off; EstimatorError for kinds not modelled yet."""
+    a = layer.attention
+    if a.kind in NOT_MODELLED or a.sinks or not a.rope:
+        what = a.kind if a.kind in NOT_MODELLED else "sink" if a.sinks else "NoPE"
+        raise EstimatorError(f"{what} attention layers are not modelled yet")
+    if layer.mlp.kind == "experts+shared":
+        raise EstimatorError("shared-expert MLP layers are not modelled yet")
+    if a.kind == "sliding" and not SLIDING_WINDOW_PRICED:
+        return replace(layer, attention=FULL)
+    return layer
+
+
+def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:
+    """Runs of consecutive layers priced alike. Layers priced as different kinds in one model are
+    refused for now: the family hooks price one layer kind (issue 24 lifts that)."""
+    groups: list[LayerGroup] = []
+    for i, layer in enumerate(kinds):
+        priced = priced_as(layer)
+        if groups and groups[-1].layer == priced:
+            last = groups[-1]
+            groups[-1] = LayerGroup(priced, last.first, last.count + 1)
+        else:
+            groups.append(LayerGroup(priced, i, 1))
+    if len({g.layer for g in groups}) > 1:
+        raise EstimatorError("decoder layers of different kinds in one model are not modelled yet")
+    return tuple(groups)
+
+
+def groups_in(groups: tuple[LayerGroup, ...], first: int, count: int) -> list[tuple[LayerGroup, int]]:
+    """The groups that layers first .. first + count - 1 fall in, with how many of them each holds."""
+    out = []
+    end = first + count
+    for g in groups:
+        n = min(end, g.first + g.count) - max(first, g.first)
+        if n > 0:
+            out.append((g, n))
+    return out
