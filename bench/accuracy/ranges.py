@@ -203,8 +203,8 @@ def leave_one_machine_out(data: list[Sample]) -> list[Check]:
             for m, r in s.ratios.items():
                 found = table.lookup(s.regime, m)
                 if found:
-                    q = found[0]
-                    out.append(Check(s, m, q.low <= r <= q.high, q.high / q.low - 1))
+                    low, high = found[0].around_one   # the range the estimate carries
+                    out.append(Check(s, m, low <= r <= high, high / low - 1))
     return out
 
 
