@@ -211,6 +211,26 @@ def test_fit_reports_why_nothing_fits() -> None:
     [a] = fit_answers(SweepSpec(models=("Qwen/Qwen3-30B-A3B",), devices=("L4",), dtypes=("float32",),
                                 parallels=("all",)), (1, 2))
     assert a.gpus is None and a.max_batch is None and "fits on none of 1, 2 GPUs" in a.reason
+    assert not a.requested_fits
+
+
+def test_fit_gives_the_largest_smaller_batch_when_the_requested_one_fits_nowhere(capsys) -> None:
+    # issue 28: "fits on none of 4 GPUs: needs 48.0 GB" although batch 15 fit
+    spec = SweepSpec(models=("facebook/opt-6.7b",), devices=("L4",), seqs=(2048,), batches=(16,),
+                     parallels=("all",))
+    [a] = fit_answers(spec, (1,))
+    assert not a.requested_fits and a.batch == 16 and a.gpus == 1 and a.parallel == "single"
+    w = dict(seq=2048, dtype="float16")
+    assert not estimate("facebook/opt-6.7b", "L4", Workload(batch=16, **w)).fits
+    assert 1 <= a.max_batch < 16 and estimate("facebook/opt-6.7b", "L4", Workload(batch=a.max_batch, **w)).fits
+    assert not estimate("facebook/opt-6.7b", "L4", Workload(batch=a.max_batch + 1, **w)).fits
+    assert a.memory_gb <= a.memory_usable_gb and a.runtime_ms > 0
+    assert "batch 16 fits on none of 1 GPUs" in a.reason and f"batch {a.max_batch} fits on 1 x single" in a.reason
+    [b] = fit_answers(spec, (1, 2))     # on more GPUs the requested batch fits: answered as before
+    assert b.requested_fits and b.gpus == 2 and b.max_batch >= 16 and b.reason is None
+    rc, out, _ = run(capsys, "--model", "facebook/opt-6.7b", "--device", "L4", "--seq", "2048", "--gpus", "1",
+                     "--fit", "--json")
+    assert rc == 0 and json.loads(out)[0]["max_batch"] == a.max_batch
 
 
 def test_fit_batch_search_caps() -> None:
