@@ -147,6 +147,26 @@ def test_png_plot_written(capsys, tmp_path) -> None:
     assert image.imread(str(png)).shape[:2] == (500, 800)
 
 
+def test_plot_series_are_all_visible_and_capacity_lines_name_their_device() -> None:
+    # issue 28: the L4 curve lay exactly under the A100-40GB one; "usable 23.7 GB" named no device
+    pytest.importorskip("matplotlib")
+    from matplotlib import pyplot
+    from estimator import sweep_plot
+    rows = run_sweep(SweepSpec(models=("facebook/opt-6.7b",), devices=("L4", "A100-40GB"), batches=(1, 2, 4, 8)))
+    fig, count = sweep_plot.figure(rows, "memory", "batch")
+    ax = fig.axes[0]
+    series = [l for l in ax.get_lines() if len(l.get_xdata()) > 1 and l.get_label().startswith("device=")]
+    assert count == 2 and len(series) == 2
+    assert series[0].get_ydata().tolist() == series[1].get_ydata().tolist()    # the same memory on both
+    assert len({(l.get_linestyle(), l.get_marker(), l.get_fillstyle()) for l in series}) == 2
+    assert {l.get_label() for l in series} == {f"device={get_device(d).name}" for d in ("L4", "A100-40GB")}
+    texts = {t.get_text() for t in ax.texts}
+    assert texts == {f"{get_device(d).name}: usable {get_device(d).memory_usable_gb:g} GB" for d in ("L4", "A100-40GB")}
+    pyplot.close(fig)
+    styles = [sweep_plot.series_style(i) for i in range(32)]
+    assert len({(s["linestyle"], s["marker"]) for s in styles}) == 32
+
+
 def test_plot_without_matplotlib_is_one_line(capsys, tmp_path, monkeypatch) -> None:
     import builtins
     real = builtins.__import__
