@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from .device import GB, DeviceSpec, get_device
+from .device import GB, DeviceSpec, ambiguity_note, get_device
 from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
 from . import host_scale, ranges
@@ -97,7 +97,17 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
 
     `profile`: a calibration profile (object or JSON path) instead of the device's own;
     `transfer_from`: estimate through the transfer model from that device's shipped calibration
-    (estimator/transfer.py), ignoring the device's own profile."""
+    (estimator/transfer.py), ignoring the device's own profile. `Estimate.device` is the device's
+    full name; a name that picks one of several devices ("H100": the SXM5 part) adds a note saying so."""
+    est = _estimate(model, device, workload, profile, transfer_from)
+    picked = ambiguity_note(device) if isinstance(device, str) else None
+    if picked:
+        est.notes.append(picked)
+    return est
+
+
+def _estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workload | None,
+              profile: str | Profile | None, transfer_from: str | DeviceSpec | None) -> Estimate:
     spec = load_model(model) if isinstance(model, str) else model
     dev = get_device(device) if isinstance(device, str) else device
     w = workload or Workload(dtype=spec.dtype or "float16")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .device import ambiguity_note
 from .errors import EstimatorError
 from .fit import FIT_GPUS, FitAnswer, fit_answers
 from .sweep import RANGE_HELP, SORT_KEYS, SweepRow, SweepSpec, parse_ints, parse_names, run_sweep, sort_rows
@@ -87,6 +88,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         sweep_plot.metric_field(args.plot)
         axis = _plot_axis(args, spec)
         sweep_plot.require_matplotlib()
+    for name in spec.devices:   # "H100": the rows name the SXM5 part; say that a PCIe one exists
+        picked = None if name.lower() == "all" else ambiguity_note(name)
+        if picked:
+            print(f"note: {picked}", file=sys.stderr)
     if args.fit:
         items: list = fit_answers(spec, spec.gpus)
         kind: type = FitAnswer
