@@ -70,6 +70,15 @@ def does_not_fit_note(needed_gb: float, dev: DeviceSpec) -> str:
             f"usable ({dev.memory_gb:g} GB sold)")
 
 
+def check_profile_kind(prof: Profile, dev: DeviceSpec) -> None:
+    """EstimatorError when a CPU calibration would price a GPU (or a GPU's a CPU): its kernel and
+    host times are another machine's, the estimate would be off by orders of magnitude."""
+    if prof.kind != dev.kind:
+        raise EstimatorError(f"profile {prof.source} is a {prof.kind.upper()} calibration ({prof.device_name}), "
+                             f"{dev.name} is a {dev.kind.upper()}: calibrate on a machine with that "
+                             f"{dev.kind.upper()} (python -m estimator calibrate) or leave --profile out")
+
+
 MAX_GPUS_PER_NODE = 16   # the largest single machines (HGX-2, DGX-2); common ones hold 8
 
 
@@ -113,6 +122,7 @@ def _estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Worklo
     w = workload or Workload(dtype=spec.dtype or "float16")
     validate(spec, w)
     prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
+    check_profile_kind(prof, dev)
     if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
         spec = replace(spec, use_cache=False)
     spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
