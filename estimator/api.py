@@ -112,7 +112,17 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     picked = ambiguity_note(device) if isinstance(device, str) else None
     if picked:
         est.notes.append(picked)
+    spec = load_model(model) if isinstance(model, str) else model
+    if est.workload["parallel"] == "tensor" and not spec.arch.has_tp_plan:
+        est.notes.append(no_tp_plan_note(spec))
     return est
+
+
+def no_tp_plan_note(spec: ModelSpec) -> str:
+    """The note of a tensor-parallel estimate of a family transformers has no tp_plan for."""
+    return (f"transformers has no tensor-parallel plan for {spec.model_type} ({spec.name}): "
+            "from_pretrained(tp_plan='auto') refuses it, so this prices a Megatron-style sharding "
+            "transformers cannot run as is (the benchmark skips such cases)")
 
 
 def _estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workload | None,
