@@ -168,6 +168,12 @@ def _workload_dict(spec: ModelSpec, w: Workload, **extra: object) -> dict:
     return d if impl is None else d | {"experts_implementation": impl}
 
 
+# what a generation estimate models: the execution it was fitted to and is measured against
+GENERATION_EXECUTION = ("generation modelled as Hugging Face transformers' eager model.generate, greedy "
+                        "(do_sample=False), one process; not a serving engine (no continuous batching, paged "
+                        "KV cache or CUDA graphs as in vLLM, TGI or TensorRT-LLM)")
+
+
 def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
     """model.generate(batch x seq, new_tokens): TTFT, TPOT, the whole call, its energy per
     generated token and the peak memory over the call; the breakdown per phase and group."""
@@ -180,7 +186,7 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     busy = sum(ph.gpu_busy_ms for ph in g.phases)
     fits = mem_gb <= dev.memory_usable_gb
     notes = [] if fits else [does_not_fit_note(mem_gb, dev)]
-    notes = spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
+    notes = [GENERATION_EXECUTION] + spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
     per_token = None if energy is None else energy / generated
     return Estimate(
         model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single",

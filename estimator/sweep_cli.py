@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .api import GENERATION_EXECUTION
 from .device import ambiguity_note
 from .errors import EstimatorError
 from .fit import FIT_GPUS, FitAnswer, fit_answers
@@ -99,6 +100,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         items, kind = run_sweep(spec), SweepRow
         if args.sort:
             items = sort_rows(items, args.sort)
+    if any(i.new_tokens for i in items):
+        print(f"note: {GENERATION_EXECUTION}", file=sys.stderr)
     if args.out:
         sweep_output.write(items, args.out, kind)
         print(f"wrote {args.out} ({len(items)} {'answers' if args.fit else 'cases'})", file=sys.stderr)
