@@ -277,3 +277,13 @@ def test_models_sizes_readable(capsys) -> None:
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("Qwen/Qwen3-30B-A3B "))
     assert "30.5B" in line and "M " not in line.split("qwen3_moe")[1][:12]
+    # issue 28: Gemma-3-1b (999.9M parameters) was listed as "1000M"
+    gemma = next(l for l in out.splitlines() if l.startswith("google/gemma-3-1b-pt "))
+    assert gemma.split()[2] == "1.0B" and "1000M" not in out
+
+
+@pytest.mark.parametrize("count, text", [(999.9e6, "1.0B"), (999.4e6, "999M"), (99.96e6, "100M"), (99.94e6, "99.9M"),
+                                         (6.7e9, "6.7B"), (999.6e3, "1.0M"), (350e3, "350K"), (999, "999")])
+def test_parameter_counts_never_read_1000_of_a_unit(count: float, text: str) -> None:
+    from estimator.sweep_output import format_params
+    assert format_params(count) == text
