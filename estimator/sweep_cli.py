@@ -89,10 +89,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         sweep_plot.metric_field(args.plot)
         axis = _plot_axis(args, spec)
         sweep_plot.require_matplotlib()
-    for name in spec.devices:   # "H100": the rows name the SXM5 part; say that a PCIe one exists
-        picked = None if name.lower() == "all" else ambiguity_note(name)
-        if picked:
-            print(f"note: {picked}", file=sys.stderr)
     if args.fit:
         items: list = fit_answers(spec, spec.gpus)
         kind: type = FitAnswer
@@ -100,8 +96,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         items, kind = run_sweep(spec), SweepRow
         if args.sort:
             items = sort_rows(items, args.sort)
-    if any(i.new_tokens for i in items):
-        print(f"note: {GENERATION_EXECUTION}", file=sys.stderr)
     if args.out:
         sweep_output.write(items, args.out, kind)
         print(f"wrote {args.out} ({len(items)} {'answers' if args.fit else 'cases'})", file=sys.stderr)
@@ -115,3 +109,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.plot is not None:
         lines = sweep_plot.plot(items, args.plot, axis, args.png)
         print(f"wrote {args.png} ({args.plot} against {axis}, {lines} line{'s' * (lines != 1)})", file=sys.stderr)
+    # last, so that an error above stays the only line on stderr
+    for name in spec.devices:   # "H100": the rows name the SXM5 part; say that a PCIe one exists
+        picked = None if name.lower() == "all" else ambiguity_note(name)
+        if picked:
+            print(f"note: {picked}", file=sys.stderr)
+    if any(i.new_tokens for i in items):
+        print(f"note: {GENERATION_EXECUTION}", file=sys.stderr)
