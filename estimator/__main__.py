@@ -8,7 +8,7 @@ import sys
 from tabulate import tabulate
 
 from .cli_args import DefaultsFormatter, Parser
-from .device import GB, ambiguity_note, list_devices
+from .device import GB, list_devices
 from .errors import EstimatorError
 from .jsonout import dumps_estimate
 from .outpath import check_writable
@@ -62,10 +62,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     w = Workload(batch=args.batch, seq=args.seq, dtype=dtype, gpus=args.gpus, parallel=args.parallel, tf32=args.tf32,
                  new_tokens=args.new_tokens, use_cache=not args.no_cache,
                  experts_implementation=args.experts_implementation)
-    est = estimate(spec, args.device, w, args.profile, args.transfer_from)
-    picked = ambiguity_note(args.device)
-    if picked:
-        est.notes.append(picked)
+    est = estimate(spec, args.device, w, args.profile, args.transfer_from)   # notes say which device "H100" is
     if args.json:
         print(dumps_estimate(est.to_dict()))
         return

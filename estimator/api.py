@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from .device import GB, DeviceSpec, get_device
+from .device import GB, DeviceSpec, ambiguity_note, get_device
 from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
 from . import host_scale, ranges
@@ -70,6 +70,15 @@ def does_not_fit_note(needed_gb: float, dev: DeviceSpec) -> str:
             f"usable ({dev.memory_gb:g} GB sold)")
 
 
+def check_profile_kind(prof: Profile, dev: DeviceSpec) -> None:
+    """EstimatorError when a CPU calibration would price a GPU (or a GPU's a CPU): its kernel and
+    host times are another machine's, the estimate would be off by orders of magnitude."""
+    if prof.kind != dev.kind:
+        raise EstimatorError(f"profile {prof.source} is a {prof.kind.upper()} calibration ({prof.device_name}), "
+                             f"{dev.name} is a {dev.kind.upper()}: calibrate on a machine with that "
+                             f"{dev.kind.upper()} (python -m estimator calibrate) or leave --profile out")
+
+
 MAX_GPUS_PER_NODE = 16   # the largest single machines (HGX-2, DGX-2); common ones hold 8
 
 
@@ -97,12 +106,33 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
 
     `profile`: a calibration profile (object or JSON path) instead of the device's own;
     `transfer_from`: estimate through the transfer model from that device's shipped calibration
-    (estimator/transfer.py), ignoring the device's own profile."""
+    (estimator/transfer.py), ignoring the device's own profile. `Estimate.device` is the device's
+    full name; a name that picks one of several devices ("H100": the SXM5 part) adds a note saying so."""
+    est = _estimate(model, device, workload, profile, transfer_from)
+    picked = ambiguity_note(device) if isinstance(device, str) else None
+    if picked:
+        est.notes.append(picked)
+    spec = load_model(model) if isinstance(model, str) else model
+    if est.workload["parallel"] == "tensor" and not spec.arch.has_tp_plan:
+        est.notes.append(no_tp_plan_note(spec))
+    return est
+
+
+def no_tp_plan_note(spec: ModelSpec) -> str:
+    """The note of a tensor-parallel estimate of a family transformers has no tp_plan for."""
+    return (f"transformers has no tensor-parallel plan for {spec.model_type} ({spec.name}): "
+            "from_pretrained(tp_plan='auto') refuses it, so this prices a Megatron-style sharding "
+            "transformers cannot run as is (the benchmark skips such cases)")
+
+
+def _estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workload | None,
+              profile: str | Profile | None, transfer_from: str | DeviceSpec | None) -> Estimate:
     spec = load_model(model) if isinstance(model, str) else model
     dev = get_device(device) if isinstance(device, str) else device
     w = workload or Workload(dtype=spec.dtype or "float16")
     validate(spec, w)
     prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
+    check_profile_kind(prof, dev)
     if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
         spec = replace(spec, use_cache=False)
     spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
@@ -138,6 +168,12 @@ def _workload_dict(spec: ModelSpec, w: Workload, **extra: object) -> dict:
     return d if impl is None else d | {"experts_implementation": impl}
 
 
+# what a generation estimate models: the execution it was fitted to and is measured against
+GENERATION_EXECUTION = ("generation modelled as Hugging Face transformers' eager model.generate, greedy "
+                        "(do_sample=False), one process; not a serving engine (no continuous batching, paged "
+                        "KV cache or CUDA graphs as in vLLM, TGI or TensorRT-LLM)")
+
+
 def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
     """model.generate(batch x seq, new_tokens): TTFT, TPOT, the whole call, its energy per
     generated token and the peak memory over the call; the breakdown per phase and group."""
@@ -150,7 +186,7 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     busy = sum(ph.gpu_busy_ms for ph in g.phases)
     fits = mem_gb <= dev.memory_usable_gb
     notes = [] if fits else [does_not_fit_note(mem_gb, dev)]
-    notes = spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
+    notes = [GENERATION_EXECUTION] + spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
     per_token = None if energy is None else energy / generated
     return Estimate(
         model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single",

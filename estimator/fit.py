@@ -5,7 +5,9 @@ hold a workload, and the largest batch that still fits there.
 on the device (``memory_usable_gb``). The largest batch is searched over powers of two (1, 2, 4,
 ... up to MAX_BATCH), then bisected between the last that fits and the first that does not;
 peak memory grows with the batch, so that is exact. Data parallel batches step in multiples of
-the GPU count (each replica takes batch / gpus).
+the GPU count (each replica takes batch / gpus). When the requested batch fits on none of the
+counts, the answer is the largest smaller batch that fits (on the count and mode that hold the
+most; fewest GPUs, then fastest, on a tie), with ``requested_fits`` False and the reason saying so.
 """
 from __future__ import annotations
 
@@ -38,7 +40,9 @@ class FitAnswer:
     runtime_ms: float | None
     max_batch: int | None          # the largest batch that fits at (gpus, parallel)
     max_batch_capped: bool = False  # True: max_batch is MAX_BATCH and still fits (at least that)
-    reason: str | None = None      # why nothing fits: the least memory needed, or the refusal
+    reason: str | None = None      # why the requested batch does not fit: the least memory needed, or the refusal
+    requested_fits: bool = True    # False: `batch` fits nowhere; gpus, parallel, memory_gb, runtime_ms
+                                   # and max_batch are then for the largest smaller batch that fits
 
 
 def _largest_batch(fits: Callable[[int], bool], step: int, known: int) -> tuple[int, bool]:
@@ -92,8 +96,38 @@ def _answer(spec: SweepSpec, model: ModelSpec, device: DeviceSpec, dtype: str, s
                                          step, batch)
             return FitAnswer(**head, gpus=gpus, parallel=best.parallel, memory_gb=best.memory_gb,
                              runtime_ms=best.runtime_ms, max_batch=top, max_batch_capped=capped)
-    return FitAnswer(**head, gpus=None, parallel=None, memory_gb=None, runtime_ms=None, max_batch=None,
-                     reason=_why_not(tried, counts))
+    why = _why_not(tried, counts)
+    smaller = _largest_smaller(row, batch, counts, parallels)
+    if smaller is None:
+        return FitAnswer(**head, gpus=None, parallel=None, memory_gb=None, runtime_ms=None, max_batch=None,
+                         reason=why, requested_fits=False)
+    r = smaller
+    return FitAnswer(**head, gpus=r.gpus, parallel=r.parallel, memory_gb=r.memory_gb, runtime_ms=r.runtime_ms,
+                     max_batch=r.batch, requested_fits=False,
+                     reason=f"batch {batch} {why}; batch {r.batch} fits on {r.gpus} x {r.parallel}")
+
+
+def _largest_smaller(row: Callable[[int, int, str], SweepRow], batch: int, counts: list[int],
+                     parallels: tuple[str, ...]) -> SweepRow | None:
+    """The row of the largest batch below `batch` that fits, over every count and mode (fewest GPUs,
+    then fastest, on a tie); None when not even the smallest batch fits."""
+    best: SweepRow | None = None
+    for gpus in counts:
+        for mode in ("single",) if gpus == 1 else parallels:
+            step = gpus if mode == "data" else 1
+            def fits(b: int) -> bool:
+                r = row(b, gpus, mode)
+                return r.ok and bool(r.fits)
+            if step >= batch or not fits(step):
+                continue
+            lo, hi = 1, -(-batch // step)          # fits(lo * step); hi * step >= batch fits nowhere
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if fits(mid * step) else (lo, mid)
+            r = row(lo * step, gpus, mode)
+            if best is None or (r.batch, -r.gpus, -r.runtime_ms) > (best.batch, -best.gpus, -best.runtime_ms):
+                best = r
+    return best
 
 
 def _why_not(tried: list[SweepRow], counts: list[int]) -> str:

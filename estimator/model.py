@@ -89,7 +89,9 @@ def config_path(name_or_path: str) -> Path:
     lowered = {n.lower(): n for n in zoo_names()}
     if name_or_path.lower() in lowered:
         return ZOO_DIR / lowered[name_or_path.lower()] / "config.json"
-    raise EstimatorError(f"unknown model {name_or_path!r}{closest(name_or_path, zoo_names())}")
+    raise EstimatorError(f"unknown model {name_or_path!r}{closest(name_or_path, zoo_names())}: not a shipped "
+                         "config (`python -m estimator models` lists them) nor a path; give instead the path to "
+                         "any Hugging Face config.json (file or folder), e.g. ./my-model/config.json")
 
 
 @lru_cache(maxsize=256)

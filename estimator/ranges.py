@@ -1,8 +1,9 @@
 """10th-90th percentile ranges of an estimate's figures.
 
 Each range is the estimate times the 10th and 90th percentiles of measured / estimated over the
-recorded GPU measurements of the estimate's REGIME: what bounds it (``gpu`` | ``host``,
-``Estimate.bound``), where its kernel times come from (``calibrated``: the device's own profile;
+recorded GPU measurements of the estimate's REGIME, widened to the estimate itself where both
+percentiles lie on one side of 1 (low <= estimate <= high always). The regime: what bounds it
+(``gpu`` | ``host``, ``Estimate.bound``), where its kernel times come from (``calibrated``: the device's own profile;
 ``transferred``: another device's calibration through ``transfer.py``) and where its host times
 come from (``run``: measured on the machine during the run, a profile given its host by
 ``Profile.with_host``; ``shipped``: the profile's own). The percentiles live in ``ranges.json``
@@ -52,6 +53,12 @@ class Quantiles:
     low: float     # 10th percentile of measured / estimated
     high: float    # 90th percentile
     rows: int      # how many distinct recorded rows they were computed from
+
+    @property
+    def around_one(self) -> tuple[float, float]:
+        """(low, high) widened to include 1 (measured == estimated): the factors a range applies,
+        so that an estimate always lies inside its own range."""
+        return min(self.low, 1.0), max(self.high, 1.0)
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,13 @@ def load_ranges(path: Path = RANGES_FILE) -> RangeTable | None:
     return parse_ranges(doc, path)
 
 
+def containing(value: float, q: Quantiles) -> list[float]:
+    """[low, high] = value x the percentiles, widened to the value itself where the recorded
+    percentiles both lie above (or below) 1: an estimate always lies inside its own range."""
+    low, high = q.around_one
+    return [value * low, value * high]
+
+
 def ranges_for(values: Mapping[str, float | None], key: str,
                table: RangeTable | None = None) -> tuple[dict[str, list[float] | None], list[str]]:
     """({metric_range: [low, high] or None}, notes) for an estimate's values in regime `key`."""
@@ -126,7 +140,7 @@ def ranges_for(values: Mapping[str, float | None], key: str,
             out[range_field(metric)] = None
             continue
         q, used_key, used_metric = found
-        out[range_field(metric)] = [value * q.low, value * q.high]
+        out[range_field(metric)] = containing(value, q)
         if (used_key, used_metric) != (key, metric):
             via = f"{used_key} {used_metric}" if used_metric != metric else used_key
             moved.append(f"{metric} from {via} ({q.rows} rows)")

@@ -38,7 +38,7 @@ class FamilyHooks(Protocol):
     - ops.py:       the *_ops hooks (kernels of one forward pass);
     - memory.py:    layer_live_per_token, attention_live_bytes, logit_copies, position_rows;
     - placement.py: module_tree, hidden_path_in, hidden_path_out;
-    - schedule.py:  tp_sharded_linears, rotary_copy_dim; api.py: estimate_notes;
+    - schedule.py:  tp_sharded_linears, rotary_copy_dim; api.py: estimate_notes, has_tp_plan;
     - calibration:  tiny_config_kwargs and the hf_* module names of the transformers model.
     """
     name: str
@@ -49,6 +49,7 @@ class FamilyHooks(Protocol):
     hf_decoder_attr: str
     hf_token_embedding: str
     hf_input_modules: tuple[str, ...]
+    has_tp_plan: bool
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]: ...
     def layer_kinds(self, cfg: dict, model_type: str, layers: int) -> tuple[LayerSpec, ...]: ...

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .api import GENERATION_EXECUTION
+from .device import ambiguity_note
 from .errors import EstimatorError
 from .fit import FIT_GPUS, FitAnswer, fit_answers
 from .sweep import RANGE_HELP, SORT_KEYS, SweepRow, SweepSpec, parse_ints, parse_names, run_sweep, sort_rows
@@ -107,3 +109,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.plot is not None:
         lines = sweep_plot.plot(items, args.plot, axis, args.png)
         print(f"wrote {args.png} ({args.plot} against {axis}, {lines} line{'s' * (lines != 1)})", file=sys.stderr)
+    # last, so that an error above stays the only line on stderr
+    for name in spec.devices:   # "H100": the rows name the SXM5 part; say that a PCIe one exists
+        picked = None if name.lower() == "all" else ambiguity_note(name)
+        if picked:
+            print(f"note: {picked}", file=sys.stderr)
+    if any(i.new_tokens for i in items):
+        print(f"note: {GENERATION_EXECUTION}", file=sys.stderr)

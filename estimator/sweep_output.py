@@ -21,12 +21,19 @@ FORMATS = ("table", "csv", "json")
 SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".txt": "table", ".md": "table", ".rst": "table"}
 
 
+PARAM_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
 def format_params(count: float) -> str:
-    """A parameter count readably: 30.5B, 6.7B, 125M, 60.3M, 350K."""
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+    """A parameter count readably: 30.5B, 6.7B, 125M, 60.3M, 350K; a count that rounds to 1000 of
+    one unit is written in the next (999.9M: 1.0B, not 1000M)."""
+    for i, (scale, unit) in enumerate(PARAM_UNITS):
         if count >= scale:
             value = count / scale
-            return f"{value:.0f}{unit}" if value >= 100 else f"{value:.1f}{unit}"
+            text = f"{value:.0f}" if value >= 99.95 else f"{value:.1f}"
+            if text == "1000" and i > 0:
+                return f"{count / PARAM_UNITS[i - 1][0]:.1f}{PARAM_UNITS[i - 1][1]}"
+            return f"{text}{unit}"
     return f"{count:.0f}"
 
 

@@ -49,12 +49,33 @@ def _pyplot():
     return plt
 
 
-def plot(rows: Sequence[SweepRow], metric: str, axis: str, path: str) -> int:
-    """Write the PNG; returns the number of lines drawn. Refused rows and rows without the metric
-    are left out; raises EstimatorError when nothing is left to draw."""
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "x", "P", "*")
+
+
+def series_style(index: int) -> dict:
+    """The line style and marker of the index-th series: no two of the first 32 alike, so a
+    series lying exactly on another one (an L4 and an A100 at the same memory) stays visible."""
+    return {"linestyle": LINESTYLES[index % len(LINESTYLES)],
+            "marker": MARKERS[(index + index // len(MARKERS)) % len(MARKERS)],
+            "markersize": max(3.0, 8.0 - index % 4), "fillstyle": "none" if index % 2 else "full"}
+
+
+def capacity_labels(rows: Sequence[SweepRow]) -> dict[float, str]:
+    """{usable GB: 'L4: usable 23.7 GB'}: each capacity line names the device(s) held to it."""
+    names: dict[float, list[str]] = {}
+    for r in rows:
+        names.setdefault(r.memory_usable_gb, [])
+        if r.device not in names[r.memory_usable_gb]:
+            names[r.memory_usable_gb].append(r.device)
+    return {gb: f"{', '.join(devs)}: usable {gb:g} GB" for gb, devs in sorted(names.items())}
+
+
+def figure(rows: Sequence[SweepRow], metric: str, axis: str):
+    """(the matplotlib figure of `metric` against `axis`, its number of series: one per
+    combination of the other axes that vary); EstimatorError when no row has the metric."""
     field, axis = metric_field(metric), check_axis(axis)
     plt = _pyplot()
-    out = check_writable(path, "plot")
     usable = [r for r in rows if r.ok and getattr(r, field) is not None]
     if not usable:
         raise EstimatorError(f"nothing to plot: no case of the sweep has {field}")
@@ -64,15 +85,15 @@ def plot(rows: Sequence[SweepRow], metric: str, axis: str, path: str) -> int:
         lines.setdefault(tuple(getattr(r, a) for a in others), []).append(r)
     categories = list(dict.fromkeys(getattr(r, axis) for r in usable))
     fig, ax = plt.subplots(figsize=(8, 5))
-    for key, members in lines.items():
+    for i, (key, members) in enumerate(lines.items()):
         members.sort(key=lambda r: getattr(r, axis) if axis in NUMERIC_AXES else categories.index(getattr(r, axis)))
         xs = [getattr(r, axis) if axis in NUMERIC_AXES else categories.index(getattr(r, axis)) for r in members]
         label = ", ".join(f"{a}={v}" for a, v in zip(others, key)) or None
-        ax.plot(xs, [getattr(r, field) for r in members], marker="o", label=label)
+        ax.plot(xs, [getattr(r, field) for r in members], label=label, **series_style(i))
     if field == "memory_gb":   # the capacity each device's rows are held to
-        for capacity in sorted({r.memory_usable_gb for r in usable}):
+        for capacity, text in capacity_labels(usable).items():
             ax.axhline(capacity, color="grey", linestyle="--", linewidth=0.8)
-            ax.annotate(f"usable {capacity:g} GB", (0.01, capacity), xycoords=("axes fraction", "data"),
+            ax.annotate(text, (0.01, capacity), xycoords=("axes fraction", "data"),
                         fontsize="x-small", color="grey", va="bottom")
     if axis in NUMERIC_AXES:
         values = [getattr(r, axis) for r in usable]
@@ -86,6 +107,16 @@ def plot(rows: Sequence[SweepRow], metric: str, axis: str, path: str) -> int:
     if len(lines) > 1:
         ax.legend(fontsize="small")
     fig.tight_layout()
+    return fig, len(lines)
+
+
+def plot(rows: Sequence[SweepRow], metric: str, axis: str, path: str) -> int:
+    """Write the PNG; returns the number of lines drawn. Refused rows and rows without the metric
+    are left out; raises EstimatorError when nothing is left to draw."""
+    metric_field(metric), check_axis(axis)
+    plt = _pyplot()
+    out = check_writable(path, "plot")
+    fig, count = figure(rows, metric, axis)
     fig.savefig(out, format="png", dpi=100)
     plt.close(fig)
-    return len(lines)
+    return count

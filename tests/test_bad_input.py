@@ -124,13 +124,14 @@ def test_bad_profile_is_exit_2_naming_file_and_entry(mutate, words, tmp_path):
 
 def test_profile_without_power_estimates_with_energy_none(tmp_path):
     """Like the CPU profile calibrate writes: no power section, float32 grids only, negative
-    fitted host intercepts. The estimate works; the table says n/a, the JSON null."""
+    fitted host intercepts. The estimate works; the table says n/a, the JSON null. (Its kind stays
+    gpu: a profile of kind cpu is refused for a GPU device, issue 28.)"""
     raw = _profile()
     raw.pop("power")
     raw["gemm"] = {"float32": raw["gemm"]["float16"]}
     raw["sdpa"] = {"float32": raw["sdpa"]["float16"]}
     raw["host"]["llama"] = {"per_layer_us": 900.0, "fixed_us": -1500.0}
-    raw["kind"], raw["p2p"], raw["allreduce"] = "cpu", [], {}
+    raw["p2p"], raw["allreduce"] = [], {}
     path = write_json(tmp_path / "cpu.json", raw)
     rc, out, err = run_cli("estimate", "--model", "AICrossSim/clm-60m", "--device", "H100", "--profile", path)
     assert rc == 0, err
@@ -139,6 +140,9 @@ def test_profile_without_power_estimates_with_energy_none(tmp_path):
     assert rc == 0, err
     d = json.loads(out)
     assert d["energy_j_per_token"] is None and d["runtime_ms"] > 0
+    cpu = write_json(tmp_path / "cpu-kind.json", dict(raw, kind="cpu"))
+    rc, out, err = run_cli("estimate", "--model", "AICrossSim/clm-60m", "--device", "H100", "--profile", cpu)
+    assert rc == 2 and out == "" and "is a CPU calibration" in err and err.count("\n") == 1
 
 
 # ---- device files -------------------------------------------------------------------------------
@@ -192,8 +196,8 @@ def test_json_of_a_normal_estimate_is_unchanged():
     rc, out, _ = run_cli("estimate", "--model", "facebook/opt-1.3b", "--device", "H100", "--json")
     d = _strict(out)
     est = estimate("facebook/opt-1.3b", "H100")
-    # the CLI adds one note: "H100" picks the SXM5 part while a PCIe one exists
-    assert d["runtime_ms"] == est.runtime_ms and d["notes"] == est.notes + [ambiguity_note("H100")]
+    # one note, from the library: "H100" picks the SXM5 part while a PCIe one exists
+    assert d["runtime_ms"] == est.runtime_ms and d["notes"] == est.notes and ambiguity_note("H100") in est.notes
     assert all(math.isfinite(x) for x in d["memory_gb_per_gpu"])
 
 

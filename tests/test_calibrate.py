@@ -25,6 +25,17 @@ def profile() -> dict:
     return prof
 
 
+def test_the_first_line_says_what_is_measured() -> None:
+    # issue 28: on a machine without a GPU, calibrate measured the CPU for 23.5 s without a word
+    from estimator.calibrate.run import what_it_measures
+    cpu = {"kind": "cpu", "device_name": "Some CPU", "gpu_count": 0}
+    line = what_it_measures(cpu, "auto", False)
+    assert line.startswith("calibrating the CPU, Some CPU (no GPU found") and "a GPU device is refused" in line
+    assert "(as asked" in what_it_measures(cpu, "cpu", True)
+    gpu = what_it_measures({"kind": "gpu", "device_name": "NVIDIA H100 80GB HBM3", "gpu_count": 8}, "auto", False)
+    assert gpu == "calibrating NVIDIA H100 80GB HBM3 (GPU x 8)"
+
+
 def test_top_level_schema(profile: dict) -> None:
     assert list(profile) == TOP_KEYS
     assert profile["schema_version"] == 1

@@ -85,3 +85,27 @@ def test_new_families_tiny_config_builds_and_reads(model_type):
     cfg = transformers.AutoConfig.for_model(**families.tiny_config_kwargs(model_type, 2))
     spec = ModelSpec.from_hf_config(cfg.to_dict(), name=f"tiny-{model_type}")
     assert spec.model_type == model_type and spec.layers == 2 and spec.hidden == 64
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_has_tp_plan_matches_transformers_and_the_bench_skip(name):
+    # issue 28: tensor parallel of OPT / GPT-2 was estimated without a word, though transformers
+    # has no tp_plan for them (bench/test_distributed.py skips those cases)
+    pytest.importorskip("transformers")
+    from bench import distributed
+    spec = load_model(name)
+    assert spec.arch.has_tp_plan == distributed.has_tp_plan(name)
+    assert spec.arch.has_tp_plan == (spec.model_type not in ("opt", "gpt2"))
+
+
+@pytest.mark.parametrize("name, noted", [("facebook/opt-1.3b", True), ("openai-community/gpt2", True),
+                                         ("AICrossSim/clm-60m", False)])
+def test_a_tensor_parallel_estimate_without_a_tp_plan_is_noted(name, noted, capsys):
+    from estimator import Workload, estimate
+    from estimator.__main__ import main
+    est = estimate(name, "H200", Workload(4, 128, gpus=2, parallel="tensor"))
+    assert est.runtime_ms > 0     # still estimated (a Megatron-style sharding), with the note
+    assert any("no tensor-parallel plan" in n for n in est.notes) == noted
+    assert not any("tensor-parallel plan" in n for n in estimate(name, "H200", Workload(4, 128, gpus=2)).notes)
+    assert main(["estimate", "--model", name, "--device", "H200", "--gpus", "2", "--parallel", "tensor"]) == 0
+    assert ("note: transformers has no tensor-parallel plan" in capsys.readouterr().out) == noted

@@ -48,3 +48,19 @@ def test_alias_note_in_text_and_json(capsys) -> None:
     assert any("A100 SXM4 40GB" in n for n in notes)
     assert main(["estimate", "--model", "facebook/opt-1.3b", "--device", "A100-40GB", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["notes"] == []
+
+
+def test_the_resolved_device_is_named_by_the_library_and_the_sweep(capsys) -> None:
+    # issue 28: "H100" resolves to the SXM5 card; the CLI said so, the sweep and the library did not
+    est = estimate("facebook/opt-1.3b", "H100")
+    assert est.device == "H100 SXM5 80GB"
+    assert sum("device 'H100' taken as H100 SXM5 80GB" in n and "H100 PCIe 80GB" in n for n in est.notes) == 1
+    assert not any("taken as" in n for n in estimate("facebook/opt-1.3b", get_device("H100")).notes)
+    assert main(["sweep", "--model", "facebook/opt-1.3b", "--device", "H100,L4", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [r["device"] for r in json.loads(out)] == ["H100 SXM5 80GB", "L4"]
+    assert err.count("note: device 'H100' taken as H100 SXM5 80GB") == 1 and "'L4'" not in err
+    for extra in (["--csv"], ["--fit"]):
+        assert main(["sweep", "--model", "facebook/opt-1.3b", "--device", "H100", *extra]) == 0
+        out, err = capsys.readouterr()
+        assert "H100 SXM5 80GB" in out and "taken as H100 SXM5 80GB" in err

@@ -181,3 +181,20 @@ def test_a_negative_generate_entry_is_not_used():
     from estimator.profile_schema import _generate
     assert _generate({"setup_us": -1107.0, "step_us": 500.0, "step_per_layer_us": 10.0}) is None
     assert _generate({"setup_us": 1107.0, "step_us": 500.0, "step_per_layer_us": 10.0}) is not None
+
+
+def test_generation_output_names_its_execution_model(capsys):
+    # issue 28: generation estimates model transformers' eager generate; nothing said so
+    from estimator.api import GENERATION_EXECUTION
+    assert "eager model.generate, greedy" in GENERATION_EXECUTION and "not a serving engine" in GENERATION_EXECUTION
+    est = estimate("AICrossSim/clm-60m", "H200", Workload(1, 128, new_tokens=4))
+    assert est.notes.count(GENERATION_EXECUTION) == 1
+    assert GENERATION_EXECUTION not in estimate("AICrossSim/clm-60m", "H200", Workload(1, 128)).notes
+    assert main(["estimate", "--model", "AICrossSim/clm-60m", "--device", "H200", "--new-tokens", "4", "--json"]) == 0
+    assert GENERATION_EXECUTION in json.loads(capsys.readouterr().out)["notes"]
+    assert main(["estimate", "--model", "AICrossSim/clm-60m", "--device", "H200", "--new-tokens", "4"]) == 0
+    assert f"note: {GENERATION_EXECUTION}" in capsys.readouterr().out
+    assert main(["sweep", "--model", "AICrossSim/clm-60m", "--device", "H200", "--new-tokens", "0,4", "--csv"]) == 0
+    assert capsys.readouterr().err.count(GENERATION_EXECUTION) == 1
+    assert main(["sweep", "--model", "AICrossSim/clm-60m", "--device", "H200", "--csv"]) == 0
+    assert GENERATION_EXECUTION not in capsys.readouterr().err

@@ -185,6 +185,8 @@ def test_unknown_name_without_candidates():
         load_model("zzzzqqqq")
     msg = assert_one_line(exc)
     assert "unknown model" in msg and "zzzzqqqq" in msg
+    # issue 28: the next step is named, not only close names
+    assert "path to any Hugging Face config.json" in msg and "python -m estimator models" in msg
 
 
 @pytest.mark.parametrize("text", ['{"model_type": "opt", "hidden_size": ', "not json at all", "{\n\n,}"])

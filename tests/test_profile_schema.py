@@ -89,3 +89,19 @@ def test_profile_accessors_for_the_bench(tmp_path) -> None:
     path.write_text(json.dumps(cpu))
     assert load_profile_file(path).host_device() == host_device(copy.deepcopy(cpu))
     assert isinstance(prof.data, ProfileData)
+
+
+def test_a_cpu_profile_is_refused_for_a_gpu_device(tmp_path, capsys) -> None:
+    # issue 28: a CPU calibration priced an H100 at 416 s without a word
+    from estimator import Workload, estimate
+    from estimator.__main__ import main
+    path = tmp_path / "my-gpu.json"
+    path.write_text(json.dumps(dict(_shipped(), kind="cpu", device_name="Some CPU")))
+    with pytest.raises(EstimatorError, match=r"is a CPU calibration \(Some CPU\), H100 SXM5 80GB is a GPU") as exc:
+        estimate("facebook/opt-1.3b", "H100", profile=str(path))
+    assert "\n" not in str(exc.value) and "calibrate on a machine with that GPU" in str(exc.value)
+    assert main(["estimate", "--model", "facebook/opt-1.3b", "--device", "H100", "--profile", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CPU calibration" in err
+    cpu = load_profile_file(path)       # on the CPU it describes, the CPU profile still estimates
+    assert estimate("facebook/opt-1.3b", cpu.host_device(), Workload(1, 16), cpu).runtime_ms > 0

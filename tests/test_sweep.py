@@ -147,6 +147,26 @@ def test_png_plot_written(capsys, tmp_path) -> None:
     assert image.imread(str(png)).shape[:2] == (500, 800)
 
 
+def test_plot_series_are_all_visible_and_capacity_lines_name_their_device() -> None:
+    # issue 28: the L4 curve lay exactly under the A100-40GB one; "usable 23.7 GB" named no device
+    pytest.importorskip("matplotlib")
+    from matplotlib import pyplot
+    from estimator import sweep_plot
+    rows = run_sweep(SweepSpec(models=("facebook/opt-6.7b",), devices=("L4", "A100-40GB"), batches=(1, 2, 4, 8)))
+    fig, count = sweep_plot.figure(rows, "memory", "batch")
+    ax = fig.axes[0]
+    series = [l for l in ax.get_lines() if len(l.get_xdata()) > 1 and l.get_label().startswith("device=")]
+    assert count == 2 and len(series) == 2
+    assert series[0].get_ydata().tolist() == series[1].get_ydata().tolist()    # the same memory on both
+    assert len({(l.get_linestyle(), l.get_marker(), l.get_fillstyle()) for l in series}) == 2
+    assert {l.get_label() for l in series} == {f"device={get_device(d).name}" for d in ("L4", "A100-40GB")}
+    texts = {t.get_text() for t in ax.texts}
+    assert texts == {f"{get_device(d).name}: usable {get_device(d).memory_usable_gb:g} GB" for d in ("L4", "A100-40GB")}
+    pyplot.close(fig)
+    styles = [sweep_plot.series_style(i) for i in range(32)]
+    assert len({(s["linestyle"], s["marker"]) for s in styles}) == 32
+
+
 def test_plot_without_matplotlib_is_one_line(capsys, tmp_path, monkeypatch) -> None:
     import builtins
     real = builtins.__import__
@@ -211,6 +231,26 @@ def test_fit_reports_why_nothing_fits() -> None:
     [a] = fit_answers(SweepSpec(models=("Qwen/Qwen3-30B-A3B",), devices=("L4",), dtypes=("float32",),
                                 parallels=("all",)), (1, 2))
     assert a.gpus is None and a.max_batch is None and "fits on none of 1, 2 GPUs" in a.reason
+    assert not a.requested_fits
+
+
+def test_fit_gives_the_largest_smaller_batch_when_the_requested_one_fits_nowhere(capsys) -> None:
+    # issue 28: "fits on none of 4 GPUs: needs 48.0 GB" although batch 15 fit
+    spec = SweepSpec(models=("facebook/opt-6.7b",), devices=("L4",), seqs=(2048,), batches=(16,),
+                     parallels=("all",))
+    [a] = fit_answers(spec, (1,))
+    assert not a.requested_fits and a.batch == 16 and a.gpus == 1 and a.parallel == "single"
+    w = dict(seq=2048, dtype="float16")
+    assert not estimate("facebook/opt-6.7b", "L4", Workload(batch=16, **w)).fits
+    assert 1 <= a.max_batch < 16 and estimate("facebook/opt-6.7b", "L4", Workload(batch=a.max_batch, **w)).fits
+    assert not estimate("facebook/opt-6.7b", "L4", Workload(batch=a.max_batch + 1, **w)).fits
+    assert a.memory_gb <= a.memory_usable_gb and a.runtime_ms > 0
+    assert "batch 16 fits on none of 1 GPUs" in a.reason and f"batch {a.max_batch} fits on 1 x single" in a.reason
+    [b] = fit_answers(spec, (1, 2))     # on more GPUs the requested batch fits: answered as before
+    assert b.requested_fits and b.gpus == 2 and b.max_batch >= 16 and b.reason is None
+    rc, out, _ = run(capsys, "--model", "facebook/opt-6.7b", "--device", "L4", "--seq", "2048", "--gpus", "1",
+                     "--fit", "--json")
+    assert rc == 0 and json.loads(out)[0]["max_batch"] == a.max_batch
 
 
 def test_fit_batch_search_caps() -> None:
@@ -237,3 +277,13 @@ def test_models_sizes_readable(capsys) -> None:
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("Qwen/Qwen3-30B-A3B "))
     assert "30.5B" in line and "M " not in line.split("qwen3_moe")[1][:12]
+    # issue 28: Gemma-3-1b (999.9M parameters) was listed as "1000M"
+    gemma = next(l for l in out.splitlines() if l.startswith("google/gemma-3-1b-pt "))
+    assert gemma.split()[2] == "1.0B" and "1000M" not in out
+
+
+@pytest.mark.parametrize("count, text", [(999.9e6, "1.0B"), (999.4e6, "999M"), (99.96e6, "100M"), (99.94e6, "99.9M"),
+                                         (6.7e9, "6.7B"), (999.6e3, "1.0M"), (350e3, "350K"), (999, "999")])
+def test_parameter_counts_never_read_1000_of_a_unit(count: float, text: str) -> None:
+    from estimator.sweep_output import format_params
+    assert format_params(count) == text

@@ -30,6 +30,17 @@ def _device_context(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def what_it_measures(profile: dict[str, Any], asked: str, quick: bool) -> str:
+    """The run's first line: the GPU it calibrates, or that it calibrates the CPU (no GPU found, or
+    asked for) and that such a profile prices CPU runs only."""
+    mode = ", quick" if quick else ""
+    if profile["kind"] == "gpu":
+        return f"calibrating {profile['device_name']} (GPU x {profile['gpu_count']}{mode})"
+    why = "as asked" if (asked or "auto").strip().lower() == "cpu" else "no GPU found: torch sees no CUDA device"
+    return (f"calibrating the CPU, {profile['device_name']} ({why}{mode}); the profile prices runs on this CPU "
+            "only, a GPU device is refused with it (calibrate on the GPU machine instead)")
+
+
 def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
               model_types: Sequence[str] | None = None) -> dict[str, Any]:
     """Measure this machine with microbenchmarks and return the profile dict (see the package doc).
@@ -43,7 +54,7 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
     dev = resolve_device(device)
     profile = header(dev)
     gpu = profile["kind"] == "gpu"
-    say(f"calibrating {profile['device_name']} ({profile['kind']}{', quick' if quick else ''})")
+    say(what_it_measures(profile, device, quick))
     # All-reduce workers import torch while the GPU idles for the power baseline (CPU work
     # there cannot disturb a reading); they touch no GPU until job.run() releases them.
     job = AllreduceJob(profile["gpu_count"]) if gpu else None

@@ -75,6 +75,10 @@ class Family:
     hf_token_embedding: str = "embed_tokens"
     hf_input_modules: tuple[str, ...] = ()
     default_window: int | None = None   # transformers' sliding_window when the config has none
+    # whether transformers ships a tensor-parallel plan (base_model_tp_plan) for the config class:
+    # without one, from_pretrained(tp_plan="auto") refuses the model and a tensor-parallel
+    # estimate is of a sharding transformers cannot run as is (api.py notes it)
+    has_tp_plan: bool = True
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         """ModelSpec fields beyond the aliased ones `a`, with transformers' defaults for absent

@@ -24,6 +24,7 @@ class Gpt2Fields(FamilyFields):
 class Gpt2(Family):
     name = "gpt2"
     model_types = ("gpt2",)
+    has_tp_plan = False   # GPT2Config has no base_model_tp_plan
     aliases = dict(hidden="n_embd", layers="n_layer", heads="n_head", vocab="vocab_size",
                    max_positions="n_positions")
     tiny_config = dict(n_embd=64, n_head=4, vocab_size=256, n_positions=128, bos_token_id=0, eos_token_id=0)

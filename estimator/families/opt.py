@@ -35,6 +35,7 @@ def _fields(spec: ModelSpec) -> OptFields:
 class Opt(Family):
     name = "opt"
     model_types = ("opt",)
+    has_tp_plan = False   # OPTConfig has no base_model_tp_plan
     aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
                    ffn="ffn_dim", vocab="vocab_size", max_positions="max_position_embeddings")
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
