@@ -6,10 +6,12 @@ from dataclasses import asdict, dataclass, field, replace
 from .device import GB, DeviceSpec, get_device
 from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
+from .front_door import MAX_LAYERS, check_instance, check_path_or
 from . import host_scale, ranges
 from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
+from .spec import ModelSpec as AnySpec
 from .schedule import forward_pass
 from .workload import Workload
 
@@ -75,6 +77,9 @@ MAX_GPUS_PER_NODE = 16   # the largest single machines (HGX-2, DGX-2); common on
 
 def validate(spec: ModelSpec, w: Workload) -> None:
     """Raise EstimatorError for a workload the model or the parallel mode cannot run."""
+    if spec.layers > MAX_LAYERS:   # every layer is walked: 10^7 of them would run for minutes
+        raise EstimatorError(f"{spec.name} has {spec.layers:,} layers, more than the {MAX_LAYERS:,} an estimate "
+                             f"handles (the largest models have a few hundred)")
     if w.seq > spec.max_positions:
         raise EstimatorError(f"seq {w.seq} exceeds the {spec.max_positions} positions of {spec.name}")
     if w.gpus == 1:
@@ -98,16 +103,41 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     `profile`: a calibration profile (object or JSON path) instead of the device's own;
     `transfer_from`: estimate through the transfer model from that device's shipped calibration
     (estimator/transfer.py), ignoring the device's own profile."""
+    model = check_path_or(model, "model", (AnySpec,), "a model name, a config.json path or a ModelSpec", False)
+    device = check_path_or(device, "device", (DeviceSpec,), "a device name, a device .json path or a DeviceSpec", False)
+    check_instance(workload, "workload", (Workload, type(None)), "an estimator.Workload (Workload(batch=4, ...)) or None")
+    profile = check_path_or(profile, "profile", (Profile,), "a profile JSON path or a Profile")
+    transfer_from = check_path_or(transfer_from, "transfer_from", (DeviceSpec,), "a device name or a DeviceSpec")
     spec = load_model(model) if isinstance(model, str) else model
     dev = get_device(device) if isinstance(device, str) else device
     w = workload or Workload(dtype=spec.dtype or "float16")
     validate(spec, w)
     prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
+    est = _estimate(spec, dev, prof, w)
+    est.notes[:0] = input_notes(spec, dev, prof, w)
+    return ranges.attach(est, prof)
+
+
+def input_notes(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> list[str]:
+    """What the estimate priced other than what its inputs say: a config dtype that is not
+    priced (float8, int8, ...), a profile calibrated on another kind of device (a CPU's for a GPU)."""
+    notes = []
+    if spec.config_dtype is not None:
+        notes.append(f"the config's torch_dtype {spec.config_dtype!r} is not one the estimator prices "
+                     f"(float16, bfloat16, float32): priced as {w.dtype}")
+    if prof.kind != dev.kind:
+        notes.append(f"profile {prof.source} was calibrated on a {prof.kind.upper()} ({prof.device_name or 'unnamed'}), "
+                     f"not a {dev.kind.upper()} like {dev.name}: its times are that {prof.kind.upper()}'s")
+    return notes
+
+
+def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
+    """The estimate of a validated workload with the profile resolved (no ranges yet)."""
     if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
         spec = replace(spec, use_cache=False)
     spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
     if w.new_tokens:
-        return ranges.attach(_generation_estimate(spec, dev, prof, w), prof)
+        return _generation_estimate(spec, dev, prof, w)
     r = forward_pass(spec, dev, prof, w)
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
@@ -117,13 +147,13 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     fits = max(mem_gb) <= dev.memory_usable_gb
     if not fits:
         notes.append(does_not_fit_note(max(mem_gb), dev))
-    return ranges.attach(Estimate(
+    return Estimate(
         model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single"),
         runtime_ms=r.runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
         energy_j_per_token=None if r.energy_j is None else r.energy_j / w.tokens,
         throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
         gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
-        breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes), prof)
+        breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes)
 
 
 def memory_parts_gb(m: MemoryParts) -> dict[str, float]:
@@ -159,5 +189,5 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
         throughput_tokens_per_s=generated / (g.generate_ms * 1e-3), fits=fits, host_ms=host, gpu_busy_ms=busy,
         bound="host" if host >= busy else "gpu", params=spec.param_count(), profile=prof.source,
         breakdown=[b for ph in g.phases for b in ph.breakdown], memory_breakdown_gb=[memory_parts_gb(g.memory)] if g.memory else [],
-        notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms,
+        notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms if w.new_tokens > 1 else None,   # no decode step: none
         generate_ms=g.generate_ms, generate_energy_j_per_token=per_token, phases=[ph.to_dict() for ph in g.phases])

@@ -103,6 +103,7 @@ class ModelSpec:
     # registered family object, hashed by identity, so a spec stays a cache key
     arch: FamilyHooks = field(repr=False)
     family_fields: FamilyFields = NO_FAMILY_FIELDS   # the family's own facts, typed per family
+    config_dtype: str | None = None   # the config's torch_dtype when none priced (float8_e4m3fn, int8, ...)
 
     @property
     def family(self) -> str:
