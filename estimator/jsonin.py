@@ -72,9 +72,10 @@ def _file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_text_file(path: str | Path, where: str, limit: int = MAX_BYTES) -> str:
-    """The UTF-8 text of regular file `path` (at most `limit` bytes); FIFOs, devices, sockets,
-    folders and larger files are refused by type and size before anything is read."""
+def read_text_file(path: str | Path, where: str, limit: int | None = None) -> str:
+    """The UTF-8 text of regular file `path` (at most `limit` bytes, default MAX_BYTES); FIFOs,
+    devices, sockets, folders and larger files are refused by type and size before any read."""
+    limit = MAX_BYTES if limit is None else limit
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
