@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tabulate import tabulate
@@ -129,15 +130,32 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {args.out}", file=sys.stderr)
             else:
                 print(json.dumps(profile, indent=1))
+        sys.stdout.flush()   # a full disk or closed pipe shows here, inside the try, not at exit
     except EstimatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OverflowError:  # sizes beyond float range (--batch 10**300): no estimate to give
         print("error: the workload is too large to estimate: its sizes overflow float arithmetic", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # output piped into head & co.
-        sys.stderr.close()
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, an old file stays whole
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:   # stdout on a full disk (> /dev/full), a closed pipe (| head)
+        _discard_stdout()
+        where = "the output" if exc.filename is None else exc.filename
+        print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that what is still buffered does not fail again at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):   # stdout replaced by an object without a file
+        pass
 
 
 if __name__ == "__main__":

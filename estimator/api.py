@@ -6,10 +6,12 @@ from dataclasses import asdict, dataclass, field, replace
 from .device import GB, DeviceSpec, ambiguity_note, get_device
 from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
+from .front_door import MAX_LAYERS, check_instance, check_path_or
 from . import host_scale, ranges
 from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
+from .spec import ModelSpec as AnySpec
 from .schedule import forward_pass
 from .workload import Workload
 
@@ -84,6 +86,9 @@ MAX_GPUS_PER_NODE = 16   # the largest single machines (HGX-2, DGX-2); common on
 
 def validate(spec: ModelSpec, w: Workload) -> None:
     """Raise EstimatorError for a workload the model or the parallel mode cannot run."""
+    if spec.layers > MAX_LAYERS:   # every layer is walked: 10^7 of them would run for minutes
+        raise EstimatorError(f"{spec.name} has {spec.layers:,} layers, more than the {MAX_LAYERS:,} an estimate "
+                             f"handles (the largest models have a few hundred)")
     if w.seq > spec.max_positions:
         raise EstimatorError(f"seq {w.seq} exceeds the {spec.max_positions} positions of {spec.name}")
     if w.gpus == 1:
@@ -108,14 +113,26 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     `transfer_from`: estimate through the transfer model from that device's shipped calibration
     (estimator/transfer.py), ignoring the device's own profile. `Estimate.device` is the device's
     full name; a name that picks one of several devices ("H100": the SXM5 part) adds a note saying so."""
-    est = _estimate(model, device, workload, profile, transfer_from)
-    picked = ambiguity_note(device) if isinstance(device, str) else None
+    asked_device = device
+    model = check_path_or(model, "model", (AnySpec,), "a model name, a config.json path or a ModelSpec", False)
+    device = check_path_or(device, "device", (DeviceSpec,), "a device name, a device .json path or a DeviceSpec", False)
+    check_instance(workload, "workload", (Workload, type(None)), "an estimator.Workload (Workload(batch=4, ...)) or None")
+    profile = check_path_or(profile, "profile", (Profile,), "a profile JSON path or a Profile")
+    transfer_from = check_path_or(transfer_from, "transfer_from", (DeviceSpec,), "a device name or a DeviceSpec")
+    spec = load_model(model) if isinstance(model, str) else model
+    dev = get_device(device) if isinstance(device, str) else device
+    w = workload or Workload(dtype=spec.dtype or "float16")
+    validate(spec, w)
+    prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
+    check_profile_kind(prof, dev)
+    est = _estimate(spec, dev, prof, w)
+    est.notes[:0] = input_notes(spec, dev, prof, w)
+    picked = ambiguity_note(asked_device) if isinstance(asked_device, str) else None
     if picked:
         est.notes.append(picked)
-    spec = load_model(model) if isinstance(model, str) else model
     if est.workload["parallel"] == "tensor" and not spec.arch.has_tp_plan:
         est.notes.append(no_tp_plan_note(spec))
-    return est
+    return ranges.attach(est, prof)
 
 
 def no_tp_plan_note(spec: ModelSpec) -> str:
@@ -125,19 +142,23 @@ def no_tp_plan_note(spec: ModelSpec) -> str:
             "transformers cannot run as is (the benchmark skips such cases)")
 
 
-def _estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workload | None,
-              profile: str | Profile | None, transfer_from: str | DeviceSpec | None) -> Estimate:
-    spec = load_model(model) if isinstance(model, str) else model
-    dev = get_device(device) if isinstance(device, str) else device
-    w = workload or Workload(dtype=spec.dtype or "float16")
-    validate(spec, w)
-    prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
-    check_profile_kind(prof, dev)
+def input_notes(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> list[str]:
+    """What the estimate priced other than what its inputs say: a config dtype that is not
+    priced (float8, int8, ...). A profile of another kind of device is refused (check_profile_kind)."""
+    notes = []
+    if spec.config_dtype is not None:
+        notes.append(f"the config's torch_dtype {spec.config_dtype!r} is not one the estimator prices "
+                     f"(float16, bfloat16, float32): priced as {w.dtype}")
+    return notes
+
+
+def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
+    """The estimate of a validated workload with the profile resolved (no ranges yet)."""
     if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
         spec = replace(spec, use_cache=False)
     spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
     if w.new_tokens:
-        return ranges.attach(_generation_estimate(spec, dev, prof, w), prof)
+        return _generation_estimate(spec, dev, prof, w)
     r = forward_pass(spec, dev, prof, w)
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
@@ -147,13 +168,13 @@ def _estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Worklo
     fits = max(mem_gb) <= dev.memory_usable_gb
     if not fits:
         notes.append(does_not_fit_note(max(mem_gb), dev))
-    return ranges.attach(Estimate(
+    return Estimate(
         model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single"),
         runtime_ms=r.runtime_us / 1e3, memory_gb=max(mem_gb), memory_gb_per_gpu=mem_gb,
         energy_j_per_token=None if r.energy_j is None else r.energy_j / w.tokens,
         throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
         gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
-        breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes), prof)
+        breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes)
 
 
 def memory_parts_gb(m: MemoryParts) -> dict[str, float]:
@@ -195,5 +216,5 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
         throughput_tokens_per_s=generated / (g.generate_ms * 1e-3), fits=fits, host_ms=host, gpu_busy_ms=busy,
         bound="host" if host >= busy else "gpu", params=spec.param_count(), profile=prof.source,
         breakdown=[b for ph in g.phases for b in ph.breakdown], memory_breakdown_gb=[memory_parts_gb(g.memory)] if g.memory else [],
-        notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms,
+        notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms if w.new_tokens > 1 else None,   # no decode step: none
         generate_ms=g.generate_ms, generate_energy_j_per_token=per_token, phases=[ph.to_dict() for ph in g.phases])

@@ -45,13 +45,17 @@ def links() -> tuple[Link, ...]:
     return tuple(out)
 
 
+def link_names() -> tuple[str, ...]:
+    return tuple(link.name for link in links())
+
+
 def get_link(name: str) -> Link:
     """The inter-node link called `name` (or one of its aliases, any case); EstimatorError if unknown."""
     key = name.lower()
     for link in links():
         if key == link.name.lower() or key in (a.lower() for a in link.aliases):
             return link
-    raise EstimatorError(f"unknown network {name!r}: use one of {', '.join(l.name for l in links())}")
+    raise EstimatorError(f"unknown network {name!r:.60}: use one of {', '.join(link_names())}")
 
 
 def tp_layer_host_us(sharded_linears: int) -> float:

@@ -214,6 +214,6 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
 def generation_rows(est) -> list[list[str]]:
     """The CLI's summary lines of an estimate with new_tokens (an api.Estimate)."""
     energy = est.generate_energy_j_per_token
-    return [["time to first token", f"{est.ttft_ms:.2f} ms"], ["time per output token", f"{est.tpot_ms:.2f} ms"],
+    return [["time to first token", f"{est.ttft_ms:.2f} ms"], ["time per output token", "n/a (no decode step)" if est.tpot_ms is None else f"{est.tpot_ms:.2f} ms"],
             ["generate", f"{est.generate_ms:.1f} ms ({est.workload['new_tokens']} new tokens)"],
             ["energy per generated token", "n/a" if energy is None else f"{energy:.4g} J/token"]]

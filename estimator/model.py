@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from .front_door import check_layer_count
 from . import config_fields, families, spec
 from .errors import EstimatorError, closest
 from .jsonin import read_json
@@ -43,12 +44,13 @@ class ModelSpec(spec.ModelSpec):
         try:
             a = {k: config_fields.size(cfg, v) for k, v in family.aliases.items()}
             kw = dict(name=name or _text_or_none(cfg.get("_name_or_path")) or model_type, model_type=model_type,
-                      arch=family, dtype=_dtype(cfg), **a,
+                      arch=family, dtype=_dtype(cfg), config_dtype=_unpriced_dtype(cfg), **a,
                       use_cache=config_fields.optional_bool(cfg, "use_cache", True))
             for key in OBJECT_FIELDS:
                 if cfg.get(key) is not None and not isinstance(cfg[key], dict):
                     raise EstimatorError(f"{key} must be a JSON object or null, got {cfg[key]!r:.60}")
             fields = family.spec_fields(cfg, model_type, a)
+            check_layer_count(kw["name"], a["layers"])   # before one LayerSpec per layer is built
             out = cls(**kw, **fields, layer_kinds=family.layer_kinds(cfg, model_type, a["layers"]))
             if out.activation not in ACTIVATIONS:
                 raise EstimatorError(f"activation {out.activation!r:.60} (hidden_act, hidden_activation or "
@@ -64,9 +66,21 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+PRICED_DTYPES = ("float16", "bfloat16", "float32")
+
+
 def _dtype(cfg: dict) -> str | None:
     d = cfg.get("torch_dtype") or cfg.get("dtype")
-    return d if d in ("float16", "bfloat16", "float32") else None
+    return d if d in PRICED_DTYPES else None
+
+
+def _unpriced_dtype(cfg: dict) -> str | None:
+    """The config's torch_dtype when it names one the estimator does not price (float8_e4m3fn,
+    int8, "auto", ...): the estimate then says so in a note instead of silently using float16."""
+    d = cfg.get("torch_dtype") or cfg.get("dtype")
+    if d is None or d in PRICED_DTYPES:
+        return None
+    return d[:40] if isinstance(d, str) else repr(d)[:40]
 
 
 @lru_cache(maxsize=None)
@@ -77,10 +91,15 @@ def zoo_names() -> tuple[str, ...]:
 def config_path(name_or_path: str) -> Path:
     """Zoo name (org/model, or just model) or a config.json file/folder -> the config file."""
     p = Path(name_or_path).expanduser()
-    if p.is_dir() and (p / "config.json").is_file():
-        return p / "config.json"
-    if p.is_file():
-        return p
+    try:
+        if p.is_dir():
+            if (p / "config.json").exists():
+                return p / "config.json"   # read_json refuses it if it is no regular file
+        elif p.exists():
+            return p                       # a file, or a FIFO / device read_json refuses by type
+    except OSError as exc:   # a name longer than the system allows (ENAMETOOLONG), ...
+        raise EstimatorError(f"unknown model {name_or_path[:80]!r}{'...' * (len(name_or_path) > 80)}: "
+                             f"{exc.strerror or exc}") from None
     if (ZOO_DIR / name_or_path / "config.json").is_file():
         return ZOO_DIR / name_or_path / "config.json"
     short = {n.split("/")[-1].lower(): n for n in zoo_names()}

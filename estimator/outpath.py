@@ -68,16 +68,30 @@ def new_file_mode(path: Path) -> int:
         return 0o666 & ~_umask()
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write text to a temporary file next to path, then os.replace it into place; the file
-    gets the mode `new_file_mode` gives, as a plain open() would."""
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two output paths name one file (after ~, relative parts and links)."""
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def write_output(path: str | os.PathLike[str], data: str | bytes, what: str = "output") -> None:
+    """write_atomic, with a failure (a full disk, EFBIG, a folder gone) as one EstimatorError
+    line naming the file; the old file, if any, is left as it was."""
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise EstimatorError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
+    """Write text (or bytes) to a temporary file next to path, then os.replace it into place;
+    the file gets the mode `new_file_mode` gives, as a plain open() would."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:

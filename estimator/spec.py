@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .front_door import check_layer_count
 from .layers import LayerGroup, LayerSpec, layer_groups, uniform
 
 if TYPE_CHECKING:
@@ -108,11 +109,13 @@ class ModelSpec:
     # registered family object, hashed by identity, so a spec stays a cache key
     arch: FamilyHooks = field(repr=False)
     family_fields: FamilyFields = NO_FAMILY_FIELDS   # the family's own facts, typed per family
+    config_dtype: str | None = None   # the config's torch_dtype when none priced (float8_e4m3fn, int8, ...)
     # one LayerSpec per decoder layer (layers.py), read by the family; empty: `layers` full
     # attention, dense layers
     layer_kinds: tuple[LayerSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        check_layer_count(self.name, self.layers)   # before one LayerSpec per layer is built
         if not self.layer_kinds:
             object.__setattr__(self, "layer_kinds", uniform(self.layers))
         elif len(self.layer_kinds) != self.layers:

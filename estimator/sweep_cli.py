@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import budget
 from .api import GENERATION_EXECUTION
 from .device import ambiguity_note
 from .errors import EstimatorError
-from .fit import FIT_GPUS, FitAnswer, fit_answers
+from .fit import FIT_GPUS, MAX_BATCH, FitAnswer, fit_answers
+from .outpath import check_writable, same_file
 from .sweep import RANGE_HELP, SORT_KEYS, SweepRow, SweepSpec, parse_ints, parse_names, run_sweep, sort_rows
 from . import sweep_output, sweep_plot
 from .workload import PARALLEL_MODES
@@ -56,17 +58,42 @@ def add_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
                                                                "default: the first of batch, seq, gpus, new_tokens "
                                                                "with several values)")
     sw.add_argument("--png", default=None, metavar="FILE", help="where --plot writes its PNG")
+    sw.add_argument("--max-cases", type=int, default=budget.MAX_CASES, metavar="N",
+                    help="refuse a sweep of more cases (--fit: more estimates) than N before estimating any "
+                         "(about 0.4 ms each)")
 
 
 def spec_from(args: argparse.Namespace) -> SweepSpec:
     gpus = args.gpus or ("1" if not args.fit else ",".join(map(str, FIT_GPUS)))
-    return SweepSpec(models=parse_names(args.model), devices=parse_names(args.device),
-                     dtypes=parse_names(args.dtype) if args.dtype else (None,),
+    return SweepSpec(models=_names(args.model, "--model"), devices=_names(args.device, "--device"),
+                     dtypes=_names(args.dtype, "--dtype") if args.dtype else (None,),
                      batches=parse_ints(args.batch, "batch"), seqs=parse_ints(args.seq, "seq"),
                      gpus=parse_ints(gpus, "gpus"),
-                     parallels=parse_names(args.parallel or ("all" if args.fit else "pipeline")),
+                     parallels=_names(args.parallel or ("all" if args.fit else "pipeline"), "--parallel"),
                      new_tokens=parse_ints(args.new_tokens, "new tokens", minimum=0),
                      profile=args.profile, transfer_from=args.transfer_from)
+
+
+def _names(text: str, option: str) -> tuple[str, ...]:
+    """The comma list of `option`; EstimatorError when it names nothing (',,,')."""
+    names = parse_names(text)
+    if not names:
+        raise EstimatorError(f"{option} {text!r:.60} names nothing: give a comma list of names")
+    return names
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--out and --png checked before any estimate: a known suffix, a writable place, not one file."""
+    if args.out:
+        sweep_output.format_for(args.out)
+        check_writable(args.out, "sweep output")
+    if args.png:
+        if not args.png.lower().endswith(".png"):
+            raise EstimatorError(f"--png {args.png}: the plot is a PNG, name the file *.png")
+        check_writable(args.png, "plot")
+        if args.out and same_file(args.out, args.png):
+            raise EstimatorError(f"--out and --png both name {args.out}: the plot would overwrite the "
+                                 f"{'answers' if args.fit else 'sweep'}; give them two files")
 
 
 def _plot_axis(args: argparse.Namespace, spec: SweepSpec) -> str:
@@ -89,16 +116,24 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         sweep_plot.metric_field(args.plot)
         axis = _plot_axis(args, spec)
         sweep_plot.require_matplotlib()
+    check_outputs(args)
+    if args.max_cases < 1:
+        raise EstimatorError(f"--max-cases must be at least 1, got {args.max_cases}")
     if args.fit:
+        budget.check_cases(budget.fit_cases(spec, spec.gpus, MAX_BATCH), args.max_cases, "fit", "estimates at most")
+        print(f"fit: {budget.fit_answers_count(spec):,} answers", file=sys.stderr)
         items: list = fit_answers(spec, spec.gpus)
         kind: type = FitAnswer
     else:
+        cases = budget.check_cases(budget.sweep_cases(spec), args.max_cases)
+        print(f"sweep: {cases:,} case{'s' * (cases != 1)}", file=sys.stderr)
         items, kind = run_sweep(spec), SweepRow
         if args.sort:
             items = sort_rows(items, args.sort)
     if args.out:
         sweep_output.write(items, args.out, kind)
-        print(f"wrote {args.out} ({len(items)} {'answers' if args.fit else 'cases'})", file=sys.stderr)
+        unit = "answer" if args.fit else "case"
+        print(f"wrote {args.out} ({len(items)} {unit}{'s' * (len(items) != 1)})", file=sys.stderr)
     else:
         fmt = "csv" if args.csv else "json" if args.json else "table"
         sys.stdout.write(sweep_output.render(items, fmt, kind))

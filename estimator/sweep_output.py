@@ -14,7 +14,7 @@ from tabulate import tabulate
 from .errors import EstimatorError
 from .fit import FitAnswer
 from .jsonout import strict_dict
-from .outpath import check_writable, write_atomic
+from .outpath import check_writable, write_output
 from .sweep import SweepRow, largest_parts
 
 FORMATS = ("table", "csv", "json")
@@ -123,4 +123,4 @@ def format_for(path: str) -> str:
 def write(items: Sequence[SweepRow] | Sequence[FitAnswer], path: str, kind: type) -> None:
     """Write `items` to `path`, atomically, in the format its suffix names."""
     fmt = format_for(path)
-    write_atomic(check_writable(path, "sweep output"), render(items, fmt, kind))
+    write_output(check_writable(path, "sweep output"), render(items, fmt, kind), "sweep output")

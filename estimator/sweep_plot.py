@@ -2,10 +2,11 @@
 vary. matplotlib is optional (the ``reports`` extra): without it, one clear EstimatorError."""
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 from .errors import EstimatorError
-from .outpath import check_writable
+from .outpath import check_writable, write_output
 from .sweep import SweepRow
 
 AXES = ("model", "device", "dtype", "batch", "seq", "gpus", "parallel", "new_tokens")
@@ -117,6 +118,8 @@ def plot(rows: Sequence[SweepRow], metric: str, axis: str, path: str) -> int:
     plt = _pyplot()
     out = check_writable(path, "plot")
     fig, count = figure(rows, metric, axis)
-    fig.savefig(out, format="png", dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    write_output(out, png.getvalue(), "plot")   # atomic: an old PNG stays whole if this fails
     return count

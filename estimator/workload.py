@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .distributed import get_link, link_names
 from .errors import EstimatorError
+from .front_door import MAX_GPUS, check_bool, check_choice, check_int, shown
 
 DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16",
@@ -17,15 +19,13 @@ def normalize_dtype(dtype: str) -> str:
     d = str(dtype).replace("torch.", "").lower()
     d = DTYPE_ALIASES.get(d, d)
     if d not in DTYPE_BYTES:
-        raise EstimatorError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPE_BYTES)}")
+        raise EstimatorError(f"unknown dtype {shown(dtype)}: use one of {', '.join(DTYPE_BYTES)}")
     return d
 
 
 def normalize_parallel(mode: str) -> str:
     """A parallel mode as given, checked against PARALLEL_MODES; EstimatorError if unknown."""
-    if mode not in PARALLEL_MODES:
-        raise EstimatorError(f"unknown parallel mode {mode!r}: use one of {', '.join(PARALLEL_MODES)}")
-    return mode
+    return check_choice(mode, "parallel mode", PARALLEL_MODES)
 
 
 @dataclass(frozen=True)
@@ -52,19 +52,24 @@ class Workload:
     experts_implementation: str | None = None
 
     def __post_init__(self) -> None:
-        for field in ("batch", "seq", "gpus", "nodes"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise EstimatorError(f"{field} must be a positive integer, got {value!r}")
-        if not isinstance(self.new_tokens, int) or isinstance(self.new_tokens, bool) or self.new_tokens < 0:
-            raise EstimatorError(f"new_tokens must be a non-negative integer, got {self.new_tokens!r}")
+        for field in ("batch", "seq", "nodes"):
+            check_int(getattr(self, field), field)
+        check_int(self.gpus, "gpus", maximum=MAX_GPUS)
+        check_int(self.new_tokens, "new_tokens", minimum=0)
+        check_bool(self.tf32, "tf32")
+        check_bool(self.use_cache, "use_cache")
+        if not isinstance(self.dtype, str):
+            raise EstimatorError(f"dtype must be one of {', '.join(DTYPE_BYTES)}; got {shown(self.dtype)}")
+        check_choice(self.parallel, "parallel mode", PARALLEL_MODES)
+        if not isinstance(self.network, str):
+            raise EstimatorError(f"network must be the name of an inter-node link ({', '.join(link_names())}); "
+                                 f"got {shown(self.network)}")
+        get_link(self.network)   # unknown names refused even on one node: the typo is the same
         if self.new_tokens and not self.use_cache:
             raise EstimatorError("new_tokens with use_cache=False is not modelled: generate decodes with the KV cache")
-        if self.experts_implementation is not None and self.experts_implementation not in EXPERTS_IMPLEMENTATIONS:
-            raise EstimatorError(f"unknown experts implementation {self.experts_implementation!r}: use one of "
-                                 f"{', '.join(EXPERTS_IMPLEMENTATIONS)}")
+        if self.experts_implementation is not None:
+            check_choice(self.experts_implementation, "experts implementation", EXPERTS_IMPLEMENTATIONS)
         object.__setattr__(self, "dtype", normalize_dtype(self.dtype))
-        normalize_parallel(self.parallel)
         if self.gpus % self.nodes:
             raise EstimatorError(f"gpus ({self.gpus}) must split evenly over nodes ({self.nodes})")
 
