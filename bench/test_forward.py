@@ -122,7 +122,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         prof, factor = host_probe.forward_profile(prof, spec, machine.device, workload, probe_ms)
         est = estimate(spec, machine.device, workload, prof)
         probe_fields = dict(host_probe_ms=blocks, host_factor=factor)
-    estimated = Estimated.from_estimate(est, host_us=host_used(prof, *spec.arch.host_keys(spec)))
+    estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
     if not on_gpu:  # no allocator statistics or energy counters for the CPU
         estimated = dataclasses.replace(estimated, memory_gb=None)
     measured = Measured.of(lat, mem, en, tokens)
