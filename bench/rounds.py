@@ -97,7 +97,7 @@ def robust_rounds(benchmark: Any, step: Callable[[], None], rule: StopRule, warm
     from its setup meant clearing a private error flag afterwards. pytest-benchmark gets, through
     its public API only, these rounds in ``extra_info`` (``rounds_s``, ``stop_rule``: its
     ``--benchmark-json`` keeps them) and ``TABLE_ROUNDS`` more rounds timed by its own
-    ``pedantic`` right after, for its table (the row takes ours); `benchmark` may be None."""
+    ``pedantic`` right after, for its table (the row and `between` take ours only); `benchmark` may be None."""
     for _ in range(warmup_rounds):
         if between is not None:
             between()
@@ -111,5 +111,5 @@ def robust_rounds(benchmark: Any, step: Callable[[], None], rule: StopRule, warm
         samples.append(clock() - t0)
     if benchmark is not None:
         benchmark.extra_info.update(rounds_s=list(samples), stop_rule=rule.describe())
-        benchmark.pedantic(step, setup=between, rounds=TABLE_ROUNDS, iterations=1)
+        benchmark.pedantic(step, rounds=TABLE_ROUNDS, iterations=1)   # no `between`: its probes stand for ours
     return Rounds(samples)
