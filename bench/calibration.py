@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from estimator.device import DeviceSpec
 from estimator.errors import EstimatorError
+from estimator.model import ModelSpec
 from estimator.profile import Profile, load_profile_file, profile_for, shipped_profile
 
 from .report import write_atomic
@@ -288,10 +289,12 @@ def session_profile(config: Any, gpu_name: str | None, gpu_count: int, device: D
                    types)
 
 
-def host_used(prof: Profile, model_type: str, family: str) -> dict[str, float]:
-    """The host times an estimate of `model_type` used (this machine's when measured here): a
-    recorded row keeps them, so the CI gate re-estimates it with its own machine's host.
-    (`model_type`, `family`: the spec's host keys, ``spec.arch.host_keys(spec)``.)"""
+def host_used(prof: Profile, spec: ModelSpec) -> dict[str, float]:
+    """The host times an estimate of `spec` used (this machine's when measured here), looked up
+    under the spec's host keys (``spec.arch.host_keys(spec)``: a MoE model's experts
+    implementation has keys of its own): a recorded row keeps them, so the CI gate re-estimates
+    it with its own machine's host."""
+    model_type, family = spec.arch.host_keys(spec)
     per_layer_us, fixed_us = prof.host_times(model_type, family)
     return {"per_layer_us": per_layer_us, "fixed_us": fixed_us,
             "dispatch_hook_us": prof.dispatch_hook_us(model_type, family)}

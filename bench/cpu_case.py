@@ -9,7 +9,7 @@ and the case failed by +900 % against its 50 % bound. So here:
 - calibration and measurement run torch on one thread (``one_thread``): a busy core then slows
   them in proportion (time sharing), not by a time slice per kernel;
 - a probe (a 1 MB copy and a small matmul, ``probe_us``) is timed around the calibration and
-  before every timed round of the forward pass (pytest-benchmark's untimed setup), so the case
+  before every timed round of the forward pass (untimed, bench/rounds.py's between-rounds hook), so the case
   knows whether the two ran under the same conditions;
 - ``judge`` holds the row to its bound widened by the spread it measured (the forward pass's
   median confidence half-width plus the probe's drift from calibration to measurement). When the
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from .rounds import StopRule, relative_spread, robust_pedantic
+from .rounds import Rounds, StopRule, relative_spread, robust_rounds
 
 # Bounds on a stable machine: the same forward measured 136-173 ms from one session to the next
 # on shared 2-core CI machines (all rounds of a session move together).
@@ -104,14 +104,15 @@ def calibration(calibrate: Callable[[Any], dict[str, Any]]) -> Callable[[Any], d
     return run
 
 
-def measure(benchmark: Any, step: Callable[[], None], rule: StopRule, warmup_rounds: int) -> Conditions:
-    """``robust_pedantic(step)`` on one thread, the probe timed in the untimed setup before every
-    round; returns the session's calibration probes with these."""
+def measure(benchmark: Any, step: Callable[[], None], rule: StopRule,
+            warmup_rounds: int) -> tuple[Conditions, Rounds]:
+    """``robust_rounds(step)`` on one thread, the probe timed untimed before every round; returns
+    the session's calibration probes with these, and the timed rounds."""
     conditions = Conditions(list(SESSION.calibration_us))
     with one_thread():
-        robust_pedantic(benchmark, step, rule, warmup_rounds,
-                        between=lambda: conditions.measurement_us.append(probe_us()))
-    return conditions
+        rounds = robust_rounds(benchmark, step, rule, warmup_rounds,
+                               between=lambda: conditions.measurement_us.append(probe_us()))
+    return conditions, rounds
 
 
 def judge(check_bounds: Callable[..., Any], row: Mapping[str, Any], conditions: Conditions,

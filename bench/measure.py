@@ -1,9 +1,9 @@
-"""Measurements of one case: runtime (pytest-benchmark), peak memory per GPU (CUDA allocator)
+"""Measurements of one case: runtime (timed rounds), peak memory per GPU (CUDA allocator)
 and energy (NVML counters), each a typed result with its unit in the field names;
 ``Measured.of`` (bench/row.py, re-exported here) builds a row's ``measured`` block from them.
 
-Runtime is timed by pytest-benchmark in the test itself (``benchmark.pedantic``); ``latency``
-reads its statistics. The other trackers are small functions that run the step themselves; a
+Runtime is timed in the test itself (bench/rounds.py's ``robust_rounds``; generation: pytest-benchmark's
+``benchmark.pedantic``); ``latency`` reads the statistics. The other trackers are small functions that run the step themselves; a
 rank of a distributed case (bench/dist_worker.py) uses the same ones, with a barrier as the
 fence around each timed round and an all-reduce that ends the energy window on the same step.
 """
@@ -51,7 +51,7 @@ class EnergyResult:
 
 
 def latency(stats: Any) -> LatencyResult:
-    """From pytest-benchmark's statistics (``benchmark.stats.stats``, in seconds)."""
+    """From timed rounds in seconds: bench/rounds.py's ``Rounds`` or pytest-benchmark's ``benchmark.stats.stats``."""
     lo, hi = median_ci(stats.data)
     return LatencyResult(stats.median * 1e3, [x * 1e3 for x in stats.data], stats.iqr * 1e3, (hi - lo) / 2 * 1e3)
 

@@ -342,8 +342,6 @@ def from_pytest_config(config: pytest.Config) -> BenchConfig:
     if values["profile"]:
         ini_dir = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
         where = Path(config.invocation_params.dir) if "profile" in from_cli else ini_dir
-        values["profile"] = str(where / values["profile"])
-        if not Path(values["profile"]).is_file():
-            raise pytest.UsageError(f"--bench-profile: no such file {values['profile']}")
+        values["profile"] = str(where / values["profile"])   # checked by option_checks.check_profile
     bound = {opt.field.removeprefix("bound_"): values.pop(opt.field) for opt in bound_options()}
     return BenchConfig(bound=bound, **values)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
-from . import options
+from . import option_checks, options
 from .options import BenchConfig
 from .session import BenchSession, Recorder
 
@@ -40,7 +40,9 @@ class _ReportHook:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version:
         return  # --help must work even with a bad option value
-    session = BenchSession(options.from_pytest_config(config))
+    bench_config = options.from_pytest_config(config)
+    option_checks.check(bench_config)   # values that cannot work together: one line, before collection
+    session = BenchSession(bench_config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_ReportHook(session), f"bench-session-{id(config)}")
 

@@ -10,11 +10,15 @@ GPU-bound rows are tight after the first rounds and stop at the minimum.
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 from math import comb
 from typing import Any, Callable, Sequence
 
 CONFIDENCE = 0.95
+# pytest-benchmark's own rounds after ours (its table; bench rows use ours): a few passes, so a
+# case costs little more and the fixture is used (else it warns "fixture was not used").
+TABLE_ROUNDS = 3
 
 
 def median_ci(samples: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -62,26 +66,50 @@ class StopRule:
                 f"+-{self.spread * 100:g} %, at most {self.max_rounds} rounds or {self.max_s:g} s")
 
 
-class _Enough(Exception):
-    """Raised by the untimed setup hook once the rule is met: pedantic has no early stop."""
+@dataclass(frozen=True)
+class Rounds:
+    """The timed rounds of a case in seconds, with the statistics the row takes from them (the
+    names pytest-benchmark's ``Stats`` uses: ``data``, ``median``, ``iqr``)."""
+
+    data: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.data)
+
+    @property
+    def iqr(self) -> float:
+        """Third minus first quartile (inclusive method: the data's own range for 2-3 rounds)."""
+        if len(self.data) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.data, n=4, method="inclusive")
+        return q3 - q1
 
 
-def robust_pedantic(benchmark: Any, step: Callable[[], None], rule: StopRule, warmup_rounds: int,
-                    between: Callable[[], None] | None = None) -> None:
-    """``benchmark.pedantic(step)`` for up to ``rule.max_rounds`` rounds, stopped once ``rule``
-    is met. pytest-benchmark times every round and keeps the statistics (``benchmark.stats``);
-    the stop is a planned one, so the fixture's error flag is cleared and the rounds stay in
-    pytest-benchmark's own report. `between` runs untimed before every round (the host probe of
-    bench/host_probe.py, interleaved with the rounds it stands for)."""
-    def setup() -> None:
-        stats = getattr(benchmark, "stats", None)
-        if stats is not None and rule.done(stats.stats.data):
-            raise _Enough
+def robust_rounds(benchmark: Any, step: Callable[[], None], rule: StopRule, warmup_rounds: int,
+                  between: Callable[[], None] | None = None,
+                  clock: Callable[[], float] = time.perf_counter) -> Rounds:
+    """Time `step` round after round until `rule` is met (after `warmup_rounds` untimed rounds);
+    `between` runs untimed before every round, warm-up too (the host probe of
+    bench/host_probe.py, interleaved with the rounds it stands for).
+
+    The loop is ours: pytest-benchmark's ``pedantic`` has no early stop, and stopping it by raising
+    from its setup meant clearing a private error flag afterwards. pytest-benchmark gets, through
+    its public API only, these rounds in ``extra_info`` (``rounds_s``, ``stop_rule``: its
+    ``--benchmark-json`` keeps them) and ``TABLE_ROUNDS`` more rounds timed by its own
+    ``pedantic`` right after, for its table (the row and `between` take ours only); `benchmark` may be None."""
+    for _ in range(warmup_rounds):
         if between is not None:
             between()
-
-    try:
-        benchmark.pedantic(step, setup=setup, rounds=rule.max_rounds, warmup_rounds=warmup_rounds,
-                           iterations=1)
-    except _Enough:
-        benchmark.has_error = False
+        step()
+    samples: list[float] = []
+    while not samples or not rule.done(samples):
+        if between is not None:
+            between()
+        t0 = clock()
+        step()
+        samples.append(clock() - t0)
+    if benchmark is not None:
+        benchmark.extra_info.update(rounds_s=list(samples), stop_rule=rule.describe())
+        benchmark.pedantic(step, rounds=TABLE_ROUNDS, iterations=1)   # no `between`: its probes stand for ours
+    return Rounds(samples)

@@ -197,9 +197,22 @@ class BenchSession:
                       f"only in {json_path}")
         rows = self.merged_rows()
         document = report.results_document(rows, self.machine(), self.config.as_dict())
-        report.write_atomic(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
-        report.write_atomic(rst_path, report.render_rst(rows, self.machine()))
+        for path, text in ((json_path, json.dumps(document, indent=2, allow_nan=False) + "\n"),
+                           (rst_path, report.render_rst(rows, self.machine()))):
+            try:
+                report.write_atomic(path, text)
+            except OSError as exc:   # a full disk after an earlier run: stop with one line
+                self.stop_unwritable(path, exc)
         self.written = [rst_path, json_path]
+
+    @staticmethod
+    def stop_unwritable(path: Path, exc: OSError) -> None:
+        """End the run (pytest.exit: one line, no INTERNALERROR from a hook): a report file cannot
+        be written. write_atomic replaces a file only once its new text is complete, so every file
+        already there stays as it was; further cases would be measured for nothing."""
+        pytest.exit(f"cannot write the report {path} ({exc.strerror or exc}): the run stops here; the "
+                    "files already there are as they were, this run's rows since its last write are not in them",
+                    returncode=pytest.ExitCode.INTERRUPTED)
 
 
 class Recorder:

@@ -57,6 +57,6 @@ def test_distributed(case: Case, bench_config, bench_recorder, check_bounds, che
     if bench_config.node_rank:  # only node 0 records: it holds every rank's share of the work it can see
         pytest.skip("rows are recorded on node 0")
     agg = distributed.aggregate(result.ranks, shared_tokens=case.parallel == "tensor")
-    estimated = Estimated.from_estimate(est, host_us=host_used(resolved.profile, spec.model_type, spec.family))
+    estimated = Estimated.from_estimate(est, host_us=host_used(resolved.profile, spec))
     bench_recorder.default_name = f"bench-{short.lower()}-x{machine.gpu_count}"
     check_bounds(row.with_results(agg.measured(case.batch * case.seq), estimated).to_dict(), None)

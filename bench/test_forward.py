@@ -11,7 +11,7 @@ from bench import build, cpu_case, host_probe, measure
 from bench.calibration import host_used
 from bench.cases import Case, detect, spec_or_skip
 from bench.machine import available_ram_bytes
-from bench.rounds import StopRule, robust_pedantic
+from bench.rounds import StopRule, robust_rounds
 from bench.row import Estimated, Measured, Row, parallel_label
 from bench.settle import settle
 from estimator import EstimatorError, estimate
@@ -100,12 +100,12 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
                 warm = settle(step, min_passes=bench_config.warmup)
                 if probing:
                     settle(lambda: run(probe_ids), min_s=0.2, max_s=2.0)
-                robust_pedantic(benchmark, step, StopRule(min_rounds=bench_config.rounds), 0,
-                                between=probe if probing else None)
+                rounds = robust_rounds(benchmark, step, StopRule(min_rounds=bench_config.rounds), 0,
+                                       between=probe if probing else None)
             else:
-                conditions = cpu_case.measure(benchmark, step, StopRule(min_rounds=bench_config.rounds),
-                                              bench_config.warmup)
-            lat = measure.latency(benchmark.stats.stats)
+                conditions, rounds = cpu_case.measure(benchmark, step, StopRule(min_rounds=bench_config.rounds),
+                                                      bench_config.warmup)
+            lat = measure.latency(rounds)
             mem = measure.peak_memory(step, gpus) if on_gpu else None
             en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
         except torch.cuda.OutOfMemoryError:
@@ -122,7 +122,7 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         prof, factor = host_probe.forward_profile(prof, spec, machine.device, workload, probe_ms)
         est = estimate(spec, machine.device, workload, prof)
         probe_fields = dict(host_probe_ms=blocks, host_factor=factor)
-    estimated = Estimated.from_estimate(est, host_us=host_used(prof, *spec.arch.host_keys(spec)))
+    estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
     if not on_gpu:  # no allocator statistics or energy counters for the CPU
         estimated = dataclasses.replace(estimated, memory_gb=None)
     measured = Measured.of(lat, mem, en, tokens)
@@ -133,4 +133,4 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     if on_gpu:
         check_bounds(row.to_dict(), None)  # records the row and its verdict
     else:
-        cpu_case.judge(check_bounds, row.to_dict(), conditions, benchmark.stats.stats.data)
+        cpu_case.judge(check_bounds, row.to_dict(), conditions, rounds.data)

@@ -135,7 +135,7 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
         prof, gen_host = host_probe.generate_profile(prof, spec, machine.device, row.workload(), p)
         est = estimate(spec, machine.device, row.workload(), prof)
         measured = dataclasses.replace(measured, host_probe_ms=[x for pair in probes for x in pair])
-    estimated = Estimated.from_estimate(est, host_us=host_used(prof, *spec.arch.host_keys(spec)))
+    estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
     if gen_host:
         estimated = dataclasses.replace(estimated, generate_host_us=gen_host)
     check_bounds(row.with_results(measured, estimated).to_dict(), bench_config.generation_bounds)

@@ -81,7 +81,8 @@ def test_bad_calibration_options_are_one_line_usage_errors(bench, args, message)
 
 
 def test_options_reach_the_config(bench) -> None:
-    (bench.path / "p.json").write_text("{}")
+    # a real profile: --bench-profile is read before collection, "{}" is a usage error now
+    (bench.path / "p.json").write_text((ROOT / "estimator" / "profiles" / "h100-sxm5-80gb.json").read_text())
     bench.makepyfile('''
 def test_cfg(bench_config):
     assert bench_config.calibrate == "never"

@@ -65,3 +65,32 @@ def test_worker_over_gloo(tmp_path, mode) -> None:
     share = 4 // 2 if mode == "data" else 4
     assert all(r.tokens == share * 16 and len(r.times_ms) == 3 and r.steps >= 1 for r in res.ranks)
     assert distributed.aggregate(res.ranks).runtime_ms > 0
+
+
+def test_distributed_row_records_the_host_times_the_estimate_used(monkeypatch) -> None:
+    """bench/test_distributed.py driven on the CPU (machine, launcher and profile faked): a MoE row
+    records the host times of its experts implementation's keys (spec.arch.host_keys), the ones
+    the estimate used, not those of the eager loop (model_type, family)."""
+    pytest.importorskip("torch")
+    from bench import test_distributed as td
+    from bench.calibration import Resolved
+    from bench.cases import Case, Machine
+    from bench.options import BenchConfig
+    from estimator.device import get_device
+    from estimator.profile import shipped_profile
+
+    host = {"qwen3_moe": {"per_layer_us": 900.0, "fixed_us": 9000.0, "layers_measured": [2, 12]},
+            "qwen3_moe/grouped_mm": {"per_layer_us": 111.0, "fixed_us": 222.0, "layers_measured": [2, 12]}}
+    prof = shipped_profile("h200-sxm-141gb").with_host(host, {"qwen3_moe": 50.0, "qwen3_moe/grouped_mm": 7.0},
+                                                       "test")
+    monkeypatch.setattr(td, "detect", lambda: Machine(2, "NVIDIA H200", get_device("H200"), None))
+    monkeypatch.setattr(td.build, "config_problem", lambda name: None)
+    ranks = [RankResult(r, [100.0, 101.0, 99.0], 40.0, None, 0.0, 0, 2 * 128) for r in (0, 1)]
+    monkeypatch.setattr(td, "launch", lambda *a, **k: type("R", (), dict(ok=True, ranks=ranks))())
+    request = type("Req", (), {"getfixturevalue": staticmethod(lambda name: Resolved(prof))})()
+    recorder = type("Rec", (), {"default_name": ""})()
+    rows = []
+    case = Case("Qwen/Qwen3-30B-A3B", 4, 128, 2, "data", "auto", "H200")
+    td.test_distributed(case, BenchConfig(), recorder, lambda row, bounds: rows.append(row), None, request)
+    (row,) = rows
+    assert row["estimated"]["host_us"] == {"per_layer_us": 111.0, "fixed_us": 222.0, "dispatch_hook_us": 7.0}

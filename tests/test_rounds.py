@@ -1,4 +1,4 @@
-"""The robust-rounds rule (bench/rounds.py) on synthetic timings, and its pytest-benchmark glue."""
+"""The robust-rounds rule (bench/rounds.py) on synthetic timings, and its round loop."""
 from __future__ import annotations
 
 import itertools
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bench.rounds import StopRule, median_ci, relative_spread, robust_pedantic
+from bench.rounds import TABLE_ROUNDS, Rounds, StopRule, median_ci, relative_spread, robust_rounds
 
 
 def test_median_ci_order_statistics() -> None:
@@ -47,40 +47,59 @@ def test_caps_end_rounds_that_never_settle() -> None:
     assert not StopRule(min_rounds=5, max_s=0.0).done(slow[:4])  # the minimum always runs
 
 
-class FakeBenchmark:
-    """pytest-benchmark's pedantic loop: setup before every round (warm-up too), the round's
-    duration appended to stats.stats.data; durations come from a list."""
+class PublicOnlyBenchmark:
+    """pytest-benchmark's fixture as its public API promises it (``extra_info``, ``pedantic``) and
+    nothing more: no ``has_error`` attribute to clear (a release may rename it). Like the real
+    one, its pedantic marks the fixture failed when anything raises inside it."""
 
-    def __init__(self, durations):
-        self.durations, self.stats, self.has_error, self.calls = iter(durations), None, False, 0
+    __slots__ = ("extra_info", "stats", "failed")
 
-    def pedantic(self, target, setup, rounds, warmup_rounds, iterations):
+    def __init__(self):
+        self.extra_info, self.stats, self.failed = {}, None, False
+
+    def pedantic(self, target, setup=None, rounds=1, warmup_rounds=0, iterations=1):
         self.stats = type("M", (), {"stats": type("S", (), {"data": []})()})()
         try:
-            for _ in range(warmup_rounds):
-                setup()
+            for _ in range(warmup_rounds + rounds):
+                setup and setup()
                 target()
-            for _ in range(rounds):
-                setup()
-                target()
-                self.stats.stats.data.append(next(self.durations))
+                self.stats.stats.data.append(0.01)
         except Exception:
-            self.has_error = True
+            self.failed = True
             raise
 
 
-def test_robust_pedantic_stops_when_the_rule_is_met() -> None:
-    calls = itertools.count()
+def test_rounds_stop_early_through_public_api_only() -> None:
+    """The early stop neither raises through pytest-benchmark nor touches a private flag."""
+    bench = PublicOnlyBenchmark()
+    calls, between = itertools.count(), itertools.count()
+    rule = StopRule(min_rounds=5)
+    robust_rounds(bench, lambda: next(calls), rule, warmup_rounds=2, between=lambda: next(between))
+    assert not bench.failed and len(bench.stats.stats.data) == TABLE_ROUNDS   # pytest-benchmark's table
+    result = bench.extra_info["rounds_s"]
+    assert 5 <= len(result) <= 50 and rule.done(result) and not rule.done(result[:-1])
+    assert next(calls) == 2 + len(result) + TABLE_ROUNDS     # warm-up, ours, pytest-benchmark's table
+    assert next(between) == 2 + len(result)                  # the hook before warm-up and our rounds only
+    assert "confidence interval" in bench.extra_info["stop_rule"]
+
+
+def test_rounds_stop_when_the_rule_is_met() -> None:
+    """Round i lasts durations[i] (an injected clock): noisy first rounds, then steady ones."""
     noisy = [0.010, 0.013, 0.009, 0.012, 0.008] + [0.010] * 100
-    bench = FakeBenchmark(noisy)
-    robust_pedantic(bench, lambda: next(calls), StopRule(min_rounds=5), warmup_rounds=2)
-    data = bench.stats.stats.data
-    assert 5 < len(data) < 50 and StopRule(min_rounds=5).done(data) and not StopRule().done(data[:-1])
-    assert next(calls) == len(data) + 2 and bench.has_error is False
+    ticks = iter(itertools.accumulate(d for d in noisy for d in (0.0, d)))
+    rounds = robust_rounds(None, lambda: None, StopRule(min_rounds=5), 0, clock=lambda: next(ticks)).data
+    assert rounds == pytest.approx(noisy[:len(rounds)])
+    assert 5 < len(rounds) < 50 and StopRule(min_rounds=5).done(rounds) and not StopRule().done(rounds[:-1])
 
 
-def test_robust_pedantic_with_pytest_benchmark(benchmark) -> None:
+def test_rounds_statistics() -> None:
+    rounds = Rounds([0.004, 0.001, 0.003, 0.002, 0.005])
+    assert rounds.median == 0.003 and rounds.iqr == pytest.approx(0.002)
+    assert Rounds([0.001]).iqr == 0.0
+
+
+def test_robust_rounds_with_pytest_benchmark(benchmark) -> None:
     rule = StopRule(min_rounds=5, max_rounds=30, max_s=2.0)
-    robust_pedantic(benchmark, lambda: sum(range(20000)), rule, warmup_rounds=1)
-    data = benchmark.stats.stats.data
-    assert 5 <= len(data) <= 30 and rule.done(data) and not benchmark.has_error
+    rounds = robust_rounds(benchmark, lambda: sum(range(20000)), rule, warmup_rounds=1)
+    assert 5 <= len(rounds.data) <= 30 and rule.done(rounds.data)
+    assert benchmark.extra_info["rounds_s"] == rounds.data and len(benchmark.stats.stats.data) == TABLE_ROUNDS
