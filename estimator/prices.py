@@ -1,4 +1,4 @@
-"""GPU rental prices, US dollars per GPU-hour, for the deployment planner (``plan.py``).
+"""GPU rental prices, US dollars per GPU-hour, for the deployment planner (``planner.py``).
 
 The shipped table (``prices.json``) holds one on-demand cloud list price per device of the
 database, each with its source and date (written offline: verify before relying on it). A prices

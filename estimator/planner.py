@@ -135,9 +135,11 @@ class Plan:
                       key=lambda c: (c.usd_per_million_tokens, c.gpus, c.tpot_ms or 0.0))
 
     def failing(self) -> list[PlanCandidate]:
-        """Candidates that miss a target, closest miss first (refusals last)."""
+        """Candidates that miss a target: those that fit first, then those that do not, then
+        refusals; within each, the smallest shortfall first."""
         return sorted((c for c in self.candidates if not c.meets),
-                      key=lambda c: (c.shortfall, c.usd_per_million_tokens or math.inf))
+                      key=lambda c: ("refused" in c.reasons, "does_not_fit" in c.reasons, c.shortfall,
+                                     c.usd_per_million_tokens or math.inf))
 
     def reason_counts(self) -> dict[str, int]:
         """How many failing candidates each reason applies to (a candidate may have several)."""
