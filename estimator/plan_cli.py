@@ -47,9 +47,9 @@ def add_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
     pl.add_argument("--max-batch", type=int, default=planner.MAX_BATCH, help="largest batch per replica searched")
     pl.add_argument("--top", type=int, default=10, help="rows of the cheapest and of the closest misses shown")
     pl.add_argument("--profile", default=None, help="calibration profile JSON (default: each device's shipped one)")
-    fmt = pl.add_mutually_exclusive_group()
-    fmt.add_argument("--csv", action="store_true", help="print CSV (one row per layout searched) instead")
-    fmt.add_argument("--json", action="store_true", help="print one JSON object instead")
+    formats = pl.add_mutually_exclusive_group()
+    for flag, what in (("--csv", "CSV, one row per layout searched,"), ("--json", "one JSON object")):
+        formats.add_argument(flag, action="store_true", help=f"print {what} instead of the text")
     pl.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead, format from its suffix "
                                                                 "(.csv, .json; .txt/.md: the text)")
     pl.add_argument("--png", default=None, metavar="FILE",

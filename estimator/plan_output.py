@@ -138,11 +138,11 @@ def render(plan: Plan, fmt: str, top: int = 10) -> str:
 
 def format_for(path: str) -> str:
     """The output format a file name asks for by its suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in SUFFIX_FORMATS:
-        raise EstimatorError(f"--out {path}: unknown suffix {suffix or '(none)'!r}: use one of "
+    fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise EstimatorError(f"--out {path}: unknown suffix {Path(path).suffix or '(none)'!r}: use one of "
                              f"{', '.join(SUFFIX_FORMATS)} (a PNG plot is --png FILE)")
-    return SUFFIX_FORMATS[suffix]
+    return fmt
 
 
 def write(plan: Plan, path: str, top: int = 10) -> None:

@@ -19,14 +19,14 @@ def check_axis(axis: str) -> str:
 
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend; EstimatorError (one line) when it is not installed."""
+    """matplotlib.pyplot on the Agg backend; EstimatorError (one line) when it cannot be imported."""
     try:
         import matplotlib
-    except ImportError:
-        raise EstimatorError("--png needs matplotlib, which is not installed: pip install matplotlib "
-                             "(or the [reports] extra)") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise EstimatorError(f"--png needs matplotlib, which cannot be imported ({exc.name or exc}): "
+                             "pip install matplotlib (or the [reports] extra)") from None
     return plt
 
 
