@@ -44,6 +44,7 @@ from .workload import DTYPE_BYTES, Workload, normalize_dtype
 
 PLAN_GPUS = (1, 2, 4, 8)
 MAX_BATCH = 4096           # requests per replica: the doubling stops here
+MAX_PLAN_GPUS = 64         # GPUs per deployment: 8 nodes of 8; more is a typo, not a plan
 REASONS = ("refused", "does_not_fit", "misses_ttft", "misses_tpot", "misses_throughput")
 REASON_TEXT = {"refused": "refused by the estimator", "does_not_fit": "does not fit", "misses_ttft": "misses TTFT",
                "misses_tpot": "misses TPOT", "misses_throughput": "misses throughput"}
@@ -74,6 +75,9 @@ class Targets:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value) or value <= 0):
                 raise EstimatorError(f"{name} must be a positive finite number, got {value!r}")
+        if self.tpot_ms is not None and self.output_tokens < 2:
+            raise EstimatorError("a TPOT target needs output_tokens of at least 2: one generated token has no "
+                                 "time per output token")
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,9 @@ def plan(models: str | ModelSpec | Sequence[str | ModelSpec], input_tokens: int,
     `dtypes`: default each model's own, bfloat16 and float16. Bad input raises EstimatorError."""
     targets = Targets(input_tokens, output_tokens, ttft_ms, tpot_ms, min_throughput_tokens_per_s, concurrency)
     counts = _positive_ints(gpu_counts, "gpu counts")
+    if max(counts) > MAX_PLAN_GPUS:
+        raise EstimatorError(f"gpu counts above {MAX_PLAN_GPUS} are not searched (got {max(counts)}): each count "
+                             f"is split into every replicas x stages layout")
     if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
         raise EstimatorError(f"max_batch must be a positive integer, got {max_batch!r}")
     names = [models] if isinstance(models, (str, ModelSpec)) else list(models)
