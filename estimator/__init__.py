@@ -9,6 +9,7 @@ from .errors import EstimatorError
 from .api import Estimate, estimate
 from .model import ModelSpec, load_model, zoo_names
 from .workload import Workload
+from .planner import Plan, PlanCandidate, plan
 
 __all__ = ["estimate", "Estimate", "Workload", "ModelSpec", "load_model", "zoo_names", "DeviceSpec",
-           "get_device", "list_devices", "EstimatorError"]
+           "get_device", "list_devices", "EstimatorError", "plan", "Plan", "PlanCandidate"]

@@ -1,4 +1,4 @@
-"""CLI: python -m estimator estimate | sweep | devices | models | calibrate."""
+"""CLI: python -m estimator estimate | sweep | plan | devices | models | calibrate."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ from .outpath import check_writable
 from .api import estimate
 from .generation import generation_rows
 from .model import load_model, zoo_names
-from . import sweep_cli
+from . import plan_cli, sweep_cli
 from .sweep_output import format_params
 from .workload import EXPERTS_IMPLEMENTATIONS, PARALLEL_MODES, Workload, normalize_dtype
 from .ranges import annotate_rows
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                           "the device's own (default: own profile, else the closest calibrated device)")
     est.add_argument("--json", action="store_true", help="print one JSON object")
     sweep_cli.add_parser(sub, DefaultsFormatter)
+    plan_cli.add_parser(sub, DefaultsFormatter)
     sub.add_parser("devices", help="list known GPUs")
     sub.add_parser("models", help="list shipped model configs")
     cal = sub.add_parser("calibrate", help="measure this machine into a profile JSON")
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_estimate(args)
         elif args.command == "sweep":
             sweep_cli.cmd_sweep(args)
+        elif args.command == "plan":
+            plan_cli.cmd_plan(args)
         elif args.command == "devices":
             print(tabulate([[d.key, d.name, f"{d.tflops['float16']:g}", f"{d.memory_gb:g}", f"{d.memory_usable_gb:g}",
                              f"{d.memory_bandwidth_gb_s:g}",

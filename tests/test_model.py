@@ -49,7 +49,7 @@ EXPECTED_ZOO = {
     "facebook/opt-350m", "EleutherAI/pythia-160m", "EleutherAI/pythia-1b", "microsoft/Phi-3-mini-4k-instruct",
     "Qwen/Qwen3-0.6B",
     "google/gemma-2-2b", "google/gemma-2-9b", "google/gemma-3-1b-pt", "mistralai/Mixtral-8x7B-v0.1",
-    "Qwen/Qwen3-30B-A3B",
+    "Qwen/Qwen3-30B-A3B", "meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B",
 }
 
 

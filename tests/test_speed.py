@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from estimator import Workload, estimate, get_device, load_model
+from estimator import Workload, estimate, get_device, list_devices, load_model
 from estimator.profile import PROFILE_DIR, load_profile_file, shipped_profile
 
 pytest.importorskip("pytest_benchmark")
@@ -144,3 +144,28 @@ def test_cpu_gemm_time(benchmark, n):
     a, b = torch.ones(n, n), torch.ones(n, n)
     benchmark(torch.mm, a, b)
     benchmark.extra_info["flop"] = 2 * n ** 3
+
+
+# ---- the deployment planner (issue 26) ----------------------------------------------------------
+# "What should I rent?" over every device in the database in under a second: a benchmark of the
+# issue's query, cold (profiles, transfers and memos cleared before every round, as a fresh CLI
+# process has them) and warm; the target is recorded, not asserted.
+
+def _cold_caches() -> None:
+    from estimator import profile
+    profile.shipped_profile.cache_clear()
+    profile._transfer_profile.cache_clear()
+    gc.collect()
+
+
+@pytest.mark.parametrize("cold", [True, False], ids=["cold", "warm"])
+def test_speed_plan_llama_70b_every_device(benchmark, cold):
+    from estimator import plan
+    query = dict(ttft_ms=1000, tpot_ms=50)
+    plan("meta-llama/Llama-3.1-70B", 2000, 500, **query)   # the model loaded, every device read once
+    result = benchmark.pedantic(plan, args=("meta-llama/Llama-3.1-70B", 2000, 500), kwargs=query,
+                                setup=_cold_caches if cold else None, rounds=5, iterations=1)
+    assert len(result.candidates) >= 40 and result.estimates < 200
+    assert {c.device_key for c in result.candidates} == {d.key for d in list_devices()}
+    benchmark.extra_info["estimates"] = result.estimates
+    _check_median(benchmark, 1.0)
