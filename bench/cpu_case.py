@@ -30,7 +30,9 @@ from .rounds import Rounds, StopRule, relative_spread, robust_rounds
 
 # Bounds on a stable machine: the same forward measured 136-173 ms from one session to the next
 # on shared 2-core CI machines (all rounds of a session move together).
-CPU_BOUNDS = {"runtime_ms": 0.5, "throughput_tokens_per_s": 0.5}
+# Throughput is tokens / runtime: judging it too only adds an asymmetric second verdict on the
+# same measurement (a runtime 56 % short, inside its widened 62 %, failed as throughput +127 %).
+CPU_BOUNDS = {"runtime_ms": 0.5}
 MAX_DRIFT = 0.25     # probe median, measurement vs calibration
 MAX_SPREAD = 0.15    # median confidence half-width of the probe or of the forward pass
 PROBE_REPS = 3

@@ -62,8 +62,8 @@ def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, r
     keys = spec.arch.host_keys(spec)
     base = prof.host_times(*keys)
     if not (base.per_layer_us or base.fixed_us):   # none measured: the scaled reference family's
-        from estimator.host_scale import host_times
-        base, _ = host_times(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes)
+        from estimator.host_model import host_price   # the op-level model's (or the scaled reference's)
+        base = host_price(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes).times
     tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, gpus=w.gpus, parallel=w.parallel,
                     experts_implementation=w.experts_implementation)
     factor, out = 1.0, prof
@@ -85,11 +85,8 @@ def generate_profile(prof: Profile, spec, device, w: Workload, probe: GeneratePr
     estimate of the probe calls (1 x PROBE_TOKENS prompt, on the case's GPUs: a pipeline's probe
     includes accelerate's hooks, which the estimate adds itself) gives the measured TTFT and step."""
     keys = spec.arch.host_keys(spec)
-    g = prof.generate_host(*keys)
-    if not g.calibrated and not g.step_per_layer_us:   # no forward host measured for this type either:
-        from estimator.host_scale import host_times    # the reference family's, scaled by kernels
-        fwd, _ = host_times(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes)
-        g = g._replace(step_us=g.step_us + fwd.fixed_us, step_per_layer_us=fwd.per_layer_us)
+    from estimator.host_model import generate_price   # measured, or built from the op-level model
+    g, _ = generate_price(prof, spec, w.dtype_bytes)
     setup_f = step_f = 1.0
     tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, gpus=w.gpus, parallel=w.parallel,
                     new_tokens=PROBE_STEPS, experts_implementation=w.experts_implementation)

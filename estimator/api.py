@@ -7,7 +7,7 @@ from .device import GB, DeviceSpec, ambiguity_note, get_device
 from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
 from .front_door import MAX_LAYERS, check_instance, check_path_or
-from . import host_scale, ranges
+from . import host_model, ranges
 from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
@@ -52,6 +52,9 @@ class Estimate:
     energy_j_per_token_range: list[float] | None = None
     ttft_ms_range: list[float] | None = None
     tpot_ms_range: list[float] | None = None
+    # where the host time comes from (host_model.SOURCES / GENERATE_SOURCES): "measured" or the
+    # fallback it rests on (its note says which, its ranges are widened by what it misses by)
+    host_source: str = "measured"
 
     def to_dict(self) -> dict:
         """Every field; a plain forward's dict leaves out the generation fields (all empty)."""
@@ -163,8 +166,10 @@ def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> E
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
-    if r.host_scaled:
-        notes.append(host_scale.scaled_note(spec))
+    host_note = host_model.source_note(spec, r.host_source)
+    if host_note:
+        notes.append(host_note)
+    source = r.host_source
     fits = max(mem_gb) <= dev.memory_usable_gb
     if not fits:
         notes.append(does_not_fit_note(max(mem_gb), dev))
@@ -174,7 +179,7 @@ def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> E
         energy_j_per_token=None if r.energy_j is None else r.energy_j / w.tokens,
         throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
         gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
-        breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes)
+        breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes, host_source=source)
 
 
 def memory_parts_gb(m: MemoryParts) -> dict[str, float]:
@@ -208,6 +213,9 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     fits = mem_gb <= dev.memory_usable_gb
     notes = [] if fits else [does_not_fit_note(mem_gb, dev)]
     notes = [GENERATION_EXECUTION] + spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
+    host_note = host_model.source_note(spec, g.host_source, "generate's host time")
+    if host_note:
+        notes.append(host_note)
     per_token = None if energy is None else energy / generated
     return Estimate(
         model=spec.name, device=dev.name, workload=_workload_dict(spec, w, parallel=w.parallel if w.gpus > 1 else "single",
@@ -217,4 +225,5 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
         bound="host" if host >= busy else "gpu", params=spec.param_count(), profile=prof.source,
         breakdown=[b for ph in g.phases for b in ph.breakdown], memory_breakdown_gb=[memory_parts_gb(g.memory)] if g.memory else [],
         notes=notes, ttft_ms=g.ttft_ms, tpot_ms=g.tpot_ms if w.new_tokens > 1 else None,   # no decode step: none
-        generate_ms=g.generate_ms, generate_energy_j_per_token=per_token, phases=[ph.to_dict() for ph in g.phases])
+        generate_ms=g.generate_ms, generate_energy_j_per_token=per_token, phases=[ph.to_dict() for ph in g.phases],
+        host_source=g.host_source)

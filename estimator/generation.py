@@ -21,6 +21,7 @@ from . import memory
 from .decode import decode_ops, prefill_ops
 from .device import DeviceSpec
 from .errors import EstimatorError
+from .host_model import generate_price
 from .model import ModelSpec
 from .placement import Placement, single_gpu_placement
 from .profile import Profile
@@ -56,6 +57,7 @@ class Generation:
     new_tokens: int
     peak_bytes_per_gpu: tuple[float, ...]
     memory: memory.MemoryParts | None = None   # one GPU: the peak by part (None over a pipeline)
+    host_source: str = "measured"   # where generate's host time comes from (host_model.GENERATE_SOURCES)
 
     @property
     def peak_bytes(self) -> float:
@@ -193,8 +195,8 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
         raise EstimatorError(f"seq + new_tokens = {w.seq + w.new_tokens} exceeds the {spec.max_positions} "
                              f"positions of {spec.name}")
     spec = spec if spec.use_cache else replace(spec, use_cache=True)   # generate always keeps the cache
-    host = prof.generate_host(*spec.arch.host_keys(spec))
     e, layers = w.dtype_bytes, spec.layers
+    host, host_source = generate_price(prof, spec, e)
     place = pipeline_split(spec, w, dev) if w.gpus > 1 else None
 
     def run(s: ModelSpec, ops, rows: int, lead_us: float = 0.0) -> PassResult:
@@ -208,7 +210,8 @@ def generate_call(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) 
     step = spec.arch.decode_spec(spec, cuda=prof.kind != "cpu")   # MoE on a GPU: batched_mm decode
     decode = [run(step, decode_ops(step, w.batch, kv, e), 1) for kv in kv_lens]
     return Generation(_phase("prefill", [prefill], 1), _phase("decode", decode, steps), w.new_tokens,
-                      tuple(generation_bytes(spec, w, place)), None if place else generation_parts(spec, w))
+                      tuple(generation_bytes(spec, w, place)), None if place else generation_parts(spec, w),
+                      host_source)
 
 
 def generation_rows(est) -> list[list[str]]:

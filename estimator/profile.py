@@ -135,6 +135,10 @@ class Profile:
         deleted slots at its front, slower the longer a sweep evicts."""
         return _lookup(self._memo, MEMO_MAX_ENTRIES, key, compute, args)
 
+    def host_op_costs(self) -> dict[str, float]:
+        """Host us per call of each operation class (calibrate/host_ops.py; empty when not measured)."""
+        return {k: float(v) for k, v in self.data.host_ops.items() if isinstance(v, (int, float))}
+
     def memoized_list(self, key: tuple, compute: Callable[[], list]) -> list:
         """compute(), once per key, in a memo of at most MEMO_MAX_LISTS priced kernel lists."""
         return _lookup(self._lists, MEMO_MAX_LISTS, key, compute, ())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from . import distributed, energy, host_scale, memory
+from . import distributed, energy, host_model, memory
 from .breakdown import GroupSum, GroupTotal, add_groups, group_sum, group_sums
 from .cost import OpCost, price
 from .decode import GENERATE_GROUP
@@ -57,7 +57,7 @@ class PassResult:
     critical_gpu_us: float             # kernel time on the critical path (pipeline: all stages)
     energy_j: float | None             # every GPU of the workload; None: no power model (CPU)
     memory_parts: tuple[memory.MemoryParts, ...]   # peak bytes per GPU by part; empty for a generate step
-    host_scaled: bool                  # host times scaled from another family (host_scale.py)
+    host_source: str                   # where the host times come from (host_model.SOURCES)
 
     @property
     def peak_bytes_per_gpu(self) -> tuple[float, ...]:
@@ -86,15 +86,15 @@ class Pass:
     clock: Clock = field(init=False)
     layer_host_us: float = field(init=False)  # eager host time per decoder layer
     fixed_host_us: float = field(init=False)  # the rest of the pass, spread over its kernels
-    host_scaled: bool = field(init=False)     # host times scaled from another family (host_scale.py)
+    host_source: str = field(init=False)      # where the host times come from (host_model.SOURCES)
     groups: dict[str, GroupTotal] = field(default_factory=dict)
     load: dict[int, energy.GpuLoad] = field(default_factory=dict)
     segments: list[tuple[int, list[OpCost], int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.clock = Clock(sync=self.prof.kind == "cpu")
-        (self.layer_host_us, self.fixed_host_us), self.host_scaled = host_scale.host_times(
-            self.prof, self.spec, self.w.batch, self.w.seq, self.w.dtype_bytes)
+        price = host_model.host_price(self.prof, self.spec, self.w.batch, self.w.seq, self.w.dtype_bytes)
+        (self.layer_host_us, self.fixed_host_us), self.host_source = price.times, price.source
 
     def price(self, ops: tuple[Op, ...]) -> list[OpCost]:
         """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
@@ -184,7 +184,7 @@ class Pass:
         critical_gpu_us = sum(busy_us.values()) if self.w.parallel == "pipeline" or self.w.gpus == 1 else busy
         return PassResult(tuple(group_sum(name, g) for name, g in self.groups.items()), self.clock.gpu_times(),
                           self.clock.total_us, self.clock.host_work_us, critical_gpu_us,
-                          self._energy_j(self.w.gpus), tuple(mem), self.host_scaled)
+                          self._energy_j(self.w.gpus), tuple(mem), self.host_source)
 
     def _energy_j(self, gpus: int) -> float | None:
         """Joules of GPUs 0 .. gpus-1, summed GPU by GPU."""

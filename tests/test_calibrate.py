@@ -14,7 +14,7 @@ from estimator.errors import EstimatorError
 
 TOP_KEYS = ["schema_version", "kind", "device_name", "gpu_count", "driver", "torch", "transformers",
             "date", "hostname", "cpu", "duration_s", "gemm", "sdpa", "copy",
-            "elementwise_floor_us", "launch_us", "host", "p2p", "allreduce", "power", "elementwise"]
+            "elementwise_floor_us", "launch_us", "host", "p2p", "allreduce", "power", "elementwise", "host_ops"]
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_timer_on_cpu() -> None:
 
 def test_header_fields() -> None:
     head = machine.header(torch.device("cpu"))
-    assert list(head) == TOP_KEYS[:-1]  # 'elementwise' is added by the kernel stage
+    assert list(head) == TOP_KEYS[:-2]  # 'elementwise' and 'host_ops' are added by their stages
     assert head["schema_version"] == machine.SCHEMA_VERSION
     assert head["cpu"].startswith(machine.cpu_name())
 

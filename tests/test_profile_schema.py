@@ -67,7 +67,7 @@ def test_validation_walks_the_declared_sections_in_order() -> None:
 def test_overlay_keeps_every_other_section_object() -> None:
     raw = _shipped("h200-sxm-141gb")
     out = overlay_host(raw, {"llama": {"per_layer_us": 1.0, "fixed_us": 2.0}}, {"opt": 9.0})
-    assert [f.name for f in sections(overlay=True)] == ["host", "dispatch", "generate"]
+    assert [f.name for f in sections(overlay=True)] == ["host", "dispatch", "generate", "host_ops"]
     assert out["gemm"] is raw["gemm"] and out["host"]["opt"] == raw["host"]["opt"]
     assert out["dispatch"] == {**raw["dispatch"], "opt": 9.0} and list(out) == list(raw)
 

@@ -15,6 +15,7 @@ import torch
 
 from ..families import HOST_MODEL_TYPES, family_of, tiny_config_kwargs
 from ..families.base import Family
+from .host_ops import gc_off
 from .timing import Log, free, median, sync
 
 HOST_FAMILIES = HOST_MODEL_TYPES
@@ -52,7 +53,7 @@ def time_models(models: Sequence[torch.nn.Module], device: torch.device, warmup:
     waits = list(sync_devices or [device])
     ids = torch.randint(0, 256, (1, 8), device=device)
     times: list[list[float]] = [[] for _ in models]
-    with torch.inference_mode():
+    with torch.inference_mode(), gc_off():
         for i in range(warmup + calls):
             for model, row in zip(models, times):
                 for d in waits:
@@ -117,7 +118,7 @@ def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_
             ids = torch.randint(1, 256, (1, 8), device=device)
             kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
             times: dict[tuple[int, int], list[float]] = {}
-            with torch.inference_mode():
+            with torch.inference_mode(), gc_off():
                 for i in range(2 + calls):
                     for model, layers in zip(models, (lo, hi)):
                         for n in (n1, n2):

@@ -14,9 +14,10 @@ slow moment of the host hits all of them alike; each cost is the median of its r
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -68,6 +69,22 @@ def _ops(device: torch.device) -> dict[str, Callable[[], Any]]:
 PER_CALL = {"view": 2, "sync": 1}
 
 
+@contextlib.contextmanager
+def gc_off() -> Iterator[None]:
+    """The garbage collector collected, frozen and off for a timed region, restored after (a
+    collection inside a timed pass is noise, not the work: p90 of a host-bound pass fell 10 %)."""
+    was = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        gc.unfreeze()
+
+
 def _loop_us(fn: Callable[[], Any], device: torch.device, calls: int) -> float:
     sync(device)
     t0 = time.perf_counter()
@@ -83,22 +100,14 @@ def time_host_ops(device: torch.device, log: Log = print, rounds: int = ROUNDS,
     """Host microseconds per call of each operation class on `device` (see the module doc)."""
     ops = _ops(device)
     samples: dict[str, list[float]] = {k: [] for k in ops}
-    frozen = gc.isenabled()
     with torch.inference_mode():
         for fn in ops.values():   # first calls pick kernels and plans
             for _ in range(3):
                 fn()
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        try:
+        with gc_off():
             for _ in range(rounds):
                 for name, fn in ops.items():
                     samples[name].append(_loop_us(fn, device, calls) / PER_CALL.get(name, 1))
-        finally:
-            if frozen:
-                gc.enable()
-            gc.unfreeze()
     out = {k: round(median(v), 3) for k, v in samples.items()}
     log("host ops (us per call): " + ", ".join(f"{k} {v:.1f}" for k, v in out.items()))
     return out

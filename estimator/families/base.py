@@ -64,6 +64,11 @@ class Family:
     model_types: tuple[str, ...] = ()  # HF model_type values this code serves, the reference first
     aliases: dict[str, str] = {}      # our name -> HF config field (positive integers, read in order)
     tiny_config: dict[str, Any] = {}  # kwargs of a tiny random config, all but the layer count
+    # (views, module calls) one decoder layer makes beside its kernels: operations the host pays
+    # for that launch nothing (host_model.py). Counted with a TorchDispatchMode and forward
+    # pre-hooks on transformers 5.17's tiny models on an H200 (reports/probes/h200-2026-12-03/
+    # probe.json, "tiny" -> layer); tests/test_host_model.py counts them again on the CPU.
+    host_extras: tuple[float, float] = (16.0, 13.0)   # the Llama layer
     # module_tree kinds the hidden state passes through, in forward order, between the token
     # embedding and the first layer / between the final norm and the LM head (placement.py)
     hidden_path_in: tuple[str, ...] = ()

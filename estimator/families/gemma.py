@@ -97,6 +97,7 @@ class Gemma(Family):
         self.default_window = 4096   # Gemma2Config / Gemma3TextConfig
         self.name = "gemma2" if version == 2 else "gemma3_text"
         self.model_types = ("gemma2",) if version == 2 else ("gemma3_text",)
+        self.host_extras = (17.5, 15.0) if version == 2 else (18.9, 17.1)   # views, module calls (base.py)
         self.tiny_config = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
                                 vocab_size=256, max_position_embeddings=128, intermediate_size=128, sliding_window=64)
         # transformers' defaults: Gemma2Config soft-caps 50 / 30, Gemma3TextConfig none

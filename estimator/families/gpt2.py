@@ -27,6 +27,7 @@ class Gpt2(Family):
     has_tp_plan = False   # GPT2Config has no base_model_tp_plan
     aliases = dict(hidden="n_embd", layers="n_layer", heads="n_head", vocab="vocab_size",
                    max_positions="n_positions")
+    host_extras = (19.0, 12.0)   # views, module calls per layer (base.py: how counted)
     tiny_config = dict(n_embd=64, n_head=4, vocab_size=256, n_positions=128, bos_token_id=0, eos_token_id=0)
     hidden_path_in = ("pos", "drop")   # wpe added, then dropout
     hf_token_embedding = "wte"

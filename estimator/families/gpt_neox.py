@@ -69,6 +69,7 @@ class GptNeox(Family):
     model_types = ("gpt_neox",)
     aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
                    ffn="intermediate_size", vocab="vocab_size", max_positions="max_position_embeddings")
+    host_extras = (17.0, 12.0)   # views, module calls per layer (base.py: how counted)
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        intermediate_size=256)
     hidden_path_in = ("drop",)   # emb_dropout

@@ -88,6 +88,7 @@ class MoE(Family):
         self.experts_key = experts_key
         self.aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
                             ffn=ffn_key, vocab="vocab_size", max_positions="max_position_embeddings")
+        self.host_extras = (40.2, 16.2 if qk_norm else 14.2)   # views, module calls (base.py)
         self.tiny_config = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
                                 max_position_embeddings=128, intermediate_size=128, num_experts_per_tok=2,
                                 experts_implementation="eager",   # the loop modelled here, not grouped_mm

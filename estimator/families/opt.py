@@ -38,6 +38,7 @@ class Opt(Family):
     has_tp_plan = False   # OPTConfig has no base_model_tp_plan
     aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
                    ffn="ffn_dim", vocab="vocab_size", max_positions="max_position_embeddings")
+    host_extras = (12.0, 11.0)   # views, module calls per layer (base.py: how counted)
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        ffn_dim=128, word_embed_proj_dim=64)
     hidden_path_in = ("proj_in", "pos")   # project_in, then the position embeddings are added

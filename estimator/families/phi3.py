@@ -27,6 +27,7 @@ class Phi3(Family):
     model_types = ("phi3",)
     aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
                    ffn="intermediate_size", vocab="vocab_size", max_positions="max_position_embeddings")
+    host_extras = (24.0, 12.0)   # views, module calls per layer (base.py: how counted)
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        original_max_position_embeddings=128, intermediate_size=128, num_key_value_heads=2,
                        pad_token_id=0, bos_token_id=0, eos_token_id=0)

@@ -21,6 +21,7 @@ KV_HEADS_DEFAULT = 32    # Qwen3Config.num_key_value_heads when absent (null mea
 class Qwen3(Llama):
     name = "qwen3"
     model_types = ("qwen3",)
+    host_extras = (16.0, 15.0)   # views, module calls per layer (base.py: how counted)
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        intermediate_size=128, num_key_value_heads=2, head_dim=32)
     layer_leaves = 11   # Llama's nine and q_norm, k_norm
