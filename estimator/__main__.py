@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     cal = sub.add_parser("calibrate", help="measure this machine into a profile JSON")
     cal.add_argument("--out", default=None, help="where to write the profile (default: print)")
     cal.add_argument("--quick", action="store_true", help="smaller grids and shorter windows")
+    cal.add_argument("--generate-types", default=None, metavar="TYPES",
+                     help="comma-separated model types whose generate() host time is timed, or 'all' "
+                          "(default: llama, mixtral, qwen3_moe, phi3; the others are derived from llama's)")
     return ap
 
 
@@ -127,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:  # fail now, not after the whole calibration
                 check_writable(args.out, "profile")
             from .calibrate import calibrate, save_profile
-            profile = calibrate(quick=args.quick, log=lambda m: print(m, file=sys.stderr))
+            gen = None if args.generate_types is None else (
+                "all" if args.generate_types.strip() == "all"
+                else [t.strip() for t in args.generate_types.split(",") if t.strip()])
+            profile = calibrate(quick=args.quick, log=lambda m: print(m, file=sys.stderr),
+                                generate_types=gen)
             if args.out:
                 save_profile(profile, args.out)
                 print(f"wrote {args.out}", file=sys.stderr)

@@ -164,6 +164,8 @@ class ProfileData:
     hostname: str | None = _section(RECORDED)
     cpu: str | None = _section(RECORDED)
     duration_s: float | None = _section(RECORDED)
+    # calibrate/plan.py's record: the stage plan and its expected seconds, the grids thinned and filled
+    calibration: dict | None = _section(RECORDED)
     merged_from: list | None = _section(RECORDED, merge=PROVENANCE)
 
 

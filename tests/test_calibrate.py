@@ -14,7 +14,8 @@ from estimator.errors import EstimatorError
 
 TOP_KEYS = ["schema_version", "kind", "device_name", "gpu_count", "driver", "torch", "transformers",
             "date", "hostname", "cpu", "duration_s", "gemm", "sdpa", "copy",
-            "elementwise_floor_us", "launch_us", "host", "p2p", "allreduce", "power", "elementwise", "host_ops"]
+            "elementwise_floor_us", "launch_us", "host", "p2p", "allreduce", "power", "elementwise",
+            "host_ops", "calibration"]
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def test_timer_on_cpu() -> None:
 
 def test_header_fields() -> None:
     head = machine.header(torch.device("cpu"))
-    assert list(head) == TOP_KEYS[:-2]  # 'elementwise' and 'host_ops' are added by their stages
+    assert list(head) == TOP_KEYS[:-3]  # elementwise, host_ops, calibration: added by the run
     assert head["schema_version"] == machine.SCHEMA_VERSION
     assert head["cpu"].startswith(machine.cpu_name())
 
@@ -243,3 +244,48 @@ def test_merge_cli_and_light_imports(tmp_path) -> None:
             "import estimator.calibrate.nvml; assert 'torch' not in sys.modules, 'merge/nvml import torch'")
     subprocess.run([sys.executable, "-c", code, str(out), *map(str, paths)], check=True)
     assert json.loads(out.read_text())["host"]["gpt2"]["per_layer_us"] == 2.0
+
+
+def test_stage_plan_stays_within_budget():
+    """The full 1-GPU stage plan (point counts x per-point costs of the H200 log, not wall time)
+    stays within plan.FULL_BUDGET_S; the second 16-bit dtype is thinned, quick is shorter."""
+    from estimator.calibrate.host import HOST_FAMILIES, QUICK_HOST_TYPES
+    from estimator.calibrate.plan import FULL_BUDGET_S, expected_s, generate_types, stage_plan
+
+    gen = generate_types(HOST_FAMILIES, None, False)
+    assert gen[0] == "llama" and len(gen) <= 4
+    full = stage_plan("gpu", False, 1, HOST_FAMILIES, gen)
+    points = {s["stage"]: s["points"] for s in full}
+    assert points["gemm bfloat16"] < points["gemm float16"] / 2
+    assert points["sdpa bfloat16"] < points["sdpa float16"]
+    assert {"power", "grouped_mm", "host ops", "host", "generate"} <= set(points)
+    assert expected_s(full) <= FULL_BUDGET_S
+    quick = stage_plan("gpu", True, 1, QUICK_HOST_TYPES, generate_types(QUICK_HOST_TYPES, None, True))
+    assert expected_s(quick) < expected_s(full) / 2
+    assert generate_types(HOST_FAMILIES, "all", False) == tuple(HOST_FAMILIES)
+
+
+def test_thinned_grid_is_filled_from_its_reference():
+    """Points of the thinned dtype not timed get the reference's time x the nearby ratio."""
+    from estimator.calibrate.plan import fill_rows, thin_points
+    from estimator.calibrate.grids import gemm_points
+
+    pts = gemm_points("gpu", "bfloat16")
+    timed_pts = thin_points("gemm", pts)
+    ref = [[*p, float(p[0] * p[1] * p[2]) / 1e9 + 5.0] for p in pts]
+    timed = [[*p, 0.97 * (float(p[0] * p[1] * p[2]) / 1e9 + 5.0)] for p in timed_pts]
+    rows = fill_rows(ref, timed, pts)
+    assert [tuple(r[:3]) for r in rows] == [tuple(p) for p in pts]
+    for r, f in zip(rows, ref):
+        assert abs(r[3] / f[3] - 0.97) < 1e-3
+
+
+def test_generate_entries_derived_from_llama():
+    """A host type whose generate() was not timed gets llama's overhead plus its own forward host."""
+    from estimator.calibrate.host import derive_generate_entries
+
+    gen = {"llama": {"setup_us": 2500.0, "setup_per_layer_us": 0.0, "step_us": 800.0, "step_per_layer_us": 800.0}}
+    host = {"llama": {"per_layer_us": 900.0, "fixed_us": 1200.0}, "opt": {"per_layer_us": 500.0, "fixed_us": 1000.0}}
+    out = derive_generate_entries(gen, host)
+    assert out["opt"]["step_us"] == 600.0 and out["opt"]["step_per_layer_us"] == 400.0
+    assert out["opt"]["derived_from"] == "llama" and "derived_from" not in out["llama"]

@@ -31,6 +31,17 @@ def grouped_mm_fn() -> Callable[..., torch.Tensor] | None:
     return fn if fn is not None else getattr(torch, "_grouped_mm", None)
 
 
+def grouped_points(quick: bool = False, itemsize: int = 2) -> list[tuple[int, int, int, int]]:
+    """(experts, rows_per_expert, n, k) of the grid, without those beyond MAX_BYTES."""
+    return [(e, m, n, k) for e, n, k in SHAPES for m in (QUICK_ROWS if quick else ROWS_PER_EXPERT)
+            if (e * m * (n + k) + e * n * k) * itemsize <= MAX_BYTES]
+
+
+def grouped_point_count(quick: bool = False) -> int:
+    """Points of one 16-bit dtype's grid (calibrate/plan.py's budget)."""
+    return len(grouped_points(quick))
+
+
 def time_grouped(device: torch.device, dtype: torch.dtype, timer: Timer, quick: bool = False,
                  log: Log = print) -> list[list[float]]:
     """[[experts, rows_per_expert, n, k, us], ...]; [] where the kernel is missing (CPU, old torch)."""
@@ -39,12 +50,11 @@ def time_grouped(device: torch.device, dtype: torch.dtype, timer: Timer, quick: 
         return []
     rows: list[list[float]] = []
     t0 = time.perf_counter()
+    points = grouped_points(quick, dtype.itemsize)
     for experts, n, k in SHAPES:
         w = torch.randn(experts, n, k, device=device, dtype=dtype)
         wt = w.transpose(-2, -1)   # (experts, k, n): the view transformers passes
-        for m in QUICK_ROWS if quick else ROWS_PER_EXPERT:
-            if (experts * m * (n + k) + experts * n * k) * dtype.itemsize > MAX_BYTES:
-                continue
+        for m in (m for e, m, n2, k2 in points if (e, n2, k2) == (experts, n, k)):
             x = torch.randn(experts * m, k, device=device, dtype=dtype)
             offs = torch.arange(1, experts + 1, device=device, dtype=torch.int32) * m
             try:
@@ -63,6 +73,8 @@ def time_grouped(device: torch.device, dtype: torch.dtype, timer: Timer, quick: 
 
 def time_grouped_stage(device: torch.device, profile: dict[str, Any], quick: bool, log: Log) -> None:
     """Fill profile["grouped_gemm"][dtype] for the 16-bit dtypes (the MoE models' own)."""
-    timer = Timer(device, target_ms=20.0 if not quick else 8.0)
+    # 8 ms loops: the points run 0.15-11 ms per call (20 ms loops took 5.4 s for 65 points). float16
+    # takes torch's per-group fallback, which syncs on its offsets: Timer times it without a spin.
+    timer = Timer(device, target_ms=8.0)
     profile["grouped_gemm"] = {dt: time_grouped(device, getattr(torch, dt), timer, quick, log)
                                for dt in ("bfloat16", "float16")}

@@ -103,7 +103,7 @@ def time_host_overhead(device: torch.device, families: Sequence[str] = HOST_FAMI
 
 
 def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_FAMILIES,
-                           log: Log = print, calls: int = 7) -> dict[str, dict[str, Any]]:
+                           log: Log = print, calls: int = 5, warmup: int = 1) -> dict[str, dict[str, Any]]:
     """model.generate's own host time per family, on tiny models (GPU work negligible): greedy,
     eos_token_id=None, min_new_tokens = max_new_tokens, at two depths x two step counts.
 
@@ -119,14 +119,14 @@ def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_
             kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
             times: dict[tuple[int, int], list[float]] = {}
             with torch.inference_mode(), gc_off():
-                for i in range(2 + calls):
+                for i in range(warmup + calls):
                     for model, layers in zip(models, (lo, hi)):
                         for n in (n1, n2):
                             sync(device)
                             t0 = time.perf_counter()
                             model.generate(ids, max_new_tokens=n, min_new_tokens=n, **kw)
                             sync(device)
-                            if i >= 2:
+                            if i >= warmup:
                                 times.setdefault((layers, n), []).append((time.perf_counter() - t0) * 1e6)
         except Exception as exc:  # noqa: BLE001 - a family this transformers cannot generate with
             log(f"  generate {family}: failed ({type(exc).__name__}: {exc}), skipped")
@@ -137,6 +137,32 @@ def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_
         out[family] = fit_generate_host({k: median(v) for k, v in times.items()})
         log(f"generate {family}: set-up {out[family]['setup_us']:.0f} us, per step "
             f"{out[family]['step_us']:.0f} us + {out[family]['step_per_layer_us']:.1f} us/layer")
+    return out
+
+
+def derive_generate(reference: dict[str, Any], ref_host: dict[str, Any],
+                    host: dict[str, Any], source: str) -> dict[str, Any]:
+    """A generate entry for a model type whose generate() was not timed: the reference type's
+    generate overhead (its step minus its forward's host time: logits processing, stopping
+    criteria, cache bookkeeping, the same code for every family) plus this type's forward host
+    time per step and per layer; set-up as the reference's. None negative."""
+    out = dict(reference)
+    out["step_us"] = round(max(0.0, reference["step_us"] - ref_host["fixed_us"] + host["fixed_us"]), 3)
+    out["step_per_layer_us"] = round(max(0.0, reference["step_per_layer_us"] - ref_host["per_layer_us"]
+                                         + host["per_layer_us"]), 3)
+    out["derived_from"] = source
+    return out
+
+
+def derive_generate_entries(generate: dict[str, dict[str, Any]], host: dict[str, dict[str, Any]],
+                            reference: str = "llama") -> dict[str, dict[str, Any]]:
+    """`generate` plus a derived entry (derive_generate) for each host type it lacks."""
+    if reference not in generate or reference not in host:
+        return dict(generate)
+    out = dict(generate)
+    for t, h in host.items():
+        if t not in out:
+            out[t] = derive_generate(generate[reference], host[reference], h, reference)
     return out
 
 

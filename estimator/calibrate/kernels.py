@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from .elementwise import SIZES, time_patterns
 from .grids import MB, UNALIGNED_POINTS, copy_sizes, gemm_points, sdpa_points
+from .plan import THINNED_DTYPES, fill_rows, thin_points
 from .timing import Log, Timer, free, median, sync, target_ms
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -135,17 +136,41 @@ def time_launch(device: torch.device, calls: int = 2000) -> float:
     return median(times)
 
 
+def _filled(profile: dict[str, Any], section: str, dt: str, rows: list[list[float]],
+            points: Sequence[tuple[int, int, int]], log: Log) -> list[list[float]]:
+    """A thinned grid's rows plus its other points filled from its reference dtype (plan.py),
+    recorded in profile["calibration"]["thinned"]."""
+    ref = THINNED_DTYPES[dt]
+    full = fill_rows(profile[section].get(ref, []), rows, points)
+    note = {"timed": len(rows), "filled": len(full) - len(rows), "from": ref,
+            "method": "reference time x median timed/reference ratio of the 4 nearest timed points"}
+    profile.setdefault("calibration", {}).setdefault("thinned", {})[f"{section} {dt}"] = note
+    log(f"  {section} {dt}: {note['filled']} more points filled from {ref}")
+    return full
+
+
 def time_kernels(dev: torch.device, profile: dict[str, Any], quick: bool, log: Log) -> None:
     """Fill gemm, sdpa, copy, elementwise, elementwise_floor_us and launch_us of a profile."""
     kind = profile["kind"]
     timer = Timer(dev, target_ms=target_ms(kind, quick))
     gpu = kind == "gpu"
+    thin = gpu and not quick   # quick grids are small already: every dtype timed on its own
     for dt in ("float16", "bfloat16", "float32", "tf32") if gpu else ("float32", "bfloat16"):
-        profile["gemm"][dt] = time_gemm_grid(dev, dt, gemm_points(kind, dt, quick), timer, log)
-    for dt in ("float16", "bfloat16") if gpu and not quick else ():
+        pts = gemm_points(kind, dt, quick)
+        if thin and dt in THINNED_DTYPES:
+            rows = time_gemm_grid(dev, dt, thin_points("gemm", pts), timer, log)
+            profile["gemm"][dt] = _filled(profile, "gemm", dt, rows, pts, log)
+        else:
+            profile["gemm"][dt] = time_gemm_grid(dev, dt, pts, timer, log)
+    for dt in ("float16", "bfloat16") if thin else ():
         profile["gemm"][f"{dt}_unaligned"] = time_gemm_grid(dev, dt, UNALIGNED_POINTS, timer, log)
     for dt in ("float16", "bfloat16", "float32") if gpu else ("float32",):
-        profile["sdpa"][dt] = time_sdpa_grid(dev, dt, sdpa_points(kind, dt, quick), timer, log)
+        pts = sdpa_points(kind, dt, quick)
+        if thin and dt in THINNED_DTYPES:
+            rows = time_sdpa_grid(dev, dt, thin_points("sdpa", pts), timer, log)
+            profile["sdpa"][dt] = _filled(profile, "sdpa", dt, rows, pts, log)
+        else:
+            profile["sdpa"][dt] = time_sdpa_grid(dev, dt, pts, timer, log)
     profile["copy"] = time_copies(dev, copy_sizes(kind, quick), timer, log)
     t0 = time.perf_counter()
     profile["elementwise"] = time_patterns(dev, timer, sizes=SIZES if gpu else SIZES[:2])

@@ -18,6 +18,8 @@ from . import nvml
 from .grids import GIB, MB
 from .timing import Log, Timer, free, median, sync
 
+WINDOW_S = 1.0   # an energy window: >= 1 s, so that the counter's resolution stays below 1 %
+
 
 class _Stepper:
     """Calls a GPU work step back to back, keeping at most `in_flight` steps queued (or idles)."""
@@ -179,7 +181,7 @@ def measure_power(device: torch.device, gpu_count: int, quick: bool = False, log
     if nvml.energy_mj(index) is None:
         log("power: NVML energy counters unavailable, skipped")
         return {}
-    seconds = 1.0 if quick else 1.5
+    seconds = WINDOW_S   # quick or not: a 1.5 s window read no better than 1 s (issue 25)
     sync(device)
     idle = _idle_power(index, seconds, [nvml.nvml_index(i) for i in range(gpu_count)], idle_task)
     launch = _launch_power(device, index, seconds)

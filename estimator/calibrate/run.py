@@ -15,12 +15,13 @@ import torch
 
 from ..outpath import write_atomic
 from .collectives import AllreduceJob, measure_p2p
-from .host import (HOST_FAMILIES, QUICK_HOST_TYPES, dispatch_overhead_us, preload_host_models,
-                   time_generate_overhead, time_host_overhead)
+from .host import (HOST_FAMILIES, QUICK_HOST_TYPES, derive_generate_entries, dispatch_overhead_us,
+                   preload_host_models, time_generate_overhead, time_host_overhead)
 from .grouped import time_grouped_stage
 from .host_ops import time_host_ops
 from .kernels import time_kernels
 from .machine import header, resolve_device
+from .plan import expected_s, generate_types as pick_generate_types, stage_plan
 from .power import measure_power
 from .timing import Log
 
@@ -42,19 +43,28 @@ def what_it_measures(profile: dict[str, Any], asked: str, quick: bool) -> str:
 
 
 def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
-              model_types: Sequence[str] | None = None) -> dict[str, Any]:
+              model_types: Sequence[str] | None = None,
+              generate_types: Sequence[str] | None = None) -> dict[str, Any]:
     """Measure this machine with microbenchmarks and return the profile dict (see the package doc).
 
     `model_types`: the model types whose eager host overhead is timed (default: every supported
     one; quick: the three reference codes, QUICK_HOST_TYPES). A model type left out is estimated
-    from Llama's host time scaled by its kernel count (estimator/host_scale.py)."""
+    from Llama's host time scaled by its kernel count (estimator/host_scale.py).
+    `generate_types`: those of them whose generate() host time is timed (default: llama and
+    plan.GENERATE_OTHERS; quick: llama); every other host type gets an entry derived from llama's
+    (host.derive_generate, marked "derived_from")."""
     types = tuple(model_types) if model_types else (QUICK_HOST_TYPES if quick else HOST_FAMILIES)
+    gen_types = pick_generate_types(types, generate_types, quick)
     t_start = time.perf_counter()
     say: Log = lambda msg: log(f"[{time.perf_counter() - t_start:5.1f} s] {msg}")  # noqa: E731
     dev = resolve_device(device)
     profile = header(dev)
     gpu = profile["kind"] == "gpu"
     say(what_it_measures(profile, device, quick))
+    plan = stage_plan(profile["kind"], quick, profile["gpu_count"] or 1, types, gen_types)
+    say(f"about {expected_s(plan):.0f} s expected at 1 x H200 costs per point (" + ", ".join(
+        f"{s['stage']} {s['expected_s']:.0f}" for s in plan if s["stage"] != "start") + ")")
+    record = {"plan": plan, "expected_s": expected_s(plan), "generate_timed": list(gen_types)}
     # All-reduce workers import torch while the GPU idles for the power baseline (CPU work
     # there cannot disturb a reading); they touch no GPU until job.run() releases them.
     job = AllreduceJob(profile["gpu_count"]) if gpu else None
@@ -69,7 +79,8 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
             profile["host_ops"] = time_host_ops(dev, log=say)
             profile["host"] = time_host_overhead(dev, types, log=say)
             if gpu:  # generation is estimated and measured on GPUs only; a CPU keeps its calibration short
-                profile["generate"] = time_generate_overhead(dev, log=say)
+                timed = time_generate_overhead(dev, gen_types, log=say)
+                profile["generate"] = derive_generate_entries(timed, profile["host"])
         if gpu and profile["gpu_count"] >= 2:
             profile["dispatch"] = dispatch_overhead_us(types, log=say)
         if gpu:
@@ -78,6 +89,7 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
     finally:
         if job is not None:
             job.abort()
+    profile["calibration"] = {**record, **profile.get("calibration", {})}   # kernels' "thinned" too
     profile["duration_s"] = round(time.perf_counter() - t_start, 2)
     say(f"calibration done in {profile['duration_s']} s")
     return profile

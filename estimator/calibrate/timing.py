@@ -111,8 +111,13 @@ class Timer:
         if not self.cuda:
             est, prefill = host, False
         else:
-            est = self.elapsed_us(fn, 1, prefill_us=self.prefill_for(1, host))
-            prefill = self.can_prefill and est < 2.0 * host
+            spin = self.prefill_for(1, host)
+            est = self.elapsed_us(fn, 1, prefill_us=spin)
+            # A callable that waits for the GPU (a device-to-host copy inside, as in torch's
+            # per-group grouped_mm fallback for float16) waited for the spin too: its host time is
+            # its GPU time, and a spin would only stall every loop (the 67 s grouped float16 stage).
+            blocks = self.can_prefill and self.last_enqueue_us >= 0.9 * spin
+            prefill = self.can_prefill and not blocks and est < 2.0 * host
             if prefill:  # short op: its host time sizes the spin, so measure it properly
                 host = self.host_us(fn, 3)
         result = self._loops(fn, est, host, prefill)
