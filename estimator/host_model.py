@@ -178,25 +178,26 @@ def _reference_kernels(e: int) -> tuple[float, int]:
     return ops.kernels_per_layer(), len(ops.pre) + len(ops.post)
 
 
+# the note of each fallback source ({what}: "host time" or "generate's host time")
+SOURCE_NOTES = {
+    "op-model": ("from the op-level host model (its operations at this machine's measured costs, times "
+                 "the median correction of the families it timed): the family itself was not timed on "
+                 "this profile; the range is widened"),
+    "scaled": (f"not calibrated on this profile and no per-operation host costs: the {REFERENCE_FAMILY} "
+               "family's, scaled by kernels launched; the range is widened"),
+    "forward": ("its decode forward as timed for the family, generate's own per-step work the median of "
+                "the families this profile timed generate for; the range is widened"),
+    "fallback": ("no generate timing on this profile, its per-step work is a constant measured on other "
+                 "machines (profile.GENERATE_STEP_US); the range is widened"),
+    "none": ("this profile has no host measurement at all, so host time is counted as ZERO: host-bound "
+             "cases will be far too fast; the range is widened"),
+}
+
+
 def source_note(spec: ModelSpec, source: str, what: str = "host time") -> str | None:
     """The estimate's note for a host time that rests on a fallback (None when measured)."""
-    if source == "op-model":
-        return (f"{what} of {spec.model_type} from the op-level host model (its operations at this "
-                f"machine's measured costs, times the median correction of the families it timed): "
-                f"the family itself was not timed on this profile; the range is widened")
-    if source == "scaled":
-        return (f"{what} of {spec.model_type} not calibrated on this profile and no per-operation host "
-                f"costs: the {REFERENCE_FAMILY} family's, scaled by kernels launched; the range is widened")
-    if source == "forward":
-        return (f"{what} of {spec.model_type}: its decode forward as timed for the family, generate's own "
-                f"per-step work the median of the families this profile timed generate for")
-    if source == "fallback":
-        return (f"{what} of {spec.model_type}: no generate timing on this profile, its per-step work is "
-                f"a constant measured on other machines (profile.GENERATE_STEP_US); the range is widened")
-    if source == "none":
-        return (f"{what} of {spec.model_type}: this profile has no host measurement at all, so host "
-                f"time is counted as ZERO: host-bound cases will be far too fast; the range is widened")
-    return None
+    text = SOURCE_NOTES.get(source)
+    return f"{what} of {spec.model_type}: {text}" if text else None
 
 
 def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost, str]:
