@@ -5,7 +5,7 @@ H200s of one kind and drifted within a process, so a profile's host numbers, mea
 machine or minutes earlier, can be off by 20-50 % for a host-bound case. The probe runs the SAME
 built model on PROBE_TOKENS tokens (one sequence), where the GPU work is negligible and the pass
 is the host's alone, interleaved with the case's own rounds (PASSES_PER_ROUND before every timed
-forward round; blocks before and after the rounds for generate): the host moved by 30 % within
+forward round; GEN_PASSES_PER_ROUND of each generate probe call before every timed generate round): the host moved by 30 % within
 one case on a lent H200 (clm-60m at 16 x 1024: 18.7 ms before its rounds, 25.5 ms after); on the
 lent H200s that pass took what the host-bound shapes took within 1-3 % in the same minute
 (reports/probes/h200-2026-12-01/probe_host.json). The case is then estimated with the profile's
@@ -66,16 +66,12 @@ def _scaled(host: dict, factor: float) -> dict:
 def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, rounds: int = 6) -> tuple[Profile, float]:
     """`prof` with this model's forward host times scaled so that the estimate of the probe pass
     (1 x PROBE_TOKENS, the case's GPUs and mode) equals `probe_ms`; (profile, factor)."""
-    keys = spec.arch.host_keys(spec)
-    base = prof.host_times(*keys)
-    if not (base.per_layer_us or base.fixed_us):   # none measured: the scaled reference family's
-        from estimator.host_scale import host_times
-        base, _ = host_times(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes)
+    scaled = forward_scaler(prof, spec, w)
     tiny = Workload(batch=1, seq=PROBE_TOKENS, dtype=w.dtype, gpus=w.gpus, parallel=w.parallel,
                     experts_implementation=w.experts_implementation)
     factor, out = 1.0, prof
     for _ in range(rounds):   # the probe pass is host-bound: runtime ~ host + a small GPU tail
-        out = prof.with_host({keys[0]: _scaled(base._asdict(), factor)}, {}, f"{prof.source}, host measured in the run")
+        out = scaled(factor)
         e = estimate(spec, device, tiny, out)
         if e.host_ms <= 0:
             break
@@ -83,8 +79,18 @@ def forward_profile(prof: Profile, spec, device, w: Workload, probe_ms: float, r
     # a factor far from 1 means the probe pass was not host-bound (a model whose every pass streams
     # 90 GB of expert weights): the fit then says nothing about the host, so it is kept near 1
     factor = max(FACTOR_MIN, min(FACTOR_MAX, factor))
-    out = prof.with_host({keys[0]: _scaled(base._asdict(), factor)}, {}, f"{prof.source}, host measured in the run")
-    return out, factor
+    return scaled(factor), factor
+
+
+def forward_scaler(prof: Profile, spec, w: Workload) -> Callable[[float], Profile]:
+    """factor -> `prof` with this model's forward host times x factor."""
+    keys = spec.arch.host_keys(spec)
+    base = prof.host_times(*keys)
+    if not (base.per_layer_us or base.fixed_us):   # none measured: the scaled reference family's
+        from estimator.host_scale import host_times
+        base, _ = host_times(prof, spec, 1, PROBE_TOKENS, w.dtype_bytes)
+    return lambda factor: prof.with_host({keys[0]: _scaled(base._asdict(), factor)}, {},
+                                         f"{prof.source}, host measured in the run")
 
 
 def generate_profile(prof: Profile, spec, device, w: Workload, probe: GenerateProbe, rounds: int = 6) -> tuple[Profile, dict]:
@@ -163,9 +169,28 @@ def per_round(fits: Sequence[tuple[Profile, Any]], estimate_of: Callable[[Profil
 
 
 def forward_per_round(prof: Profile, spec, device, w: Workload, probes_ms: Sequence[float]) -> PerRound:
-    """The forward case estimated with each round's probe (``forward_profile``), median taken."""
-    return per_round([forward_profile(prof, spec, device, w, p) for p in probes_ms],
-                     lambda p: estimate(spec, device, w, p))
+    """The forward case estimated with each round's probe, median taken. A fit (``forward_profile``)
+    costs about 100 ms (seven estimates of the probe pass, each with a profile of its own), so it
+    runs exactly at the lowest, the median and the highest probe only; the other rounds' factors are
+    interpolated linearly between those (the fit is near-linear in the probe: the probe pass is
+    host time x factor plus a small GPU tail), and every round is estimated with its own factor."""
+    probes = list(probes_ms)
+    if not probes:
+        raise ValueError("no rounds to estimate")
+    exact = {p: forward_profile(prof, spec, device, w, p)[1]
+             for p in (min(probes), statistics.median_low(probes), max(probes))}
+    knots = sorted(exact)
+    scaled = forward_scaler(prof, spec, w)
+
+    def factor_at(p: float) -> float:
+        if p in exact:
+            return exact[p]
+        hi = next(i for i, k in enumerate(knots) if k > p)
+        a, b = knots[hi - 1], knots[hi]
+        return exact[a] + (exact[b] - exact[a]) * (p - a) / (b - a)
+
+    factors = [factor_at(p) for p in probes]
+    return per_round([(scaled(f), f) for f in factors], lambda p: estimate(spec, device, w, p))
 
 
 def generate_per_round(prof: Profile, spec, device, w: Workload, probes: Sequence[GenerateProbe]) -> PerRound:

@@ -165,6 +165,10 @@ def test_forward_per_round_uses_each_rounds_probe() -> None:
     assert fit.factors[0] < fit.factors[2] < fit.factors[1]             # a slower probe, a larger factor
     assert fit.runtime_ms[0] <= fit.runtime_ms[2] <= fit.runtime_ms[1]
     assert fit.estimate.runtime_ms == fit.runtime_ms[2] and fit.factor == fit.factors[2]
+    # five rounds: the fit runs at the lowest, median and highest probe, the others are interpolated
+    fit = host_probe.forward_per_round(prof, spec, dev, w, [10.0, 11.0, 12.0, 13.0, 14.0])
+    assert fit.factors[1] == pytest.approx(host_probe.forward_profile(prof, spec, dev, w, 11.0)[1], rel=0.01)
+    assert fit.factors[2] == host_probe.forward_profile(prof, spec, dev, w, 12.0)[1]
 
 
 def _row(case: str, rounds: list[float], bound: float = 0.1) -> dict:
