@@ -2,8 +2,8 @@
 and energy (NVML counters), each a typed result with its unit in the field names;
 ``Measured.of`` (bench/row.py, re-exported here) builds a row's ``measured`` block from them.
 
-Runtime is timed in the test itself (bench/rounds.py's ``robust_rounds``; generation: pytest-benchmark's
-``benchmark.pedantic``); ``latency`` reads the statistics. The other trackers are small functions that run the step themselves; a
+Runtime is timed in the test itself (bench/rounds.py's ``robust_rounds``; generation:
+bench/generate_rounds.py), with the garbage collector frozen and off; ``latency`` reads the statistics. The other trackers are small functions that run the step themselves; a
 rank of a distributed case (bench/dist_worker.py) uses the same ones, with a barrier as the
 fence around each timed round and an all-reduce that ends the energy window on the same step.
 """
@@ -17,6 +17,7 @@ import torch
 
 from estimator.calibrate import nvml
 
+from .host_speed import gc_off
 from .rounds import median_ci
 from .row import Measured
 
@@ -60,12 +61,13 @@ def timed_rounds(step: Callable[[], None], rounds: int, fence: Callable[[], None
     """Wall time of each of `rounds` calls of `step` in ms, each between two calls of `fence`
     (a barrier of all ranks in a distributed case: the round ends when the slowest rank is done)."""
     times = []
-    for _ in range(rounds):
-        fence()
-        t0 = time.perf_counter()
-        step()
-        fence()
-        times.append((time.perf_counter() - t0) * 1e3)
+    with gc_off():   # no collection inside a timed round (bench/host_speed.py)
+        for _ in range(rounds):
+            fence()
+            t0 = time.perf_counter()
+            step()
+            fence()
+            times.append((time.perf_counter() - t0) * 1e3)
     return times
 
 

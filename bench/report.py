@@ -19,7 +19,7 @@ from .formats import finite_number as _number
 from .grid import grid_lines
 from .metrics import Metric
 from .report_generation import generation_workload, is_generation
-from .rounds import StopRule
+from .rounds import StopRule, round_drift
 
 SCHEMA_VERSION = 1
 SUBHEADERS = ("Measured", "Estimated", "Error")
@@ -134,6 +134,41 @@ def range_notes(rows: list[Mapping[str, Any]], key: str = "runtime_ms") -> list[
                        "percentile from the measured errors of its regime (estimator/ranges.py):"), ""] + items + [""]
 
 
+def unstable_counts(rows: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """(cases marked unstable, cases checked): rows whose ``measured`` has ``unstable``."""
+    checked = [r for r in rows if isinstance((r.get("measured") or {}).get("unstable"), bool)]
+    return sum(1 for r in checked if r["measured"]["unstable"]), len(checked)
+
+
+def unstable_notes(rows: list[Mapping[str, Any]]) -> list[str]:
+    """The section of the cases whose own rounds moved more than their bound while they ran
+    (bench/rounds.py's ``stability``): counted, each with its spread; they are judged all the same."""
+    n, checked = unstable_counts(rows)
+    if not n:
+        return []
+    out = _section("Unstable", "-") + [rst_escape(
+        f"{n} of {checked} cases unstable: their spread exceeded the bound (their rounds' block medians "
+        "moved further apart than the case's runtime bound while it ran). They are judged like the others; "
+        "their errors carry that spread."), ""]
+    for r in rows:
+        m = r.get("measured") or {}
+        if m.get("unstable") is not True:
+            continue
+        drift, bound = _number(m.get("round_drift")), _number(m.get("round_drift_bound"))
+        parts = [f"rounds moved {drift * 100:.1f} %" if drift is not None else "rounds moved"]
+        if bound is not None:
+            parts[0] += f" (bound {bound * 100:.0f} %)"
+        spread, median = _number(m.get("runtime_ms_spread")), _number(m.get("runtime_ms"))
+        if spread is not None and median:
+            parts.append(f"median known within +-{spread / median * 100:.1f} % over "
+                         f"{len(m.get('runtime_ms_rounds') or ())} rounds")
+        probe = [x for x in m.get("host_cpu_probe_us") or () if _number(x) is not None]
+        if len(probe) >= 2:
+            parts.append(f"host probe moved {round_drift(probe) * 100:.1f} %")
+        out.append(f"- {rst_escape(_case(r))}: {rst_escape(', '.join(parts))}")
+    return out + [""]
+
+
 def _workload(row: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return row.get("batch"), row.get("seq"), row.get("dtype")
 
@@ -204,6 +239,7 @@ def render_rst(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | N
             part = [r for r in generated if generation_workload(r) == text]
             out += [text, ""] + grid_table(part, metrics.generation_table()) + [""] + range_notes(part)
     shown += generated
+    out += unstable_notes(shown)
     failed = [r for r in shown if r.get("status") == "failed"]
     notes = (("Outside bounds", [(r, "; ".join(r["out_of_bounds"]))
                                  for r in failed if r.get("out_of_bounds")]),
@@ -249,6 +285,9 @@ def results_document(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, An
     summary: dict[str, int] = {}
     for r in rows:
         summary[str(r.get("status"))] = summary.get(str(r.get("status")), 0) + 1
+    unstable, checked = unstable_counts(cases)
+    if checked:   # rows measured since the stability check (issue 25)
+        summary |= {"unstable": unstable, "stability_checked": checked}
     return _jsonable({"schema_version": SCHEMA_VERSION, "error_basis": ERROR_BASIS,
                       "throughput_unit": "tokens/s", "machine": machine, "config": config,
                       "summary": summary, "cases": cases, "skipped": skipped})

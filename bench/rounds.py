@@ -6,14 +6,20 @@ that another run does not reproduce. The rule here keeps timing until the distri
 confidence interval of the median, from order statistics, is within +-2 % of the median, or the
 cap (50 rounds, or 10 s of timed rounds) is reached; the row records that half-width as its spread.
 GPU-bound rows are tight after the first rounds and stop at the minimum.
+
+Every round is timed with the garbage collector frozen and off, and with the host's speed (a
+pure-Python probe, bench/host_speed.py) timed right before it; ``round_drift`` says how far the
+case's own rounds moved while it ran (a case that moved more than its bound is marked unstable).
 """
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import comb
 from typing import Any, Callable, Sequence
+
+from .host_speed import cpu_probe_us, gc_off
 
 CONFIDENCE = 0.95
 # pytest-benchmark's own rounds after ours (its table; bench rows use ours): a few passes, so a
@@ -72,6 +78,7 @@ class Rounds:
     names pytest-benchmark's ``Stats`` uses: ``data``, ``median``, ``iqr``)."""
 
     data: list[float]
+    cpu_probe_us: list[float] = field(default_factory=list)   # the host probe before each round (bench/host_speed.py)
 
     @property
     def median(self) -> float:
@@ -85,31 +92,76 @@ class Rounds:
         q1, _, q3 = statistics.quantiles(self.data, n=4, method="inclusive")
         return q3 - q1
 
+    def row_fields(self, bound: float | None) -> dict[str, Any]:
+        """The row's ``measured`` fields of the host and the case's stability: the host probe per
+        round and its median, and ``stability(data, bound)``."""
+        out: dict[str, Any] = {}
+        if self.cpu_probe_us:
+            out.update(host_cpu_probe_us=[round(x, 2) for x in self.cpu_probe_us],
+                       host_cpu_probe_us_median=round(statistics.median(self.cpu_probe_us), 2))
+        return out | stability(self.data, bound)
+
+
+def timed_loop(step: Callable[[], None], rule: StopRule, warmup_rounds: int = 0,
+               between: Callable[[], None] | None = None,
+               clock: Callable[[], float] = time.perf_counter,
+               probe: Callable[[], float] | None = cpu_probe_us) -> Rounds:
+    """Time `step` round after round until `rule` is met (after `warmup_rounds` untimed rounds);
+    `between` runs untimed before every round, warm-up too (the host probe of
+    bench/host_probe.py, interleaved with the rounds it stands for), then `probe` (the host's
+    speed, recorded per timed round). The whole loop runs with the garbage collector frozen and off."""
+    samples: list[float] = []
+    probes: list[float] = []
+    with gc_off():
+        for _ in range(warmup_rounds):
+            if between is not None:
+                between()
+            step()
+        while not samples or not rule.done(samples):
+            if between is not None:
+                between()
+            if probe is not None:
+                probes.append(probe())
+            t0 = clock()
+            step()
+            samples.append(clock() - t0)
+    return Rounds(samples, probes)
+
 
 def robust_rounds(benchmark: Any, step: Callable[[], None], rule: StopRule, warmup_rounds: int,
                   between: Callable[[], None] | None = None,
-                  clock: Callable[[], float] = time.perf_counter) -> Rounds:
-    """Time `step` round after round until `rule` is met (after `warmup_rounds` untimed rounds);
-    `between` runs untimed before every round, warm-up too (the host probe of
-    bench/host_probe.py, interleaved with the rounds it stands for).
+                  clock: Callable[[], float] = time.perf_counter,
+                  probe: Callable[[], float] | None = cpu_probe_us, table_rounds: int = TABLE_ROUNDS) -> Rounds:
+    """``timed_loop``, with pytest-benchmark told about it.
 
     The loop is ours: pytest-benchmark's ``pedantic`` has no early stop, and stopping it by raising
     from its setup meant clearing a private error flag afterwards. pytest-benchmark gets, through
     its public API only, these rounds in ``extra_info`` (``rounds_s``, ``stop_rule``: its
-    ``--benchmark-json`` keeps them) and ``TABLE_ROUNDS`` more rounds timed by its own
+    ``--benchmark-json`` keeps them) and `table_rounds` more rounds timed by its own
     ``pedantic`` right after, for its table (the row and `between` take ours only); `benchmark` may be None."""
-    for _ in range(warmup_rounds):
-        if between is not None:
-            between()
-        step()
-    samples: list[float] = []
-    while not samples or not rule.done(samples):
-        if between is not None:
-            between()
-        t0 = clock()
-        step()
-        samples.append(clock() - t0)
+    rounds = timed_loop(step, rule, warmup_rounds, between, clock, probe)
     if benchmark is not None:
-        benchmark.extra_info.update(rounds_s=list(samples), stop_rule=rule.describe())
-        benchmark.pedantic(step, rounds=TABLE_ROUNDS, iterations=1)   # no `between`: its probes stand for ours
-    return Rounds(samples)
+        benchmark.extra_info.update(rounds_s=list(rounds.data), stop_rule=rule.describe())
+        with gc_off(collect=False):   # no `between`: its probes stand for ours
+            benchmark.pedantic(step, rounds=table_rounds, iterations=1)
+    return rounds
+
+
+def round_drift(samples: Sequence[float], blocks: int = 3) -> float:
+    """How far a case's own rounds moved while it ran: the largest median of `blocks` consecutive
+    blocks of its rounds over the smallest, minus 1 (0.25: one stretch of the case ran 25 % slower
+    than another). Fewer than 2 rounds per block: fewer blocks; one round: 0."""
+    n = len(samples)
+    k = max(1, min(blocks, n // 2))
+    if k < 2:
+        return 0.0
+    medians = [statistics.median(samples[i * n // k:(i + 1) * n // k]) for i in range(k)]
+    return max(medians) / min(medians) - 1 if min(medians) > 0 else float("inf")
+
+
+def stability(samples: Sequence[float], bound: float | None) -> dict[str, Any]:
+    """The row's ``measured`` fields of its stability: ``round_drift`` (see above), the bound it is
+    held to (the case's runtime bound) and ``unstable`` (drift beyond the bound; no bound: False)."""
+    drift = round_drift(samples)
+    return dict(round_drift=round(drift, 4), round_drift_bound=bound,
+                unstable=bool(bound is not None and drift > bound))

@@ -108,6 +108,12 @@ class Measured:
     warmup_settled: bool = ABSENT
     host_probe_ms: list[float] = ABSENT           # the model at a few tokens, each probe block's median (bench/host_probe.py)
     host_factor: float = ABSENT                   # the profile's host time for this model x this factor = the probe
+    host_factor_rounds: list = ABSENT             # that factor fitted to each round's own probe (generate: [set-up, step])
+    host_cpu_probe_us: list[float] = ABSENT       # the pure-Python host probe before each timed round (bench/host_speed.py)
+    host_cpu_probe_us_median: float = ABSENT
+    round_drift: float = ABSENT                   # how far the case's own rounds moved (bench/rounds.py's round_drift)
+    round_drift_bound: float | None = ABSENT      # the bound that drift is held to (the case's runtime bound)
+    unstable: bool = ABSENT                       # drift beyond that bound: reported and counted, still judged
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import statistics
 
 import pytest
 import torch
@@ -117,15 +116,17 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     if oom:
         pytest.skip(oom)
     probe_fields: dict = {}
-    if probing:   # the case estimated with this model's host time as measured here, now
-        probe_ms = statistics.median(blocks)
-        prof, factor = host_probe.forward_profile(prof, spec, machine.device, workload, probe_ms)
-        est = estimate(spec, machine.device, workload, prof)
-        probe_fields = dict(host_probe_ms=blocks, host_factor=factor)
+    if probing:   # the case estimated with each round's own host time, as measured next to it: the median
+        fit = host_probe.forward_per_round(prof, spec, machine.device, workload, blocks[-len(rounds.data):])
+        prof, est = fit.profile, fit.estimate
+        probe_fields = dict(host_probe_ms=blocks, host_factor=fit.factor,
+                            host_factor_rounds=[round(f, 4) for f in fit.factors])
     estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
     if not on_gpu:  # no allocator statistics or energy counters for the CPU
         estimated = dataclasses.replace(estimated, memory_gb=None)
     measured = Measured.of(lat, mem, en, tokens)
+    measured = dataclasses.replace(measured, **rounds.row_fields(
+        (CPU_BOUNDS if not on_gpu else bench_config.bounds).get("runtime_ms")))
     if warm is not None:
         measured = dataclasses.replace(measured, warmup_passes=warm.passes, warmup_s=warm.seconds,
                                        warmup_settled=warm.settled, **probe_fields)

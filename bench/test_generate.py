@@ -1,6 +1,6 @@
 """model.generate per case (``--bench-new-tokens N``) on each GPU count of ``--bench-gpus`` (one
 GPU, or a pipeline over accelerate's balanced device map as bench/build.py builds it), measured
-beside the estimate: the whole call (pytest-benchmark, greedy, min_new_tokens = max_new_tokens = N,
+beside the estimate: the whole call (bench/generate_rounds.py: warm-up, a host probe before each timed round; greedy, min_new_tokens = max_new_tokens = N,
 eos_token_id=None), TTFT (the same call with one new token), peak memory of a call on each of the
 case's GPUs and NVML energy per generated token of all of them over >= the energy window. Rows
 have the forward rows' schema (runtime = the whole call, throughput = generated tokens/s, gpus,
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 from typing import NamedTuple
 
 import pytest
@@ -19,13 +18,10 @@ import torch
 from bench import build, host_probe, measure
 from bench.calibration import host_used
 from bench.cases import detect, spec_or_skip
+from bench.generate_rounds import measure_generate
 from bench.plugin import get_bench_config
-from bench.settle import settle
 from bench.row import Estimated, Measured, Row, parallel_label
 from estimator import EstimatorError, estimate
-
-TTFT_ROUNDS = 7
-
 
 class GenCase(NamedTuple):
     model: str
@@ -100,41 +96,27 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
                 model.generate(x, max_new_tokens=tokens, min_new_tokens=tokens, **kw)
             measure.sync(gpus)
 
-        # the first generate calls' decode steps ran 3x slow on the lent H200s: never timed
-        warm = settle(lambda: gen(n), min_passes=max(2, bench_config.warmup), min_s=1.0, max_s=8.0, window=3)
-        probes = []
-
-        def probe() -> None:
-            if probing:
-                one = host_probe.timed_median_ms(lambda: gen(1, probe_ids), 5)
-                more = host_probe.timed_median_ms(lambda: gen(host_probe.PROBE_STEPS, probe_ids), 5)
-                probes.append((one, (more - one) / (host_probe.PROBE_STEPS - 1)))
-
-        probe()
-        benchmark.pedantic(lambda: gen(n), rounds=bench_config.rounds, warmup_rounds=0, iterations=1)
-        probe()
-        lat = measure.latency(benchmark.stats.stats)
-        gen(1)
-        ttft_rounds = []
-        for _ in range(TTFT_ROUNDS):
-            t0 = time.perf_counter()
-            gen(1)
-            ttft_rounds.append((time.perf_counter() - t0) * 1e3)
+        # warm-up (the first calls never timed), rounds with a host probe each, TTFT rounds
+        run = measure_generate(gen, (lambda k: gen(k, probe_ids)) if probing else None, n, bench_config.rounds,
+                               bench_config.warmup, benchmark)
+        lat = measure.latency(run.rounds)
         mem = measure.peak_memory(lambda: gen(n), gpus)
         en = measure.energy(lambda: gen(n), gpus, generated, bench_config.energy_window_s)
-    ttft = statistics.median(ttft_rounds)
+    ttft = statistics.median(run.ttft_ms_rounds)
+    warm = run.warm
     measured = dataclasses.replace(
-        Measured.of(lat, mem, en, generated), ttft_ms=ttft, ttft_ms_rounds=ttft_rounds,
+        Measured.of(lat, mem, en, generated), ttft_ms=ttft, ttft_ms_rounds=run.ttft_ms_rounds,
         tpot_ms=(lat.runtime_ms - ttft) / max(1, n - 1), generate_ms=lat.runtime_ms,
         generate_energy_j_per_token=en.energy_j_per_token)
     measured = dataclasses.replace(measured, warmup_passes=warm.passes, warmup_s=warm.seconds,
-                                   warmup_settled=warm.settled)
+                                   warmup_settled=warm.settled,
+                                   **run.rounds.row_fields(bench_config.generation_bounds.get("tpot_ms")))
     gen_host = None
-    if probes:   # the case estimated with this model's generate host time as measured here, now
-        p = host_probe.GenerateProbe(statistics.median(a for a, _ in probes), statistics.median(b for _, b in probes))
-        prof, gen_host = host_probe.generate_profile(prof, spec, machine.device, row.workload(), p)
-        est = estimate(spec, machine.device, row.workload(), prof)
-        measured = dataclasses.replace(measured, host_probe_ms=[x for pair in probes for x in pair])
+    if run.probes:   # the case estimated with each round's own generate host time, the median taken
+        fit = host_probe.generate_per_round(prof, spec, machine.device, row.workload(), run.probes)
+        prof, est, gen_host = fit.profile, fit.estimate, fit.factor[0]
+        measured = dataclasses.replace(measured, host_probe_ms=[x for p in run.probes for x in (p.ttft_ms, p.step_ms)],
+                                       host_factor_rounds=[[round(x, 4) for x in f] for _, f in fit.factors])
     estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
     if gen_host:
         estimated = dataclasses.replace(estimated, generate_host_us=gen_host)
