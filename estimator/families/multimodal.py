@@ -63,6 +63,10 @@ def text_config(cfg: dict, wrapper_type: str, where: str) -> dict:
         raise EstimatorError(f"malformed config of {where}: a {wrapper_type} config needs a text_config object")
     out = {**TEXT_DEFAULTS.get(TEXT_MODEL[wrapper_type], {}), **{k: cfg[k] for k in INHERITED if k in cfg},
            **text, "model_type": TEXT_MODEL[wrapper_type]}
+    for key in ("rope_scaling", "rope_parameters"):   # mrope: priced (and built) as plain rotary
+        rope = out.get(key)
+        if isinstance(rope, dict) and ("mrope_section" in rope or "mrope" in (rope.get("type"), rope.get("rope_type"))):
+            del out[key]
     if "tie_word_embeddings" not in text and "tie_word_embeddings" in cfg:
         out["tie_word_embeddings"] = cfg["tie_word_embeddings"]
     return out
