@@ -39,6 +39,10 @@ INHERITED = ("torch_dtype", "dtype", "use_cache", "_name_or_path")
 class TextModelOf:
     """The text family's hooks for a multimodal config, with the note on what is not priced."""
 
+    # the wrapper's config class has no base_model_tp_plan of its own (bench/distributed.py
+    # skips its tensor-parallel cases): a tensor-parallel estimate carries api.py's note
+    has_tp_plan = False
+
     def __init__(self, wrapper_type: str, text: Any) -> None:
         self.wrapper_type, self.text = wrapper_type, text
 
