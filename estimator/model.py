@@ -34,13 +34,18 @@ class ModelSpec(spec.ModelSpec):
         where = source or name or "model"
         if not isinstance(cfg, dict):
             raise EstimatorError(f"config of {where} must be a JSON object")
-        model_type = cfg.get("model_type")
-        family = families.family_of(model_type) if isinstance(model_type, str) else None
+        config_fields.refuse_quantized(cfg, where)
+        wrapped = families.unwrap_multimodal(cfg, where)   # image-text configs: their text model
+        if wrapped is not None:
+            cfg, family = wrapped
+            model_type = cfg["model_type"]
+        else:
+            model_type = cfg.get("model_type")
+            family = families.family_of(model_type) if isinstance(model_type, str) else None
         if family is None:
             raise EstimatorError(
                 f"unsupported model_type {model_type!r} in config of {where}: supported "
                 f"{', '.join(families.supported_model_types())}")
-        config_fields.refuse_quantized(cfg, where)
         try:
             a = {k: config_fields.size(cfg, v) for k, v in family.aliases.items()}
             kw = dict(name=name or _text_or_none(cfg.get("_name_or_path")) or model_type, model_type=model_type,

@@ -79,7 +79,7 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1, 
     pre += arch.pre_layer_ops(spec, seq, e)
     post = norm("final_norm", "final norm", t, h, e) if arch.has_final_norm(spec) else []
     post += arch.head_input_ops(spec, t, e)
-    post.append(gemm("lm_head", "lm head", t, v // shards, embed, e))
+    post.append(gemm("lm_head", "lm head", t, v // shards, embed, e, arch.head_bias(spec)))
     post += arch.head_ops(spec, t, v // shards, e)
     return ForwardOps(tuple(pre), layers, tuple(post))
 

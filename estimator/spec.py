@@ -35,7 +35,7 @@ class FamilyHooks(Protocol):
     defaults that are the Llama layer; the docstrings there say what each one means):
 
     - model.py:     aliases, spec_fields, layer_kinds (a config.json into a ModelSpec);
-    - spec.py:      mlp_params, extra_layer_params, embedding_params, embed_dim, has_final_norm;
+    - spec.py:      mlp_params, extra_layer_params, embedding_params, embed_dim, has_final_norm, head_bias;
     - ops.py:       the *_ops hooks (kernels of one forward pass);
     - memory.py:    layer_live_per_token, attention_live_bytes, logit_copies, position_rows;
     - placement.py: module_tree, hidden_path_in, hidden_path_out;
@@ -59,6 +59,7 @@ class FamilyHooks(Protocol):
     def embedding_params(self, spec: ModelSpec) -> int: ...
     def embed_dim(self, spec: ModelSpec) -> int: ...
     def has_final_norm(self, spec: ModelSpec) -> bool: ...
+    def head_bias(self, spec: ModelSpec) -> bool: ...
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]: ...
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]: ...
     def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]: ...
@@ -168,8 +169,8 @@ class ModelSpec:
         return self.arch.embedding_params(self)
 
     def head_params(self) -> int:
-        """Untied LM head weight (a tied head shares the token table)."""
-        return 0 if self.tied_embeddings else self.vocab * self.arch.embed_dim(self)
+        """Untied LM head weight (a tied head shares the token table) and its bias, if any."""
+        return (0 if self.tied_embeddings else self.vocab * self.arch.embed_dim(self)) + self.vocab * self.arch.head_bias(self)
 
     def param_count(self) -> int:
         return (self.embedding_params() + self.layers * self.layer_params()

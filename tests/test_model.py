@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("quiet_transformers")
 
 def hf_param_count(config_dir: str | Path) -> int:
     """Parameters of the model transformers builds from config_dir/config.json (meta device)."""
-    cfg = transformers.AutoConfig.from_pretrained(str(config_dir))
+    from test_placement import hf_text_config   # multimodal configs: their text model
+    cfg = hf_text_config(config_dir)
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(cfg)
     return model.num_parameters()
@@ -50,6 +51,10 @@ EXPECTED_ZOO = {
     "Qwen/Qwen3-0.6B",
     "google/gemma-2-2b", "google/gemma-2-9b", "google/gemma-3-1b-pt", "mistralai/Mixtral-8x7B-v0.1",
     "Qwen/Qwen3-30B-A3B", "meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B",
+    # h24c: new families and multimodal configs
+    "allenai/OLMo-2-1124-7B", "ibm-granite/granite-3.1-8b-instruct", "HuggingFaceTB/SmolLM3-3B",
+    "allenai/OLMoE-1B-7B-0924", "microsoft/Phi-3.5-MoE-instruct", "google/gemma-3-4b-it",
+    "mistralai/Mistral-Small-3.1-24B-Instruct-2503", "Qwen/Qwen2.5-VL-7B-Instruct",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import lru_cache
+from pathlib import Path
 
 import pytest
 
@@ -24,9 +25,21 @@ DTYPES = {2: torch.float16, 4: torch.float32}
 pytestmark = pytest.mark.usefixtures("quiet_accelerate")
 
 
+def hf_text_config(config_dir):
+    """The config transformers builds the estimated model from: a multimodal config's text model
+    (families/multimodal.py: what a text-only forward runs, its vision tower not counted) as its
+    family's causal LM, any other config as it is."""
+    import json
+    from estimator.families.multimodal import TEXT_MODEL, text_config
+    raw = json.loads((Path(config_dir) / "config.json").read_text())
+    if raw.get("model_type") in TEXT_MODEL:
+        return transformers.AutoConfig.for_model(**text_config(raw, raw["model_type"], str(config_dir)))
+    return transformers.AutoConfig.from_pretrained(str(config_dir))
+
+
 @lru_cache(maxsize=None)
 def meta_model(name: str, dtype_bytes: int = 2):
-    cfg = transformers.AutoConfig.from_pretrained(str(ZOO_DIR / name))
+    cfg = hf_text_config(ZOO_DIR / name)
     with torch.device("meta"):
         return transformers.AutoModelForCausalLM.from_config(cfg, dtype=DTYPES[dtype_bytes])
 

@@ -18,6 +18,18 @@ from .phi3 import PHI3
 from .qwen3 import QWEN3
 
 FAMILIES: tuple[Family, ...] = (LLAMA, OPT, GPT2, GPT_NEOX, PHI3, QWEN3, GEMMA2, GEMMA3, MIXTRAL, QWEN3_MOE)
+
+# ---- h24c: families whose layers are all alike, and multimodal configs by their text model ----
+from .granite import GRANITE  # noqa: E402
+from .multimodal import TEXT_MODEL, unwrap  # noqa: E402
+from .olmo2 import OLMO2  # noqa: E402
+from .olmoe import OLMOE  # noqa: E402
+from .phimoe import PHIMOE  # noqa: E402
+from .smollm3 import SMOLLM3  # noqa: E402
+
+FAMILIES += (OLMO2, GRANITE, SMOLLM3, OLMOE, PHIMOE)
+MULTIMODAL_TYPES: tuple[str, ...] = tuple(TEXT_MODEL)   # estimated by their text model (multimodal.py)
+# ---- end h24c ----
 BY_NAME = {f.name: f for f in FAMILIES}
 BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 
@@ -29,6 +41,11 @@ HOST_MODEL_TYPES: tuple[str, ...] = (tuple(f.model_types[0] for f in FAMILIES)
 
 def supported_model_types() -> list[str]:
     return sorted(BY_MODEL_TYPE)
+
+
+def unwrap_multimodal(cfg: dict, where: str):
+    """(text config, family hooks) of a multimodal config (families/multimodal.py), else None."""
+    return unwrap(cfg, where, family_of)
 
 
 def family_of(model_type: Any) -> Family | None:

@@ -169,6 +169,10 @@ class Family:
         """Kernels on the logits after the LM head (Gemma 2's final soft-capping)."""
         return []
 
+    def head_bias(self, spec: ModelSpec) -> bool:
+        """Whether the LM head has a bias (PhiMoE's lm_head_bias)."""
+        return False
+
     def has_final_norm(self, spec: ModelSpec) -> bool:
         """Whether the decoder norms its output after the last layer (OPT-350m's post-LN does not)."""
         return True

@@ -188,8 +188,14 @@ class MoE(Family):
             return ops + grouped_ops(h, f, n, k, t, e, w)
         if fields.experts_impl == "batched_mm":
             return ops + batched_ops(h, f, n, k, t, e, w)
+        return ops + self.eager_experts(spec, t, f, e, w)
+
+    def eager_experts(self, spec: ModelSpec, t: int, f: int, e: int, w: int) -> list[Op]:
+        """The eager expert loop after the router, routing weights of `w` bytes."""
+        fields = _fields(spec)
+        h, n, k = spec.hidden, fields.experts, fields.top_k
         mask = t * k * (n + 1)
-        ops += [ew("out_zeros", MLP, t * h, e, "unary"), ew("one_hot.zeros", ROUTER, mask, INDEX_BYTES, "unary"),
+        ops = [ew("out_zeros", MLP, t * h, e, "unary"), ew("one_hot.zeros", ROUTER, mask, INDEX_BYTES, "unary"),
                 ew("one_hot.scatter", ROUTER, t * k, 2 * INDEX_BYTES, "binary"),
                 ew("mask_sum", ROUTER, mask, INDEX_BYTES, "reduce"), ew("hit_greater", ROUTER, n + 1, 2 * INDEX_BYTES, "unary"),
                 sync_op("hit_nonzero", n + 1, INDEX_BYTES)]
