@@ -36,6 +36,7 @@ def olmo_rms_norm(name: str, group: str, t: int, h: int, e: int) -> list[Op]:
 class Olmo2(Llama):
     name = "olmo2"
     model_types = ("olmo2",)
+    host_extras = (16.0, 15.0)   # views, module calls per layer: a CPU count on transformers 5.24 less one view (base.py)
     tiny_config = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_position_embeddings=128,
                        intermediate_size=128, num_key_value_heads=2, pad_token_id=0, eos_token_id=0)
     layer_leaves = 11   # q k v o, q_norm, k_norm, gate up down, two post-norms

@@ -24,6 +24,7 @@ class OlmoeFields(MoEFields):
 class Olmoe(MoE):
     def __init__(self) -> None:
         super().__init__("olmoe", "olmoe", "num_experts", "intermediate_size", qk_norm=True)
+        self.host_extras = (42.0, 16.5)   # views, module calls per layer: a CPU count on transformers 5.24 less one view (base.py)
         self.tiny_config = dict(self.tiny_config, pad_token_id=0, eos_token_id=0)
         del self.tiny_config["moe_intermediate_size"], self.tiny_config["head_dim"]
 

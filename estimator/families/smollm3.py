@@ -43,6 +43,7 @@ def rope_flags(cfg: dict, layers: int) -> list[int]:
 class SmolLM3(Llama):
     name = "smollm3"
     model_types = ("smollm3",)
+    host_extras = (14.2, 13.0)   # views, module calls per layer: a CPU count on transformers 5.24 less one view (base.py)
     tiny_config = dict(Llama.tiny_config, pad_token_id=0, bos_token_id=0, eos_token_id=0)
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
