@@ -13,10 +13,10 @@ with flags ``rope`` (False: a NoPE layer, Llama 4's every 4th) and ``sinks`` (le
 sinks, gpt-oss). MLP kinds (``Mlp.kind``): ``dense``, ``experts`` (routed), ``experts+shared``
 (routed experts beside an always-on shared expert).
 
-Pricing walks *groups*: runs of consecutive layers that are priced alike (``layer_groups``).
-Today a sliding layer is priced as a full one (SLIDING_WINDOW_PRICED is False: the window is
-recorded, not applied), so every model the estimator prices has one group; the kinds added for
-later families raise EstimatorError "not modelled yet" when priced (``priced_as``).
+Pricing walks *groups*: runs of consecutive layers that are priced alike (``layer_groups``); the
+family hooks (qkv_ops, attention_ops, mlp_ops, mlp_params, extra_layer_params) get the group's
+LayerSpec, so layers of one model may differ in attention and MLP. Kinds no family prices yet
+raise EstimatorError "not modelled yet" when priced (``priced_as``).
 """
 from __future__ import annotations
 
@@ -96,6 +96,9 @@ class LayerSpec:
     mlp: Mlp = DENSE
 
 
+PLAIN = LayerSpec()   # full attention, dense MLP of the spec's ffn: the hooks' default layer
+
+
 def uniform(layers: int, layer: LayerSpec = LayerSpec()) -> tuple[LayerSpec, ...]:
     """`layers` identical layers."""
     return (layer,) * layers
@@ -128,8 +131,7 @@ def priced_as(layer: LayerSpec) -> LayerSpec:
 
 
 def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:
-    """Runs of consecutive layers priced alike. Layers priced as different kinds in one model are
-    refused for now: the family hooks price one layer kind (issue 24 lifts that)."""
+    """Runs of consecutive layers priced alike (the family hooks get each group's LayerSpec)."""
     groups: list[LayerGroup] = []
     for i, layer in enumerate(kinds):
         priced = priced_as(layer)
@@ -138,8 +140,6 @@ def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:
             groups[-1] = LayerGroup(priced, last.first, last.count + 1)
         else:
             groups.append(LayerGroup(priced, i, 1))
-    if len({g.layer for g in groups}) > 1:
-        raise EstimatorError("decoder layers of different kinds in one model are not modelled yet")
     return tuple(groups)
 
 

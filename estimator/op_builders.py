@@ -49,6 +49,14 @@ def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e:
     return Op("sdpa", group, "sdpa", flops, nbytes, (batch * heads, seq, d))
 
 
+def decode_attention(batch: int, heads: int, kv_heads: int, kv_len: int, d: int, e: int) -> Op:
+    """SDPA of one query per head over `kv_len` cached keys: reads K and V once (memory-bound);
+    shape (batch x heads, 1, kv_len, head_dim) tells cost.py to price it as a decode kernel."""
+    flops = 4.0 * batch * heads * kv_len * d
+    nbytes = e * batch * d * (2 * heads + 2 * kv_heads * kv_len)
+    return Op("sdpa", "attention", "sdpa", flops, nbytes, (batch * heads, 1, kv_len, d))
+
+
 def sdpa_math(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> list[Op]:
     """torch's math SDPA backend, which float32 attention with grouped K/V heads
     (``enable_gqa``) falls back to: neither flash nor cuDNN attention takes float32, and the

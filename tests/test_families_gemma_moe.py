@@ -180,7 +180,6 @@ def test_unknown_experts_implementation_is_one_line():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(mlp_only_layers=[0]), "dense layers"),
     (dict(num_experts_per_tok=200), "exceeds num_experts"),
 ])
 def test_unsupported_moe_variants_are_refused(change, message):

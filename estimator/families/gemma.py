@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..errors import EstimatorError
 from ..layer_config import sliding_pattern
+from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, Op, ew, rotary
 from ..spec import FamilyFields
@@ -123,14 +124,14 @@ class Gemma(Family):
         pattern = 2 if self.version == 2 else optional_size(cfg, "sliding_window_pattern", 6)
         return sliding_pattern(layers, pattern)
 
-    def extra_layer_params(self, spec: ModelSpec) -> int:
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         # post-attention and post-feedforward norms; Gemma 3's q_norm and k_norm over head_dim
         return 2 * spec.hidden + (2 * spec.head_dim if self.version == 3 else 0)
 
     def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]:
         return gemma_rms_norm(name, group, t, h, e)
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         ops = qkv_projections(spec, t, qd, kvd, e)
         if self.version == 3:
             d = spec.head_dim
@@ -138,7 +139,7 @@ class Gemma(Family):
         return ops + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
 
     def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
-                      cuda: bool = True) -> list[Op]:
+                      cuda: bool = True, layer: LayerSpec = PLAIN, kv_len: int | None = None) -> list[Op]:
         d = spec.head_dim
         copies = repeat_kv(batch, heads, kv, seq, d, e)
         if self.version == 3:   # SDPA with the sliding boolean mask: no GQA inside SDPA
