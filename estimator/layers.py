@@ -26,10 +26,10 @@ from .errors import EstimatorError
 
 ATTENTION_KINDS = ("full", "sliding", "chunked", "latent", "linear")
 MLP_KINDS = ("dense", "experts", "experts+shared")
-# TODO(issue 24, part 2): price sliding (and chunked) layers by their window: turning this on
-# makes layer_groups keep sliding layers apart from full ones and kv_cache.cached_tokens cap the
-# cached tokens at the window. Off, a sliding layer is priced exactly as a full one (today's numbers).
-SLIDING_WINDOW_PRICED = False
+# Sliding layers are priced by their window: layer_groups keeps them apart from full ones,
+# kv_cache caps their cache and decode attention at the window, and past the window their SDPA
+# gets an explicit mask (masked_attention). Off, a sliding layer is priced as a full one.
+SLIDING_WINDOW_PRICED = True
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,23 @@ def priced_as(layer: LayerSpec) -> LayerSpec:
     if a.kind == "sliding" and not SLIDING_WINDOW_PRICED:
         return replace(layer, attention=FULL)
     return layer
+
+
+def masked_attention(layer: LayerSpec, kv_len: int) -> bool:
+    """Whether transformers gives `layer`'s SDPA an explicit mask over `kv_len` keys: a sliding
+    layer once the keys reach its window (masking_utils._ignore_causal_mask_sdpa: kv_length >=
+    local_attention_size cannot use is_causal), so no flash kernel and K/V repeated per head."""
+    return layer.attention.kind == "sliding" and SLIDING_WINDOW_PRICED and kv_len >= layer.attention.window
+
+
+def masked_note(kinds: tuple[LayerSpec, ...], kv_len: int) -> list[str]:
+    """The note of an estimate whose sliding layers run SDPA with an explicit mask at `kv_len` keys."""
+    windows = sorted({k.attention.window for k in kinds if masked_attention(k, kv_len)})
+    if not windows:
+        return []
+    return [f"sliding-window layers (window {', '.join(map(str, windows))}) past their window run SDPA with an "
+            "explicit mask (no flash kernel, K/V repeated per head): priced as 2x the calibrated causal SDPA "
+            "time, an estimate (no masked-SDPA grid is calibrated)"]
 
 
 def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:

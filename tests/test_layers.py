@@ -87,10 +87,14 @@ def test_qwen3_moe_dense_layers_are_read(change, dense):
         spec.embedding_params() + spec.norm_params() + spec.head_params())
 
 
-def test_every_shipped_model_is_one_group_and_hashable():
+def test_shipped_models_group_their_layers_and_are_hashable():
     for name in zoo_names():
         spec = load_model(name)
-        assert spec.layer_groups == (LayerGroup(spec.layer_groups[0].layer, 0, spec.layers),), name
+        groups = spec.layer_groups
+        assert sum(g.count for g in groups) == spec.layers and groups[0].first == 0, name
+        assert all(a.layer != b.layer for a, b in zip(groups, groups[1:])), name   # runs are maximal
+        mixed = {g.layer.attention.kind for g in groups} == {"sliding", "full"}
+        assert mixed == name.startswith("google/gemma"), name
         assert hash(spec) == hash(dataclasses.replace(spec)) and isinstance(spec.layer_kinds, tuple)
 
 
@@ -130,7 +134,8 @@ def test_groups_in_a_layer_range():
 
 def test_cached_tokens_window_is_behind_the_switch(monkeypatch):
     sliding = LayerSpec(Attention("sliding", window=512))
-    assert kv_cache.cached_tokens(sliding, 4096) == 4096   # today: the whole context, as full attention
+    monkeypatch.setattr(layers, "SLIDING_WINDOW_PRICED", False)
+    assert kv_cache.cached_tokens(sliding, 4096) == 4096   # off: the whole context, as full attention
     monkeypatch.setattr(layers, "SLIDING_WINDOW_PRICED", True)
     assert kv_cache.cached_tokens(sliding, 4096) == 511 and kv_cache.cached_tokens(sliding, 100) == 100
     assert kv_cache.attended_tokens(sliding, 4096) == 512 and kv_cache.stored_tokens(sliding, 4096, 4096) == 4096

@@ -26,10 +26,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..layer_config import attention_kinds, layer_specs
-from ..layers import DENSE, PLAIN
 from ..kv_cache import attended_tokens
-from ..op_builders import (ATTENTION_PROJECTIONS, FP32, activation, decode_attention, ew, gemm, layer_norm, rms_norm,
-                           sdpa, sdpa_math)
+from ..layers import DENSE, PLAIN, masked_attention
+from ..op_builders import (ATTENTION_PROJECTIONS, FP32, activation, decode_attention, ew, gemm, layer_norm, repeat_kv,
+                           rms_norm, sdpa, sdpa_masked, sdpa_math)
 
 if TYPE_CHECKING:
     from ..layers import LayerSpec
@@ -139,6 +139,10 @@ class Family:
         """Attention from the cached q, k, v to the (batch, heads, seq, head_dim) output: SDPA's
         fused kernel, or on CUDA its math backend for float32 with grouped K/V heads (op_builders.sdpa_math;
         the CPU's flash kernel takes float32)."""
+        d = spec.head_dim
+        if masked_attention(layer, seq):   # a sliding window past its length: explicit mask, K/V repeated
+            return repeat_kv("attention", batch, heads, kv, seq, d, e) + [
+                sdpa_masked("attention", batch, heads, seq, seq, d, e)]
         if cuda and e == FP32 and kv < heads:
             return sdpa_math("attention", batch, heads, kv, seq, spec.head_dim, e)
         return [sdpa("attention", batch, heads, kv, seq, spec.head_dim, e)]
@@ -148,8 +152,12 @@ class Family:
         """A decode step's attention in a layer of kind `layer` with `kv_len` tokens in the
         context after the update, from the one-token forward's attention kernels `one`: each SDPA
         becomes one query per head over the tokens the layer attends to (decode_attention)."""
-        keys = attended_tokens(layer, kv_len)
-        return [decode_attention(batch, spec.heads, spec.kv_heads, keys, spec.head_dim, e) if op.kind == "sdpa"
+        keys, d = attended_tokens(layer, kv_len), spec.head_dim
+        if masked_attention(layer, keys):   # the mask is kept: repeat_kv copies the window, no GQA in SDPA
+            return (repeat_kv("attention", batch, spec.heads, spec.kv_heads, keys, d, e)
+                    + [decode_attention(batch, spec.heads, spec.heads, keys, d, e) if op.kind == "sdpa" else op
+                       for op in one])
+        return [decode_attention(batch, spec.heads, spec.kv_heads, keys, d, e) if op.kind == "sdpa"
                 else op for op in one]
 
     def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]:
