@@ -7,6 +7,7 @@ from .device import GB, DeviceSpec, ambiguity_note, get_device
 from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
 from .front_door import MAX_LAYERS, check_instance, check_path_or
+from .layers import masked_note
 from . import host_model, ranges
 from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
@@ -166,6 +167,7 @@ def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> E
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
+    notes += masked_note(spec.layer_kinds, w.seq)
     host_note = host_model.source_note(spec, r.host_source)
     if host_note:
         notes.append(host_note)
@@ -212,7 +214,8 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     busy = sum(ph.gpu_busy_ms for ph in g.phases)
     fits = mem_gb <= dev.memory_usable_gb
     notes = [] if fits else [does_not_fit_note(mem_gb, dev)]
-    notes = [GENERATION_EXECUTION] + spec.arch.estimate_notes(spec, w.batch * w.seq) + notes
+    notes = ([GENERATION_EXECUTION] + spec.arch.estimate_notes(spec, w.batch * w.seq)
+             + masked_note(spec.layer_kinds, w.seq + w.new_tokens - 1) + notes)
     host_note = host_model.source_note(spec, g.host_source, "generate's host time")
     if host_note:
         notes.append(host_note)

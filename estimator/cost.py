@@ -4,8 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .device import GB, DeviceSpec
+from .op_builders import MASKED
 from .ops import Op
 from .profile import Profile
+
+# ESTIMATE, not measured: an SDPA given an explicit mask (sliding layers past their window) runs
+# the memory-efficient kernel over every score, not flash over the causal half; no masked-SDPA
+# grid is calibrated, so it is priced as the causal grid's time at its shape times this factor
+# (twice the scores computed). Estimates with such layers say so in a note (layers.masked_note).
+MASKED_SDPA_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,8 @@ def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool =
     elif op.kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache
         t = profile.copy_us(op.bytes / 2)             # reads K and V once: memory-bound
     elif op.kind == "sdpa":
-        t = max(profile.sdpa_us(*op.shape, key), profile.floor_us)
+        t = max(profile.sdpa_us(*op.shape, key) * (MASKED_SDPA_FACTOR if op.pattern == MASKED else 1.0),
+                profile.floor_us)
     else:
         t = profile.elementwise_us(op.pattern, op.bytes)
     compute = op.flops / peak_flops if op.kind in ("gemm", "sdpa", "grouped_gemm") else 0.0

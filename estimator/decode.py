@@ -28,14 +28,7 @@ if TYPE_CHECKING:
 GENERATE_GROUP = "generate"
 ID_BYTES = 8   # input_ids and the attention mask are int64
 CACHE_OPS = ("cache_k", "cache_v")
-
-
-def decode_attention(batch: int, heads: int, kv_heads: int, kv_len: int, d: int, e: int) -> Op:
-    """SDPA of one query per head over `kv_len` cached keys: reads K and V once (memory-bound);
-    shape (batch x heads, 1, kv_len, head_dim) tells cost.py to price it as a decode kernel."""
-    flops = 4.0 * batch * heads * kv_len * d
-    nbytes = e * batch * d * (2 * heads + 2 * kv_heads * kv_len)
-    return Op("sdpa", "attention", "sdpa", flops, nbytes, (batch * heads, 1, kv_len, d))
+ATTENTION_END = "attn_transpose"   # ops.layer_ops: the first kernel after the attention hook's
 
 
 def sampling_ops(batch: int, vocab: int, cur_len: int, e: int) -> list[Op]:
@@ -87,20 +80,27 @@ def decode_ops(spec: ModelSpec, batch: int, kv_len: int, e: int) -> ForwardOps:
 def decode_layer_ops(spec: ModelSpec, layer: LayerSpec, one: tuple[Op, ...], batch: int, kv_len: int,
                      e: int) -> list[Op]:
     """A decode step's kernels in a layer of kind `layer`, from its one-token forward kernels `one`:
-    the cache concatenation and attention run over the tokens that layer keeps."""
-    d, cached = spec.head_dim, kv_cache.cached_tokens(layer, kv_len)
+    the cache concatenation and attention run over the tokens that layer attends to
+    (kv_cache.attended_tokens); the family prices the attention between the cache update and the
+    output transpose (``decode_attention_ops``)."""
+    cached = kv_cache.attended_tokens(layer, kv_len)
     # torch.cat reads the old cache (cached - 1 tokens) and the new token, writes cached tokens
     cat_elems = batch * (kv_cache.cache_bytes_per_token(spec, layer, e) // (2 * e)) * cached   # K (or V) elements
     cat_bytes_per_elem = e * (2 * cached - 1) / cached
-    out = []
-    for op in one:
+    out: list[Op] = []
+    start = end = None
+    for i, op in enumerate(one):
         if op.name in CACHE_OPS:
             # both inputs are contiguous here (the old cache, one token): a plain copy's speed,
             # not the strided one of the prefill's cat of a transposed view
             out.append(replace(op, flops=float(cat_elems), bytes=float(cat_elems * cat_bytes_per_elem),
                                pattern="copy"))
-        elif op.kind == "sdpa":
-            out.append(decode_attention(batch, spec.heads, spec.kv_heads, cached, d, e))
+            start = len(out)
         else:
+            if op.name == ATTENTION_END and end is None and start is not None:
+                end = len(out)
             out.append(op)
+    if start is None or end is None:
+        raise ValueError(f"{spec.name}: no cache update / attention output in the decode layer")
+    out[start:end] = spec.arch.decode_attention_ops(spec, layer, out[start:end], batch, kv_len, e)
     return out

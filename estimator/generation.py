@@ -138,8 +138,8 @@ def generation_bytes(spec: ModelSpec, w: Workload, place: Placement | None = Non
         norm = memory.final_norm_working_set(spec, b * s, e) if g == place.final_norm_gpu else 0.0
         prefill = (memory.kv_cache_bytes(spec, b, s, e, first, layers) + max(prefill_layer, norm, head)
                    + (2 * b * s * memory.INPUT_ID_BYTES if g == 0 else 0))
-        cat_old = memory.cat_old_bytes(spec, b, s + n - 2, e, first, layers)
-        decode = (memory.kv_cache_bytes(spec, b, s + n - 1, e, first, layers) + (cat_old if layers else 0.0)
+        cat_old = memory.cat_old_bytes(spec, b, s + n - 2, e, first, layers, 1 if n > 2 else s)
+        decode = (memory.kv_cache_bytes(spec, b, s + n - 1, e, first, layers, step=1) + (cat_old if layers else 0.0)
                   + max(decode_layer, head) + (2 * b * (s + n) * memory.INPUT_ID_BYTES if g == 0 else 0)
                   ) if n > 1 else 0.0
         weights = place.weight_bytes_per_gpu[g]
@@ -172,10 +172,10 @@ def generation_parts(spec: ModelSpec, w: Workload) -> memory.MemoryParts:
     prefill = kv + live + ids
     parts = (kv, act, logits, ids)
     if n > 1:
-        cat_old = memory.cat_old_bytes(spec, b, s + n - 2, e, 0, spec.layers)
+        cat_old = memory.cat_old_bytes(spec, b, s + n - 2, e, 0, spec.layers, 1 if n > 2 else s)
         d_act, d_logits, d_live = memory.split_peak([memory.layer_working_set(spec, b, e)
                                                 + memory.embedding_outputs(spec, b, 1, e)], [head])
-        d_kv = memory.kv_cache_bytes(spec, b, s + n - 1, e, 0, spec.layers) + cat_old
+        d_kv = memory.kv_cache_bytes(spec, b, s + n - 1, e, 0, spec.layers, step=1) + cat_old
         d_ids = 2 * b * (s + n) * memory.INPUT_ID_BYTES
         decode = d_kv + d_live + d_ids
         if decode > prefill:

@@ -25,14 +25,35 @@ def cache_bytes_per_token(spec: ModelSpec, layer: LayerSpec, e: int, shards: int
 
 
 def cached_tokens(layer: LayerSpec, context: int) -> int:
-    """Tokens of one sequence in `layer`'s cache once `context` tokens have gone through it.
-    Full (and, today, sliding and chunked) attention keeps them all; with SLIDING_WINDOW_PRICED on
-    (issue 24, part 2) a sliding layer keeps its window."""
+    """Tokens of one sequence `layer`'s cache holds once `context` tokens have gone through it.
+    Full attention keeps them all; a sliding layer (DynamicSlidingWindowLayer, with
+    SLIDING_WINDOW_PRICED on) keeps the last window - 1 (``full[:, :, -window + 1:]``): a Gemma 3
+    with window 16 held 15 tokens on its sliding layers after generate; linear attention none."""
     a = layer.attention
     if a.kind == "linear":
         return 0
     if a.kind == "sliding" and layers.SLIDING_WINDOW_PRICED:
-        # TODO(issue 24, part 2): DynamicSlidingWindowLayer keeps the whole prefill and trims to
-        # window - 1 tokens on later updates; check against transformers before turning this on
+        return min(context, a.window - 1)
+    return context
+
+
+def attended_tokens(layer: LayerSpec, context: int) -> int:
+    """Keys a step attends to in `layer` when its last token is token `context`: the cache as it
+    was and the step's new tokens (DynamicSlidingWindowLayer returns the whole concatenation,
+    at most window tokens for one new token)."""
+    a = layer.attention
+    if a.kind == "sliding" and layers.SLIDING_WINDOW_PRICED:
         return min(context, a.window)
     return context
+
+
+def stored_tokens(layer: LayerSpec, context: int, step: int) -> int:
+    """Tokens whose K (and V) stay allocated in `layer`'s cache after a forward of `step` new
+    tokens per sequence ending at token `context`. A sliding layer's kept window is a view of
+    that forward's torch.cat output, so the whole concatenation stays allocated until the next
+    update replaces it: after the prefill (step = context) the whole prompt, after a decode step
+    min(context, window)."""
+    a = layer.attention
+    if a.kind == "sliding" and layers.SLIDING_WINDOW_PRICED:
+        return min(context - step, a.window - 1) + step
+    return cached_tokens(layer, context)

@@ -13,10 +13,10 @@ with flags ``rope`` (False: a NoPE layer, Llama 4's every 4th) and ``sinks`` (le
 sinks, gpt-oss). MLP kinds (``Mlp.kind``): ``dense``, ``experts`` (routed), ``experts+shared``
 (routed experts beside an always-on shared expert).
 
-Pricing walks *groups*: runs of consecutive layers that are priced alike (``layer_groups``).
-Today a sliding layer is priced as a full one (SLIDING_WINDOW_PRICED is False: the window is
-recorded, not applied), so every model the estimator prices has one group; the kinds added for
-later families raise EstimatorError "not modelled yet" when priced (``priced_as``).
+Pricing walks *groups*: runs of consecutive layers that are priced alike (``layer_groups``); the
+family hooks (qkv_ops, attention_ops, mlp_ops, mlp_params, extra_layer_params) get the group's
+LayerSpec, so layers of one model may differ in attention and MLP. Kinds no family prices yet
+raise EstimatorError "not modelled yet" when priced (``priced_as``).
 """
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ from .errors import EstimatorError
 
 ATTENTION_KINDS = ("full", "sliding", "chunked", "latent", "linear")
 MLP_KINDS = ("dense", "experts", "experts+shared")
-# TODO(issue 24, part 2): price sliding (and chunked) layers by their window: turning this on
-# makes layer_groups keep sliding layers apart from full ones and kv_cache.cached_tokens cap the
-# cached tokens at the window. Off, a sliding layer is priced exactly as a full one (today's numbers).
-SLIDING_WINDOW_PRICED = False
+# Sliding layers are priced by their window: layer_groups keeps them apart from full ones,
+# kv_cache caps their cache and decode attention at the window, and past the window their SDPA
+# gets an explicit mask (masked_attention). Off, a sliding layer is priced as a full one.
+SLIDING_WINDOW_PRICED = True
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ class LayerSpec:
     mlp: Mlp = DENSE
 
 
+PLAIN = LayerSpec()   # full attention, dense MLP of the spec's ffn: the hooks' default layer
+
+
 def uniform(layers: int, layer: LayerSpec = LayerSpec()) -> tuple[LayerSpec, ...]:
     """`layers` identical layers."""
     return (layer,) * layers
@@ -127,9 +130,25 @@ def priced_as(layer: LayerSpec) -> LayerSpec:
     return layer
 
 
+def masked_attention(layer: LayerSpec, kv_len: int) -> bool:
+    """Whether transformers gives `layer`'s SDPA an explicit mask over `kv_len` keys: a sliding
+    layer once the keys reach its window (masking_utils._ignore_causal_mask_sdpa: kv_length >=
+    local_attention_size cannot use is_causal), so no flash kernel and K/V repeated per head."""
+    return layer.attention.kind == "sliding" and SLIDING_WINDOW_PRICED and kv_len >= layer.attention.window
+
+
+def masked_note(kinds: tuple[LayerSpec, ...], kv_len: int) -> list[str]:
+    """The note of an estimate whose sliding layers run SDPA with an explicit mask at `kv_len` keys."""
+    windows = sorted({k.attention.window for k in kinds if masked_attention(k, kv_len)})
+    if not windows:
+        return []
+    return [f"sliding-window layers (window {', '.join(map(str, windows))}) past their window run SDPA with an "
+            "explicit mask (no flash kernel, K/V repeated per head): priced as 2x the calibrated causal SDPA "
+            "time, an estimate (no masked-SDPA grid is calibrated)"]
+
+
 def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:
-    """Runs of consecutive layers priced alike. Layers priced as different kinds in one model are
-    refused for now: the family hooks price one layer kind (issue 24 lifts that)."""
+    """Runs of consecutive layers priced alike (the family hooks get each group's LayerSpec)."""
     groups: list[LayerGroup] = []
     for i, layer in enumerate(kinds):
         priced = priced_as(layer)
@@ -138,8 +157,6 @@ def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:
             groups[-1] = LayerGroup(priced, last.first, last.count + 1)
         else:
             groups.append(LayerGroup(priced, i, 1))
-    if len({g.layer for g in groups}) > 1:
-        raise EstimatorError("decoder layers of different kinds in one model are not modelled yet")
     return tuple(groups)
 
 

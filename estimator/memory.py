@@ -63,22 +63,25 @@ def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1, seq: int
 
 
 def kv_cache_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int,
-                   shards: int = 1) -> float:
+                   shards: int = 1, step: int | None = None) -> float:
     """The cache of layers first .. first + count - 1 once `context` tokens of each of `batch`
-    sequences have gone through them, walked by layer group."""
+    sequences have gone through them, the last forward of `step` tokens each (None: the whole
+    context in one forward), walked by layer group: the bytes it keeps allocated
+    (kv_cache.stored_tokens)."""
     if not spec.use_cache:
         return 0.0
     total = 0.0   # float arithmetic, as every byte count: an absurd workload overflows to inf, not an error
     for g, n in groups_in(spec.layer_groups, first, count):
-        total += float(n) * (batch * kv_cache.cached_tokens(g.layer, context)) * kv_cache.cache_bytes_per_token(
-            spec, g.layer, e, shards)
+        stored = kv_cache.stored_tokens(g.layer, context, context if step is None else step)
+        total += float(n) * (batch * stored) * kv_cache.cache_bytes_per_token(spec, g.layer, e, shards)
     return total
 
 
-def cat_old_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int) -> int:
+def cat_old_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int, step: int = 1) -> int:
     """The old K of one layer that a decode step's torch.cat still holds while it writes the new
-    cache (`context` tokens before the step), the largest among layers first .. first + count - 1."""
-    return max((batch * kv_cache.cached_tokens(g.layer, context) * kv_cache.cache_bytes_per_token(spec, g.layer, e)
+    cache (`context` tokens before the step, the forward before it of `step` tokens), the largest
+    among layers first .. first + count - 1."""
+    return max((batch * kv_cache.stored_tokens(g.layer, context, step) * kv_cache.cache_bytes_per_token(spec, g.layer, e)
                 // 2 for g, _ in groups_in(spec.layer_groups, first, count)), default=0)
 
 
@@ -156,7 +159,7 @@ def replica_parts(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> Mem
     `shards` ways (q/k/v, gate/up colwise; o, down rowwise), the token embedding and the
     norms replicated (the plan does not list them), an untied LM head split over the vocab
     (a tied one is the replicated table), and the full logits gathered on every rank."""
-    layer_w = spec.layers * spec.layer_params() / shards
+    layer_w = spec.decoder_params() / shards
     rest = spec.embedding_params() + spec.head_params() / shards + spec.norm_params()
     weights = (layer_w + rest) * e
     head = (head_working_set(spec, t, e, 1) if shards == 1

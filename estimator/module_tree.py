@@ -27,7 +27,11 @@ def leaf(name: str, nbytes: int, kind: str) -> Node:
     return Node(name, nbytes, nbytes, None, kind, 1 if nbytes else 0)
 
 
-def decoder_layers(name: str, count: int, layer_bytes: int, leaves_per_layer: int) -> Node:
-    """The layer list `name`: `count` unsplittable decoder layers of `leaves_per_layer` leaf modules."""
-    return Node(name, children=[Node(f"{name}.{i}", layer_bytes, layer_bytes, None, "layer", leaves_per_layer)
-                                for i in range(count)])
+def decoder_layers(name: str, count: int, layer_bytes, leaves_per_layer: int) -> Node:
+    """The layer list `name`: `count` unsplittable decoder layers of `leaves_per_layer` leaf
+    modules, of `layer_bytes` each (an int) or layer by layer (a sequence of `count` ints)."""
+    each = [layer_bytes] * count if isinstance(layer_bytes, int) else list(layer_bytes)
+    if len(each) != count:
+        raise ValueError(f"{name}: {len(each)} layer sizes for {count} layers")
+    return Node(name, children=[Node(f"{name}.{i}", b, b, None, "layer", leaves_per_layer)
+                                for i, b in enumerate(each)])

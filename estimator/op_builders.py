@@ -49,6 +49,35 @@ def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e:
     return Op("sdpa", group, "sdpa", flops, nbytes, (batch * heads, seq, d))
 
 
+MASKED = "masked"   # Op.pattern of an SDPA given an explicit mask (cost.py: no masked grid calibrated)
+
+
+def sdpa_masked(group: str, batch: int, heads: int, q_len: int, kv_len: int, d: int, e: int) -> Op:
+    """SDPA with an explicit boolean mask (a sliding window past its window: transformers cannot
+    skip the mask): no flash kernel, the memory-efficient one computes every score of the
+    q_len x kv_len block (no causal skipping) and reads the mask; K/V come repeated to every head.
+    Priced from the causal grid at (batch*heads, q_len, d), scaled in cost.py (MASKED_SDPA_FACTOR)."""
+    flops = 4.0 * batch * heads * q_len * kv_len * d
+    nbytes = e * batch * heads * d * (2 * q_len + 2 * kv_len) + batch * q_len * kv_len
+    return Op("sdpa", group, "sdpa", flops, nbytes, (batch * heads, q_len, d), MASKED)
+
+
+def repeat_kv(group: str, batch: int, heads: int, kv: int, seq: int, d: int, e: int) -> list[Op]:
+    """transformers' repeat_kv on K and V when heads > kv heads (expand + reshape copies both):
+    eager attention, and SDPA given a mask (``use_gqa_in_sdpa`` is false then)."""
+    if heads == kv:
+        return []
+    return [ew(f"repeat_{x}", group, batch * heads * seq * d, 2 * e, "strided") for x in "kv"]
+
+
+def decode_attention(batch: int, heads: int, kv_heads: int, kv_len: int, d: int, e: int) -> Op:
+    """SDPA of one query per head over `kv_len` cached keys: reads K and V once (memory-bound);
+    shape (batch x heads, 1, kv_len, head_dim) tells cost.py to price it as a decode kernel."""
+    flops = 4.0 * batch * heads * kv_len * d
+    nbytes = e * batch * d * (2 * heads + 2 * kv_heads * kv_len)
+    return Op("sdpa", "attention", "sdpa", flops, nbytes, (batch * heads, 1, kv_len, d))
+
+
 def sdpa_math(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> list[Op]:
     """torch's math SDPA backend, which float32 attention with grouped K/V heads
     (``enable_gqa``) falls back to: neither flash nor cuDNN attention takes float32, and the

@@ -87,24 +87,24 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1, 
 def layer_ops(spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int, shards: int = 1,
               cuda: bool = True) -> list[Op]:
     """Kernels of one decoder layer of kind `layer` over `batch` x `seq` tokens (the family's
-    hooks price the one layer kind each models: layers.layer_groups refuses mixed kinds)."""
-    t, h, f = batch * seq, spec.hidden, spec.ffn // shards
+    hooks get the layer: its attention kind and its MLP)."""
+    t, h, f = batch * seq, spec.hidden, spec.layer_ffn(layer) // shards
     heads, kv = max(1, spec.heads // shards), max(1, spec.kv_heads // shards)
     qd, kvd = heads * spec.head_dim, kv * spec.head_dim
     arch = spec.arch
     ops = arch.norm_ops(spec, "input_norm", "norms", t, h, e)
-    ops += arch.qkv_ops(spec, t, qd, kvd, e)
+    ops += arch.qkv_ops(spec, t, qd, kvd, e, layer=layer)
     if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
         per_tensor = kv_cache.cache_bytes_per_token(spec, layer, e, shards) // (2 * e)   # elements of K (of V) per token
         ops += [ew("cache_k", "kv cache", t * per_tensor, 2 * e, "strided_cat"),
                 ew("cache_v", "kv cache", t * per_tensor, 2 * e, "strided_cat")]
-    ops += arch.attention_ops(spec, batch, seq, heads, kv, e, cuda)
+    ops += arch.attention_ops(spec, batch, seq, heads, kv, e, cuda, layer=layer)
     ops.append(ew("attn_transpose", "attention", t * qd, 2 * e, "transpose"))
     ops.append(gemm("o_proj", ATTENTION_PROJECTIONS, t, h, qd, e, spec.out_bias))
     ops += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)
     ops.append(ew("residual_attn", "residuals", t * h, 3 * e))
     ops += arch.norm_ops(spec, "post_norm", "norms", t, h, e)
-    ops += arch.mlp_ops(spec, t, f, e)
+    ops += arch.mlp_ops(spec, t, f, e, layer=layer)
     ops += arch.sublayer_output_ops(spec, "post_feedforward_norm", t, e)
     ops.append(ew("residual_mlp", "residuals", t * h, 3 * e))
     return ops

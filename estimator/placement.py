@@ -106,11 +106,13 @@ class Placement:
 
 
 def _tree(spec: ModelSpec, d: int) -> tuple[list[Node], int]:
-    """Top-level modules in definition order, and the size of one decoder layer."""
-    layer_bytes = spec.layer_params() * d
+    """Top-level modules in definition order, and the size of the largest decoder layer. The
+    family's module_tree gets one size when every layer is alike, else each layer's."""
+    each = tuple(p * d for p in spec.layer_params_each())
+    layer_bytes = each[0] if len(set(each)) == 1 else each
     head = spec.head_params() * d          # 0 when tied: accelerate dedups the shared weight
     body = spec.arch.module_tree(spec, d, layer_bytes)
-    return [body, Node("lm_head", head, head, None, "head", 1 if head else 0)], layer_bytes
+    return [body, Node("lm_head", head, head, None, "head", 1 if head else 0)], max(each)
 
 
 def _max_layer(modules: list[Node]) -> tuple[int, list[str]]:

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .front_door import check_layer_count
-from .layers import LayerGroup, LayerSpec, layer_groups, uniform
+from .layers import PLAIN, LayerGroup, LayerSpec, layer_groups, uniform
 
 if TYPE_CHECKING:
     from .module_tree import Node
@@ -54,19 +54,21 @@ class FamilyHooks(Protocol):
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]: ...
     def layer_kinds(self, cfg: dict, model_type: str, layers: int) -> tuple[LayerSpec, ...]: ...
-    def mlp_params(self, spec: ModelSpec) -> int: ...
-    def extra_layer_params(self, spec: ModelSpec) -> int: ...
+    def mlp_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int: ...
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int: ...
     def embedding_params(self, spec: ModelSpec) -> int: ...
     def embed_dim(self, spec: ModelSpec) -> int: ...
     def has_final_norm(self, spec: ModelSpec) -> bool: ...
     def head_bias(self, spec: ModelSpec) -> bool: ...
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]: ...
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]: ...
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]: ...
     def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]: ...
     def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
-                      cuda: bool = True) -> list[Op]: ...
+                      cuda: bool = True, layer: LayerSpec = PLAIN, kv_len: int | None = None) -> list[Op]: ...
+    def decode_attention_ops(self, spec: ModelSpec, layer: LayerSpec, one: list[Op], batch: int, kv_len: int,
+                             e: int) -> list[Op]: ...
     def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]: ...
-    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]: ...
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]: ...
     def embedding_ops(self, spec: ModelSpec, batch: int, seq: int, e: int) -> list[Op]: ...
     def head_input_ops(self, spec: ModelSpec, t: int, e: int) -> list[Op]: ...
     def head_ops(self, spec: ModelSpec, t: int, vocab: int, e: int) -> list[Op]: ...
@@ -149,15 +151,37 @@ class ModelSpec:
     def kv_dim(self) -> int:
         return self.kv_heads * self.head_dim
 
-    def layer_params(self) -> int:
+    def layer_params(self, layer: LayerSpec | None = None) -> int:
+        """Parameters of one decoder layer of kind `layer` (None: the first layer)."""
+        layer = self.layer_kinds[0] if layer is None else layer
+        return self.attention_params(layer) + self.arch.mlp_params(self, layer) + 2 * self.norm_params() \
+            + self.arch.extra_layer_params(self, layer)
+
+    def attention_params(self, layer: LayerSpec = PLAIN) -> int:
+        """q, k, v, o projections with their biases (families with other projections, such as
+        latent attention, count the difference in extra_layer_params)."""
         h = self.hidden
         attn = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
-        attn += (self.q_dim + 2 * self.kv_dim) * self.qkv_bias + h * self.out_bias
-        return attn + self.arch.mlp_params(self) + 2 * self.norm_params() + self.arch.extra_layer_params(self)
+        return attn + (self.q_dim + 2 * self.kv_dim) * self.qkv_bias + h * self.out_bias
 
-    def dense_mlp_params(self) -> int:
-        """A dense MLP of width ffn: gate/up/down (gated) or fc1/fc2, with their biases."""
-        h, f = self.hidden, self.ffn
+    def decoder_params(self) -> int:
+        """Parameters of every decoder layer, summed layer kind by layer kind."""
+        return sum(g.count * self.layer_params(g.layer) for g in self.layer_groups)
+
+    def layer_params_each(self) -> tuple[int, ...]:
+        """Parameters of each decoder layer, in order (accelerate's placement sizes them one by one)."""
+        out: list[int] = []
+        for g in self.layer_groups:
+            out += [self.layer_params(g.layer)] * g.count
+        return tuple(out)
+
+    def layer_ffn(self, layer: LayerSpec) -> int:
+        """The FFN width of `layer` (its own when the MLP says so, else the spec's)."""
+        return layer.mlp.ffn or self.ffn
+
+    def dense_mlp_params(self, ffn: int | None = None) -> int:
+        """A dense MLP of width `ffn` (the spec's): gate/up/down (gated) or fc1/fc2, with their biases."""
+        h, f = self.hidden, ffn or self.ffn
         mlp = (3 if self.gated_mlp else 2) * h * f
         return mlp + ((2 * f if self.gated_mlp else f) + h) * self.mlp_bias
 
@@ -173,5 +197,5 @@ class ModelSpec:
         return (0 if self.tied_embeddings else self.vocab * self.arch.embed_dim(self)) + self.vocab * self.arch.head_bias(self)
 
     def param_count(self) -> int:
-        return (self.embedding_params() + self.layers * self.layer_params()
+        return (self.embedding_params() + self.decoder_params()
                 + self.norm_params() * self.arch.has_final_norm(self) + self.head_params())

@@ -87,7 +87,7 @@ CLASSES = {"gemm": ("mm", "bmm", "addmm"), "sdpa": ("_scaled_dot_product_flash_a
 def our_classes(model_type: str, batch: int, seq: int) -> Counter:
     spec = ModelSpec.from_hf_config(__import__("estimator.families", fromlist=["x"]).tiny_config_kwargs(model_type, 2))
     spec = spec.arch.with_experts(spec, "eager")   # the loop the CPU trace runs
-    layer = forward_ops(spec, batch, seq, 2).layer
+    layer = forward_ops(spec, batch, seq, 2).layers_in(1, 1)[0][0].ops   # the traced second layer
     out = Counter()
     for op in layer:
         if op.kind in ("gemm", "sdpa"):
@@ -119,7 +119,7 @@ def test_gemma2_runs_eager_attention_with_soft_capping():
     conf = transformers.AutoConfig.for_model(**__import__("estimator.families", fromlist=["x"]).tiny_config_kwargs("gemma2", 1))
     model = transformers.AutoModelForCausalLM.from_config(conf)
     assert model.config._attn_implementation == "eager"   # _supports_sdpa = False
-    names = [op.name for op in forward_ops(load_model("google/gemma-2-2b"), 1, 8, 4).layer]
+    names = [op.name for op in forward_ops(load_model("google/gemma-2-2b"), 1, 8, 4).layers[0].ops]
     assert "sdpa" not in names and names.count("attn_softcap.tanh") == 1
     post = [op.name for op in forward_ops(load_model("google/gemma-2-2b"), 1, 8, 4).post]
     assert post[-4:] == ["lm_head", "final_softcap.div", "final_softcap.tanh", "final_softcap.mul"]
@@ -180,7 +180,6 @@ def test_unknown_experts_implementation_is_one_line():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(mlp_only_layers=[0]), "dense layers"),
     (dict(num_experts_per_tok=200), "exceeds num_experts"),
 ])
 def test_unsupported_moe_variants_are_refused(change, message):

@@ -77,14 +77,24 @@ def test_qwen3_moe_dense_layers_are_read(change, dense):
     assert [i for i, lay in enumerate(got) if lay.mlp.kind == "dense"] == dense
     assert {lay.mlp.ffn for lay in got if lay.mlp.kind == "dense"} == {6144}   # intermediate_size
     assert {lay.mlp for lay in got if lay.mlp.kind == "experts"} == {Mlp("experts")}
-    with pytest.raises(EstimatorError, match="dense layers"):   # read, but not priced yet
-        ModelSpec.from_hf_config(cfg)
+    spec = ModelSpec.from_hf_config(cfg)   # priced: each group's MLP of its own kind
+    ops = forward_ops(spec, 1, 8, 2)
+    by_kind = {g.group.layer.mlp.kind: [op.name for op in g.ops] for g in ops.layers}
+    assert "router" in by_kind["experts"] and "router" not in by_kind["dense"]
+    gate = [op for op in next(g for g in ops.layers if g.group.layer.mlp.kind == "dense").ops if op.name == "gate_proj"]
+    assert gate[0].shape == (8, 6144, spec.hidden)   # the dense layer's own width
+    assert spec.param_count() == sum(spec.layer_params(lay) for lay in spec.layer_kinds) + (
+        spec.embedding_params() + spec.norm_params() + spec.head_params())
 
 
-def test_every_shipped_model_is_one_group_and_hashable():
+def test_shipped_models_group_their_layers_and_are_hashable():
     for name in zoo_names():
         spec = load_model(name)
-        assert spec.layer_groups == (LayerGroup(spec.layer_groups[0].layer, 0, spec.layers),), name
+        groups = spec.layer_groups
+        assert sum(g.count for g in groups) == spec.layers and groups[0].first == 0, name
+        assert all(a.layer != b.layer for a, b in zip(groups, groups[1:])), name   # runs are maximal
+        mixed = {g.layer.attention.kind for g in groups} == {"sliding", "full"}
+        assert mixed == name.startswith("google/gemma"), name
         assert hash(spec) == hash(dataclasses.replace(spec)) and isinstance(spec.layer_kinds, tuple)
 
 
@@ -109,10 +119,10 @@ def test_kinds_not_modelled_yet_are_refused_when_priced(attention, message):
         forward_ops(odd, 1, 8, 2)
 
 
-def test_mixed_layer_kinds_are_refused_until_hooks_price_them():
-    full, dense = LayerSpec(), LayerSpec(mlp=Mlp("experts"))
-    with pytest.raises(EstimatorError, match="different kinds"):
-        layer_groups((full, full, dense))
+def test_mixed_layer_kinds_form_groups():
+    full, experts = LayerSpec(), LayerSpec(mlp=Mlp("experts"))
+    assert layer_groups((full, full, experts, full)) == (LayerGroup(full, 0, 2), LayerGroup(experts, 2, 1),
+                                                         LayerGroup(full, 3, 1))
 
 
 def test_groups_in_a_layer_range():
@@ -124,9 +134,12 @@ def test_groups_in_a_layer_range():
 
 def test_cached_tokens_window_is_behind_the_switch(monkeypatch):
     sliding = LayerSpec(Attention("sliding", window=512))
-    assert kv_cache.cached_tokens(sliding, 4096) == 4096   # today: the whole context, as full attention
+    monkeypatch.setattr(layers, "SLIDING_WINDOW_PRICED", False)
+    assert kv_cache.cached_tokens(sliding, 4096) == 4096   # off: the whole context, as full attention
     monkeypatch.setattr(layers, "SLIDING_WINDOW_PRICED", True)
-    assert kv_cache.cached_tokens(sliding, 4096) == 512 and kv_cache.cached_tokens(sliding, 100) == 100
+    assert kv_cache.cached_tokens(sliding, 4096) == 511 and kv_cache.cached_tokens(sliding, 100) == 100
+    assert kv_cache.attended_tokens(sliding, 4096) == 512 and kv_cache.stored_tokens(sliding, 4096, 4096) == 4096
+    assert kv_cache.stored_tokens(sliding, 4096, 1) == 512
     assert kv_cache.cached_tokens(LayerSpec(), 4096) == 4096
 
 

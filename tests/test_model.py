@@ -94,6 +94,11 @@ EXTRA_CONFIGS = {
     "opt-350m-like": dict(model_type="opt", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                           ffn_dim=4096, vocab_size=50272, max_position_embeddings=2048,
                           word_embed_proj_dim=512, do_layer_norm_before=True),
+    # Qwen3-MoE with dense layers (mlp_only_layers, decoder_sparse_step): layers of two MLP kinds
+    "qwen3_moe-dense-layers": dict(model_type="qwen3_moe", hidden_size=128, num_hidden_layers=5, num_attention_heads=4,
+                                   num_key_value_heads=2, head_dim=32, intermediate_size=384, moe_intermediate_size=64,
+                                   num_experts=8, num_experts_per_tok=2, vocab_size=1000, max_position_embeddings=512,
+                                   mlp_only_layers=[0], decoder_sparse_step=2),
     "opt-no-bias-untied": dict(model_type="opt", hidden_size=256, num_hidden_layers=2, num_attention_heads=8,
                                ffn_dim=512, vocab_size=1000, max_position_embeddings=512, enable_bias=False,
                                tie_word_embeddings=False, word_embed_proj_dim=128),

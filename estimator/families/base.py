@@ -26,8 +26,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..layer_config import attention_kinds, layer_specs
-from ..layers import DENSE
-from ..op_builders import ATTENTION_PROJECTIONS, FP32, activation, ew, gemm, layer_norm, rms_norm, sdpa, sdpa_math
+from ..kv_cache import attended_tokens
+from ..layers import DENSE, PLAIN, masked_attention
+from ..op_builders import (ATTENTION_PROJECTIONS, FP32, activation, decode_attention, ew, gemm, layer_norm, repeat_kv,
+                           rms_norm, sdpa, sdpa_masked, sdpa_math)
 
 if TYPE_CHECKING:
     from ..layers import LayerSpec
@@ -106,8 +108,9 @@ class Family:
         """MLP of each layer (layers.Mlp; dense)."""
         return [DENSE] * layers
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
-        """Kernels from the normed layer input to the q, k, v that enter the cache and attention."""
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
+        """Kernels from the normed layer input to the q, k, v that enter the cache and attention
+        in a layer of kind `layer`."""
         raise NotImplementedError
 
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:
@@ -115,11 +118,12 @@ class Family:
         return []
 
     # ---- hooks whose defaults are the Llama / OPT / GPT-2 layer (override where the code differs)
-    def mlp_params(self, spec: ModelSpec) -> int:
-        """Parameters of one layer's MLP (a mixture-of-experts block counts router and experts)."""
-        return spec.dense_mlp_params()
+    def mlp_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
+        """Parameters of the MLP of a layer of kind `layer` (a mixture-of-experts block counts
+        router and experts; a dense one is its own ffn wide)."""
+        return spec.dense_mlp_params(layer.mlp.ffn)
 
-    def extra_layer_params(self, spec: ModelSpec) -> int:
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         """Parameters of a layer beyond q/k/v/o, the MLP and two norms (more norms, q/k norms)."""
         return 0
 
@@ -136,13 +140,30 @@ class Family:
         return (layer_norm if spec.norm == "layernorm" else rms_norm)(name, group, t, h, e)
 
     def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
-                      cuda: bool = True) -> list[Op]:
+                      cuda: bool = True, layer: LayerSpec = PLAIN, kv_len: int | None = None) -> list[Op]:
         """Attention from the cached q, k, v to the (batch, heads, seq, head_dim) output: SDPA's
         fused kernel, or on CUDA its math backend for float32 with grouped K/V heads (op_builders.sdpa_math;
         the CPU's flash kernel takes float32)."""
+        d = spec.head_dim
+        if masked_attention(layer, seq):   # a sliding window past its length: explicit mask, K/V repeated
+            return repeat_kv("attention", batch, heads, kv, seq, d, e) + [
+                sdpa_masked("attention", batch, heads, seq, seq, d, e)]
         if cuda and e == FP32 and kv < heads:
             return sdpa_math("attention", batch, heads, kv, seq, spec.head_dim, e)
         return [sdpa("attention", batch, heads, kv, seq, spec.head_dim, e)]
+
+    def decode_attention_ops(self, spec: ModelSpec, layer: LayerSpec, one: list[Op], batch: int, kv_len: int,
+                             e: int) -> list[Op]:
+        """A decode step's attention in a layer of kind `layer` with `kv_len` tokens in the
+        context after the update, from the one-token forward's attention kernels `one`: each SDPA
+        becomes one query per head over the tokens the layer attends to (decode_attention)."""
+        keys, d = attended_tokens(layer, kv_len), spec.head_dim
+        if masked_attention(layer, keys):   # the mask is kept: repeat_kv copies the window, no GQA in SDPA
+            return (repeat_kv("attention", batch, spec.heads, spec.kv_heads, keys, d, e)
+                    + [decode_attention(batch, spec.heads, spec.heads, keys, d, e) if op.kind == "sdpa" else op
+                       for op in one])
+        return [decode_attention(batch, spec.heads, spec.kv_heads, keys, d, e) if op.kind == "sdpa"
+                else op for op in one]
 
     def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]:
         """Kernels on a sub-layer's output before its residual add (Gemma's post-norms)."""
@@ -152,8 +173,9 @@ class Family:
         """Logits-sized tensors alive at once at the LM head's peak (memory.py)."""
         return 1
 
-    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
-        """The MLP from the normed input to its output (before the residual add)."""
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
+        """The MLP of a layer of kind `layer` from the normed input to its output (before the
+        residual add); `f` is that layer's FFN width of one shard."""
         return dense_mlp(spec, t, f, e)
 
     def embedding_ops(self, spec: ModelSpec, batch: int, seq: int, e: int) -> list[Op]:

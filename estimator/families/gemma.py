@@ -16,10 +16,12 @@ What differs from Llama, read from transformers' modeling_gemma2.py / modeling_g
   (local base for sliding layers, global for every 6th layer). A sliding layer's mask cannot be
   skipped, so SDPA gets a boolean mask and transformers repeat_kv-copies K and V first.
 
-Sliding and global layers: in model(input_ids) both launch the same kernels except Gemma 3's
-repeat_kv copies on sliding layers; the layer list here is that of a sliding layer (five of six
-layers), an over-count of two copies on each global layer. DynamicSlidingWindowLayer keeps a
-view of the whole prefill K/V, so the cache memory of both kinds is the full sequence.
+Sliding and global layers are priced apart (layers.py): Gemma 3's sliding layers past their window
+get the boolean mask (repeat_kv copies, masked SDPA: Family.attention_ops), its global layers and
+short prompts SDPA with GQA and is_causal. DynamicSlidingWindowLayer keeps a view of the whole
+prefill K/V (its memory is the full prompt) and window - 1 tokens after each decode step
+(kv_cache.py); Gemma 2's eager decode attention runs its batched matmuls over the keys each
+layer attends to (decode_attention_ops).
 """
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..errors import EstimatorError
 from ..layer_config import sliding_pattern
+from ..kv_cache import attended_tokens
+from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
-from ..op_builders import FP32, Op, ew, rotary
+from ..op_builders import FP32, Op, ew, repeat_kv, rotary
 from ..spec import FamilyFields
 from .base import Family, qkv_projections
 from .llama import LLAMA
@@ -76,13 +80,6 @@ def softcap(name: str, group: str, elems: float, e: int) -> list[Op]:
     return [ew(f"{name}.{k}", group, elems, 2 * e, "unary") for k in ("div", "tanh", "mul")]
 
 
-def repeat_kv(batch: int, heads: int, kv: int, seq: int, d: int, e: int) -> list[Op]:
-    """repeat_kv on K and V when heads > kv heads: expand + reshape copies both."""
-    if heads == kv:
-        return []
-    return [ew(f"repeat_{x}", ATTN, batch * heads * seq * d, 2 * e, "strided") for x in "kv"]
-
-
 class Gemma(Family):
     """Gemma 2 and Gemma 3 text: one family object each, differing in `version`."""
     aliases = dict(hidden="hidden_size", layers="num_hidden_layers", heads="num_attention_heads",
@@ -124,14 +121,14 @@ class Gemma(Family):
         pattern = 2 if self.version == 2 else optional_size(cfg, "sliding_window_pattern", 6)
         return sliding_pattern(layers, pattern)
 
-    def extra_layer_params(self, spec: ModelSpec) -> int:
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         # post-attention and post-feedforward norms; Gemma 3's q_norm and k_norm over head_dim
         return 2 * spec.hidden + (2 * spec.head_dim if self.version == 3 else 0)
 
     def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]:
         return gemma_rms_norm(name, group, t, h, e)
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         ops = qkv_projections(spec, t, qd, kvd, e)
         if self.version == 3:
             d = spec.head_dim
@@ -139,20 +136,30 @@ class Gemma(Family):
         return ops + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
 
     def attention_ops(self, spec: ModelSpec, batch: int, seq: int, heads: int, kv: int, e: int,
-                      cuda: bool = True) -> list[Op]:
-        d = spec.head_dim
-        copies = repeat_kv(batch, heads, kv, seq, d, e)
-        if self.version == 3:   # SDPA with the sliding boolean mask: no GQA inside SDPA
-            return copies + Family.attention_ops(self, spec, batch, seq, heads, heads, e, cuda)  # K/V repeated
-        bh, scores = batch * heads, batch * heads * seq * seq
-        ops = copies + [bmm("qk", bh, seq, seq, d, e), ew("scale", ATTN, scores, 2 * e, "unary")]
+                      cuda: bool = True, layer: LayerSpec = PLAIN, kv_len: int | None = None) -> list[Op]:
+        if self.version == 3:   # SDPA: a sliding layer past its window gets the boolean mask (Family's)
+            return Family.attention_ops(self, spec, batch, seq, heads, kv, e, cuda, layer, kv_len)
+        # Gemma 2's eager attention over kv_len keys (the prompt; a decode step: the cache)
+        d, keys = spec.head_dim, seq if kv_len is None else kv_len
+        bh, scores = batch * heads, batch * heads * seq * keys
+        ops = repeat_kv(ATTN, batch, heads, kv, keys, d, e)
+        ops += [bmm("qk", bh, seq, keys, d, e), ew("scale", ATTN, scores, 2 * e, "unary")]
         if _fields(spec).attn_softcap is not None:
             ops += softcap("attn_softcap", ATTN, scores, e)
         ops.append(ew("mask_add", ATTN, scores, 2 * e, "broadcast"))
         ops.append(ew("softmax", ATTN, scores, e + FP32, "unary"))   # float32 out (fused upcast on CUDA)
         if e != FP32:
             ops.append(ew("softmax_to_dtype", ATTN, scores, FP32 + e, "cast"))
-        return ops + [bmm("pv", bh, seq, d, seq, e)]
+        return ops + [bmm("pv", bh, seq, d, keys, e)]
+
+    def decode_attention_ops(self, spec: ModelSpec, layer: LayerSpec, one: list[Op], batch: int, kv_len: int,
+                             e: int) -> list[Op]:
+        """Gemma 2's eager attention of one query per head over the keys the layer attends to
+        (its batched matmuls, soft-cap, mask and softmax at the cache length); Gemma 3: SDPA's."""
+        if self.version == 3:
+            return Family.decode_attention_ops(self, spec, layer, one, batch, kv_len, e)
+        return self.attention_ops(spec, batch, 1, spec.heads, spec.kv_heads, e, layer=layer,
+                                  kv_len=attended_tokens(layer, kv_len))
 
     def attention_live_bytes(self, spec: ModelSpec, batch: int, seq: int, heads: int, e: int) -> float:
         if self.version == 3:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
+from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import ATTENTION_PROJECTIONS, gemm
 from ..spec import FamilyFields
@@ -48,7 +49,7 @@ class Gpt2(Family):
     def embedding_ops(self, spec: ModelSpec, batch: int, seq: int, e: int) -> list[Op]:
         return learned_position_ops(batch * seq, spec.hidden, e)
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         return [gemm("qkv_proj", ATTENTION_PROJECTIONS, t, qd + 2 * kvd, spec.hidden, e, bias=True)]
 
     def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:

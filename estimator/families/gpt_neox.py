@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_text
 from ..errors import EstimatorError
+from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import ATTENTION_PROJECTIONS, FP32, ew, gemm, rotary
 from ..spec import FamilyFields
@@ -91,7 +92,7 @@ class GptNeox(Family):
                     family_fields=NeoxFields(rotary_dim=rot, parallel_residual=optional_bool(
                         cfg, "use_parallel_residual", True)))
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         # one GEMM, then chunk(3) views; q and k each rotated on their first rotary_dim dims
         heads, d, rot = qd // spec.head_dim, spec.head_dim, rotary_dim(spec)
         return ([gemm("qkv_proj", ATTENTION_PROJECTIONS, t, qd + 2 * kvd, spec.hidden, e, spec.qkv_bias)]

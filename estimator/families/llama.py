@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..layer_config import every_layer_sliding, sliding_from_layer
+from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, ew, rotary
 from .base import Family, qkv_projections
@@ -50,7 +51,7 @@ class Llama(Family):
             return every_layer_sliding(cfg, layers)
         return sliding_from_layer(cfg, layers) if model_type.startswith("qwen") else ["full"] * layers
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         return qkv_projections(spec, t, qd, kvd, e) + rotary("q_rotary", t, qd, e) + rotary("k_rotary", t, kvd, e)
 
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:

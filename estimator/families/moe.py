@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 from ..config_fields import divisible, optional_bool, optional_size, optional_text, size
 from ..errors import EstimatorError
 from ..layer_config import every_layer_sliding, sparse_mlp_kinds
-from ..layers import EXPERTS
+from ..layers import EXPERTS, LayerSpec, PLAIN
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, Op, ew, gemm, rms_norm, rotary
 from ..spec import FamilyFields
-from .base import Family, qkv_projections
+from .base import Family, dense_mlp, qkv_projections
 from .moe_experts import DEFAULT, IMPLEMENTATIONS, batched_ops, grouped_ops, live_per_token
 from .llama import LLAMA
 
@@ -104,8 +104,6 @@ class MoE(Family):
         top_k = optional_size(cfg, "num_experts_per_tok", 2 if not self.qk_norm else 8)
         if top_k > experts:
             raise EstimatorError(f"num_experts_per_tok {top_k} exceeds {key} {experts}")
-        if self.qk_norm and (cfg.get("mlp_only_layers") or optional_size(cfg, "decoder_sparse_step", 1) != 1):
-            raise EstimatorError("unsupported Qwen3-MoE variant: dense layers (mlp_only_layers / decoder_sparse_step)")
         head_dim = optional_size(cfg, "head_dim", None)
         if head_dim is None:
             divisible("hidden_size", a["hidden"], "num_attention_heads", heads)
@@ -155,14 +153,16 @@ class MoE(Family):
             return spec.model_type, spec.family
         return f"{spec.model_type}/{impl}", f"{spec.family}/{impl}"
 
-    def mlp_params(self, spec: ModelSpec) -> int:
+    def mlp_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
+        if layer.mlp.kind == "dense":   # Qwen3-MoE's mlp_only_layers: a Qwen3MoeMLP of its own width
+            return spec.dense_mlp_params(layer.mlp.ffn)
         e = _fields(spec).experts
         return e * spec.hidden + e * 3 * spec.hidden * spec.ffn   # router + gate_up/down of every expert
 
-    def extra_layer_params(self, spec: ModelSpec) -> int:
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         return 2 * spec.head_dim if self.qk_norm else 0
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         ops = qkv_projections(spec, t, qd, kvd, e)
         if self.qk_norm:
             d = spec.head_dim
@@ -172,7 +172,9 @@ class MoE(Family):
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:
         return LLAMA.pre_layer_ops(spec, seq, e)
 
-    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
+        if layer.mlp.kind == "dense":
+            return dense_mlp(spec, t, f, e)
         fields = _fields(spec)
         h, n, k = spec.hidden, fields.experts, fields.top_k
         ops = [gemm("router", ROUTER, t, n, h, e)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..layers import PLAIN, LayerSpec
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..op_builders import ATTENTION_PROJECTIONS, FP32, Op, ew, gemm, rotary
 from .llama import Llama
@@ -60,7 +61,7 @@ class Olmo2(Llama):
     def default_attention(self, cfg: dict, model_type: str, layers: int) -> list[str]:
         return ["full"] * layers
 
-    def extra_layer_params(self, spec: ModelSpec) -> int:
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         return spec.q_dim + spec.kv_dim   # q_norm and k_norm over the whole projections
 
     def norm_ops(self, spec: ModelSpec, name: str, group: str, t: int, h: int, e: int) -> list[Op]:
@@ -69,7 +70,7 @@ class Olmo2(Llama):
     def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]:
         return olmo_rms_norm(name, "norms", t, spec.hidden, e)
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         # Under tensor parallelism priced over the shard's width (see tp_sharded_linears).
         g, h, bias = ATTENTION_PROJECTIONS, spec.hidden, spec.qkv_bias
         return ([gemm("q_proj", g, t, qd, h, e, bias)] + olmo_rms_norm("q_norm", "norms", t, qd, e)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..layers import PLAIN, LayerSpec
 from ..errors import EstimatorError
 from ..op_builders import ATTENTION_PROJECTIONS, Op, ew, gemm, rms_norm, rotary
 from .moe import MoE, MoEFields
@@ -46,10 +47,10 @@ class Olmoe(MoE):
                                            clip_qkv=clip is not None)
         return out
 
-    def extra_layer_params(self, spec: ModelSpec) -> int:
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         return spec.q_dim + spec.kv_dim   # q_norm and k_norm over the whole projections
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         g, h, bias = ATTENTION_PROJECTIONS, spec.hidden, spec.qkv_bias
         ops = ([gemm("q_proj", g, t, qd, h, e, bias)] + rms_norm("q_norm", "norms", t, qd, e)
                + [gemm("k_proj", g, t, kvd, h, e, bias)] + rms_norm("k_norm", "norms", t, kvd, e)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
+from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import ew, gemm
 from ..spec import FamilyFields
@@ -78,7 +79,7 @@ class Opt(Family):
         h, proj = spec.hidden, _fields(spec).proj_dim
         return [gemm("project_out", "lm head", t, proj, h, e)] if proj != h else []
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         return qkv_projections(spec, t, qd, kvd, e) + [ew("q_scale", "attention", t * qd, 2 * e, "unary")]
 
     def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..layer_config import every_layer_sliding
+from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import ATTENTION_PROJECTIONS, activation, ew, gemm
 from .base import Family
@@ -53,13 +54,13 @@ class Phi3(Family):
     def default_attention(self, cfg: dict, model_type: str, layers: int) -> list[str]:
         return every_layer_sliding(cfg, layers)   # recorded; priced as full attention (see above)
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         d, rot = spec.head_dim, rotary_dim(spec)
         return ([gemm("qkv_proj", ATTENTION_PROJECTIONS, t, qd + 2 * kvd, spec.hidden, e)]
                 + rotary_with_pass("q_rotary", t, qd // d, d, rot, e)
                 + rotary_with_pass("k_rotary", t, kvd // d, d, rot, e))
 
-    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         # gate_up_proj, act(gate) on a strided half, up * act(gate), down_proj
         mlp = "mlp"
         return ([gemm("gate_up_proj", mlp, t, 2 * f, spec.hidden, e)] + activation("act", mlp, t * f, e, spec.activation)

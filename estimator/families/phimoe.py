@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..layers import PLAIN, LayerSpec
 from ..config_fields import optional_bool
 from ..errors import EstimatorError
 from ..op_builders import Op, ew, gemm
@@ -61,7 +62,7 @@ class PhiMoE(MoE):
     def head_bias(self, spec: ModelSpec) -> bool:
         return spec.fields_of(PhiMoEFields).lm_head_bias
 
-    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
+    def mlp_ops(self, spec: ModelSpec, t: int, f: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         fields = spec.fields_of(PhiMoEFields)
         h, n, k = spec.hidden, fields.experts, fields.top_k
         ops = [gemm("router", ROUTER, t, n, h, e)] + sparsemixer_ops(t, n, e)

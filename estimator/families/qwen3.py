@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config_fields import divisible, optional_bool, optional_size, optional_text
 from ..errors import EstimatorError
+from ..layers import PLAIN, LayerSpec
 from ..op_builders import ATTENTION_PROJECTIONS, gemm, rms_norm, rotary
 from .llama import Llama
 
@@ -42,10 +43,10 @@ class Qwen3(Llama):
                     activation=optional_text(cfg, "hidden_act", "silu"),
                     tied_embeddings=optional_bool(cfg, "tie_word_embeddings", False))
 
-    def extra_layer_params(self, spec: ModelSpec) -> int:
+    def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         return 2 * spec.head_dim   # q_norm and k_norm weights
 
-    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int) -> list[Op]:
+    def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         g, h, d, bias = ATTENTION_PROJECTIONS, spec.hidden, spec.head_dim, spec.qkv_bias
         # q_norm / k_norm: LlamaRMSNorm's eight kernels over t * heads rows of head_dim
         return ([gemm("q_proj", g, t, qd, h, e, bias)] + rms_norm("q_norm", "norms", t * qd // d, d, e)
