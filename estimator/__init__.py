@@ -11,7 +11,16 @@ from .api import Estimate, estimate
 from .many import estimate_many
 from .model import ModelSpec, load_model, zoo_names
 from .workload import Workload
-from .planner import Plan, PlanCandidate, plan
+
+
+def __getattr__(name: str):
+    """plan, Plan, PlanCandidate: the planner (and its price table) imported on first use, so
+    that `import estimator` for an estimate does not load it (issue 26: one-shot CLI time)."""
+    if name in ("plan", "Plan", "PlanCandidate"):
+        from . import planner
+        return getattr(planner, name)
+    raise AttributeError(f"module 'estimator' has no attribute {name!r}")
+
 
 __all__ = ["estimate", "estimate_many", "Estimate", "Workload", "ModelSpec", "load_model", "zoo_names", "DeviceSpec",
            "get_device", "list_devices", "EstimatorError", "plan", "Plan", "PlanCandidate"]
