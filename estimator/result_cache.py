@@ -40,7 +40,7 @@ def _scalars(values: Any) -> bool:
 
 def _flat(est: Any) -> bool:
     """Whether every field of `est` is a scalar, a dict of scalars or a list of scalars and of
-    dicts of scalars (what an Estimate holds today): then `_copy_flat` copies it fully."""
+    dicts of scalars (what an Estimate holds today): then `_copy_planned` copies it fully."""
     for v in est.__dict__.values():
         if type(v) is dict and not _scalars(v.values()):
             return False
@@ -92,5 +92,6 @@ def cached_estimate(results: OrderedDict, spec: Any, dev: Any, workload: Any, as
     est = compute()
     while len(results) >= RESULTS_MAX:
         results.popitem(last=False)
-    results[key] = (spec, dev, est, _copy_plan(est))
-    return copy_estimate(est)
+    plan = _copy_plan(est)
+    results[key] = (spec, dev, est, plan)
+    return copy_estimate(est) if plan is None else _copy_planned(est, plan)
