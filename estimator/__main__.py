@@ -6,8 +6,6 @@ import json
 import os
 import sys
 
-from tabulate import tabulate
-
 from .cli_args import DefaultsFormatter, Parser
 from .device import GB, list_devices
 from .errors import EstimatorError
@@ -20,6 +18,7 @@ from . import plan_cli, sweep_cli
 from .sweep_output import format_params
 from .workload import EXPERTS_IMPLEMENTATIONS, PARALLEL_MODES, Workload, normalize_dtype
 from .ranges import annotate_rows
+from .tables import tabulate
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from . import host_model, ranges
 from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
+from .result_cache import cached_estimate
 from .spec import ModelSpec as AnySpec
 from .schedule import forward_pass
 from .workload import Workload
@@ -129,9 +130,22 @@ def estimate(model: str | ModelSpec, device: str | DeviceSpec, workload: Workloa
     validate(spec, w)
     prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
     check_profile_kind(prof, dev)
+    return priced(spec, dev, prof, w, asked_device if isinstance(asked_device, str) else None)
+
+
+def priced(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, asked_device: str | None = None) -> Estimate:
+    """The whole estimate of a validated workload on a resolved profile (`asked_device`: the
+    device name the caller gave, for the note on a name that picks one of several devices); a
+    workload priced before on this profile comes from its cache of results (result_cache.py),
+    always as a copy of its own."""
+    return cached_estimate(prof.results, spec, dev, w, asked_device,
+                           lambda: _whole_estimate(spec, dev, prof, w, asked_device))
+
+
+def _whole_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, asked_device: str | None) -> Estimate:
     est = _estimate(spec, dev, prof, w)
     est.notes[:0] = input_notes(spec, dev, prof, w)
-    picked = ambiguity_note(asked_device) if isinstance(asked_device, str) else None
+    picked = ambiguity_note(asked_device) if asked_device is not None else None
     if picked:
         est.notes.append(picked)
     if est.workload["parallel"] == "tensor" and not spec.arch.has_tp_plan:

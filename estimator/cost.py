@@ -27,31 +27,47 @@ def matmul_key(dtype: str, tf32: bool) -> str:
     return "tf32" if dtype == "float32" and tf32 else dtype
 
 
+COMPUTE_OPS = ("gemm", "sdpa", "grouped_gemm")   # kernels with a FLOP roofline
+
+
 def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool = False) -> OpCost:
-    """Calibrated time of `op`; datasheet peaks classify the bound, kernel occupancy drives the
-    power model. Pure; not memoized per op (a new workload's ops are new: a per-op memo missed
-    99 % of the time, and its entries pushed table lookups out): the table lookups below are
-    memoized on the profile, and schedule.Pass.price memoizes whole kernel lists."""
+    """Calibrated time of `op` (price_all of one kernel)."""
+    return price_all((op,), device, profile, dtype, tf32)[0]
+
+
+def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profile, dtype: str,
+              tf32: bool = False) -> list[OpCost]:
+    """Calibrated time of each of `ops`; datasheet peaks classify the bound, kernel occupancy
+    drives the power model. Pure; not memoized per op (a new workload's ops are new: a per-op
+    memo missed 99 % of the time, and its entries pushed table lookups out): the table lookups
+    below are memoized on the profile, and schedule.Pass.price memoizes whole kernel lists. What
+    does not depend on the kernel (peaks, the launch floor) is read once per list."""
     key = matmul_key(dtype, tf32)
     peak_flops = device.matmul_tflops(dtype, tf32) * 1e12
     peak_bw = device.memory_bandwidth_gb_s * GB
-    if op.kind == "gemm":
-        t = max(profile.gemm_us(*op.shape, key), profile.floor_us)
-    elif op.kind == "grouped_gemm":                   # MoE experts, transformers' grouped_mm
-        t = max(profile.grouped_gemm_us(*op.shape, key), profile.floor_us)
-    elif op.kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache
-        t = profile.copy_us(op.bytes / 2)             # reads K and V once: memory-bound
-    elif op.kind == "sdpa":
-        t = max(profile.sdpa_us(*op.shape, key) * (MASKED_SDPA_FACTOR if op.pattern == MASKED else 1.0),
-                profile.floor_us)
-    else:
-        t = profile.elementwise_us(op.pattern, op.bytes)
-    compute = op.flops / peak_flops if op.kind in ("gemm", "sdpa", "grouped_gemm") else 0.0
-    memory = op.bytes / peak_bw
-    if t <= profile.floor_us * 1.05:
-        bound = "latency"
-    else:
-        bound = "compute" if compute >= memory else "memory"
-    # Power follows occupancy, not efficiency: a long strided copy keeps the board as busy as a
-    # fast one, while a kernel near the launch floor is mostly latency.
-    return OpCost(op, t, bound, max(0.0, 1.0 - profile.floor_us / t))
+    floor = profile.floor_us
+    latency = floor * 1.05
+    out = []
+    for op in ops:
+        kind = op.kind
+        if kind == "gemm":
+            t = max(profile.gemm_us(*op.shape, key), floor)
+        elif kind == "grouped_gemm":                   # MoE experts, transformers' grouped_mm
+            t = max(profile.grouped_gemm_us(*op.shape, key), floor)
+        elif kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache
+            t = profile.copy_us(op.bytes / 2)          # reads K and V once: memory-bound
+        elif kind == "sdpa":
+            t = max(profile.sdpa_us(*op.shape, key) * (MASKED_SDPA_FACTOR if op.pattern == MASKED else 1.0),
+                    floor)
+        else:
+            t = profile.elementwise_us(op.pattern, op.bytes)
+        compute = op.flops / peak_flops if kind in COMPUTE_OPS else 0.0
+        memory = op.bytes / peak_bw
+        if t <= latency:
+            bound = "latency"
+        else:
+            bound = "compute" if compute >= memory else "memory"
+        # Power follows occupancy, not efficiency: a long strided copy keeps the board as busy as
+        # a fast one, while a kernel near the launch floor is mostly latency.
+        out.append(OpCost(op, t, bound, max(0.0, 1.0 - floor / t)))
+    return out

@@ -173,13 +173,21 @@ def _device_from_path(path: Path) -> DeviceSpec:
     return device
 
 
+_BY_NAME: dict[str, DeviceSpec] = {}   # names as callers spell them -> shipped device (bounded)
+
+
 def get_device(name: str) -> DeviceSpec:
     """Device by key, name, alias or NVML name (case, spaces, '-', '_' ignored), or a .json path."""
     if name in _FILE_DEVICES:
         return _FILE_DEVICES[name]
     if name.lower().endswith(".json"):
         return _device_from_path(Path(name).expanduser())
+    device = _BY_NAME.get(name)   # the exact string seen before: no normalizing again
+    if device is not None:
+        return device
     device = _index().get(_normalize(name))
+    if device is not None and len(_BY_NAME) < 4096:
+        _BY_NAME[name] = device
     if device is None:
         names = [n for d in _shipped() for n in (d.key, d.name, *d.aliases)]
         raise EstimatorError(f"unknown device {name!r}{closest(name, names)}")

@@ -8,10 +8,10 @@ import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from tabulate import tabulate
 
 from .errors import EstimatorError
 from .jsonout import strict_dict
+from .tables import tabulate
 from .outpath import check_writable, write_atomic
 from .planner import REASON_TEXT, Plan, PlanCandidate, Range
 from .prices import PRICES_FILE, shipped_prices

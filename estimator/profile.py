@@ -89,6 +89,8 @@ class Profile:
     _sdpa: dict = field(default_factory=dict)
     _memo: OrderedDict = field(default_factory=OrderedDict)   # table lookups are pure: (kind, args) -> us
     _lists: OrderedDict = field(default_factory=OrderedDict)  # priced kernel lists (memoized_list)
+    # whole estimates of repeated workloads (result_cache.py)
+    results: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.data = d = parse_profile(self.raw, self.source)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from . import distributed, energy, host_model, memory
 from .breakdown import GroupSum, GroupTotal, add_groups, group_sum, group_sums
-from .cost import OpCost, price
+from .cost import OpCost, price, price_all
 from .decode import GENERATE_GROUP
 from .device import GB, DeviceSpec
 from .errors import EstimatorError
@@ -100,8 +100,7 @@ class Pass:
         """Kernel costs, compute kernels slowed by the power cap once set_power_cap has run."""
         ops = tuple(ops)
         key = ("costs", ops, self.dev.key, self.w.dtype, self.w.tf32)   # one lookup for the whole list
-        costs = self.prof.memoized_list(key, lambda: [price(op, self.dev, self.prof, self.w.dtype, self.w.tf32)
-                                                 for op in ops])
+        costs = self.prof.memoized_list(key, lambda: price_all(ops, self.dev, self.prof, self.w.dtype, self.w.tf32))
         return self._slowed(costs)
 
     def _slowed(self, costs: list[OpCost]) -> list[OpCost]:

@@ -16,6 +16,7 @@ from typing import Iterator
 from .api import Estimate, estimate
 from .device import DeviceSpec, get_device, list_devices
 from .errors import EstimatorError
+from .many import OVERFLOW, estimate_many
 from .model import ModelSpec, load_model
 from .workload import PARALLEL_MODES, Workload, normalize_dtype, normalize_parallel
 
@@ -155,16 +156,50 @@ def estimate_row(model: ModelSpec, device: DeviceSpec, dtype: str, batch: int, s
                  parallel: str, new_tokens: int = 0, profile: str | None = None,
                  transfer_from: str | None = None) -> SweepRow:
     """One case as a SweepRow; a refusal (EstimatorError, float overflow) is a row with its reason."""
+    case = (dtype, batch, seq, gpus, parallel, new_tokens)
+    try:
+        result: Estimate | EstimatorError = estimate(model, device, case_workload(*case), profile, transfer_from)
+    except EstimatorError as exc:
+        result = exc
+    except OverflowError:
+        result = EstimatorError(OVERFLOW)
+    return case_row(model, device, case, result)
+
+
+def estimate_rows(model: ModelSpec, device: DeviceSpec, cases: list[tuple], profile: str | None = None,
+                  transfer_from: str | None = None) -> list[SweepRow]:
+    """estimate_row of every case (dtype, batch, seq, gpus, parallel, new_tokens), priced together
+    by estimate_many; where the profile or the transfer source itself is refused, case by case
+    as before (each row then names the reason estimate gives for it)."""
+    built: list[Workload | EstimatorError] = []
+    for case in cases:
+        try:
+            built.append(case_workload(*case))
+        except EstimatorError as exc:
+            built.append(exc)
+    try:
+        priced = iter(estimate_many(model, device, [w for w in built if isinstance(w, Workload)], profile,
+                                    transfer_from))
+    except EstimatorError:
+        return [estimate_row(model, device, *case, profile=profile, transfer_from=transfer_from) for case in cases]
+    return [case_row(model, device, case, w if isinstance(w, EstimatorError) else next(priced))
+            for case, w in zip(cases, built)]
+
+
+def case_workload(dtype: str, batch: int, seq: int, gpus: int, parallel: str, new_tokens: int = 0) -> Workload:
+    """The Workload of a sweep case ('single': one GPU)."""
+    return Workload(batch=batch, seq=seq, dtype=dtype, gpus=gpus,
+                    parallel="pipeline" if parallel == "single" else parallel, new_tokens=new_tokens)
+
+
+def case_row(model: ModelSpec, device: DeviceSpec, case: tuple, result: Estimate | EstimatorError) -> SweepRow:
+    """The SweepRow of a case and its estimate, or of its refusal."""
+    dtype, batch, seq, gpus, parallel, new_tokens = case
     head = dict(model=model.name, device=device.name, dtype=dtype, batch=batch, seq=seq, gpus=gpus,
                 parallel=parallel, new_tokens=new_tokens, memory_usable_gb=device.memory_usable_gb)
-    try:
-        w = Workload(batch=batch, seq=seq, dtype=dtype, gpus=gpus,
-                     parallel="pipeline" if parallel == "single" else parallel, new_tokens=new_tokens)
-        est = estimate(model, device, w, profile, transfer_from)
-    except EstimatorError as exc:
-        return SweepRow(**head, error=str(exc))
-    except OverflowError:
-        return SweepRow(**head, error="the workload is too large to estimate: its sizes overflow float arithmetic")
+    if isinstance(result, EstimatorError):
+        return SweepRow(**head, error=str(result))
+    est = result
     return SweepRow(**head, runtime_ms=est.runtime_ms, memory_gb=est.memory_gb, energy_j_per_token=est.energy_j_per_token,
                     throughput_tokens_per_s=est.throughput_tokens_per_s, ttft_ms=est.ttft_ms, tpot_ms=est.tpot_ms,
                     fits=est.fits, bound=est.bound, **busiest_parts(est))
@@ -188,8 +223,8 @@ def largest_parts(row: SweepRow, n: int = 2) -> list[tuple[str, float]]:
 def run_sweep(spec: SweepSpec) -> list[SweepRow]:
     """Every case of `spec`, models outermost, then devices, then the workload axes in field order."""
     models, devices = spec.resolved_models(), spec.resolved_devices()
-    return [estimate_row(m, d, *case, profile=spec.profile, transfer_from=spec.transfer_from)
-            for m in models for d in devices for case in workloads(spec, m)]
+    return [row for m in models for d in devices
+            for row in estimate_rows(m, d, list(workloads(spec, m)), spec.profile, spec.transfer_from)]
 
 
 def sort_rows(rows: list[SweepRow], by: str) -> list[SweepRow]:

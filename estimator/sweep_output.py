@@ -9,11 +9,11 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Sequence
 
-from tabulate import tabulate
 
 from .errors import EstimatorError
 from .fit import FitAnswer
 from .jsonout import strict_dict
+from .tables import tabulate
 from .outpath import check_writable, write_output
 from .sweep import SweepRow, largest_parts
 

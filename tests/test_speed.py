@@ -79,6 +79,17 @@ def test_cold_estimate_of_a_new_workload(model, w, benchmark):
     _check_median(benchmark, 5e-3)
 
 
+@pytest.mark.parametrize("model", ["facebook/opt-1.3b", "Qwen/Qwen3-30B-A3B"])
+def test_speed_repeated_estimate(benchmark, model):
+    """A workload priced before: a copy of the whole estimate from the profile's cache of
+    results (issue 26: <= 0.02 ms), names and all resolved as a caller gives them."""
+    w = Workload(16, 1024, "bfloat16")
+    first = estimate(model, "H100", w)
+    est = benchmark(estimate, model, "H100", w)
+    assert est.to_dict() == first.to_dict() and est is not first
+    _check_median(benchmark, 2e-5)
+
+
 # ---- sweeps of workloads never priced before (issue 19) -----------------------------------------
 # Benchmarks, not wall-clock asserts: the numbers go to pytest-benchmark's table (README,
 # "Planning sweeps" lists what they measured). Every call estimates a shape no call before priced.
