@@ -7,11 +7,17 @@
 #             GPU-bound rows within 5 %), then the host-bound matrix (batch 1/64 x seq 128/2048),
 #             then the new families' configs (MODELS, layer counts as shipped).
 source "$(dirname "$0")/run_common.sh"
-stage=${2:?generate or matrix}
-if [ "$stage" = generate ]; then
-  timeout 470 python -m pytest bench/test_generate.py "${common[@]}" --bench-new-tokens 64 --bench-batch 1,16 \
+stage=${2:?generate, matrix or both}
+if [ "$stage" = generate ] || [ "$stage" = both ]; then
+  timeout "${GEN_TIMEOUT:-470}" python -m pytest bench/test_generate.py "${common[@]}" --bench-new-tokens 64 --bench-batch 1,16 \
     --bench-seq 128,512 --bench-report-name gen-64 > "$out/gen.log" 2>&1; snap
-else
+fi
+if [ "$stage" = both ]; then
+  timeout 170 python -m pytest bench/ -q -p no:cacheprovider --bench-report-dir "$out" --bench-calibrate always \
+    --bench-report-name main-calibrate-always > "$out/main.log" 2>&1
+  cp -r "${XDG_CACHE_HOME:-$HOME/.cache}/llm-perf-estimator" "$out/cache" 2>/dev/null; snap
+fi
+if [ "$stage" = matrix ]; then
   timeout 170 python -m pytest bench/ -q -p no:cacheprovider --bench-report-dir "$out" --bench-calibrate always \
     --bench-report-name main-calibrate-always > "$out/main.log" 2>&1
   cp -r "${XDG_CACHE_HOME:-$HOME/.cache}/llm-perf-estimator" "$out/cache" 2>/dev/null; snap
