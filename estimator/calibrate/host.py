@@ -22,6 +22,9 @@ HOST_FAMILIES = HOST_MODEL_TYPES
 # A quick calibration (the CPU, tests) times the three reference codes only: tiny MoE models
 # alone took minutes on a loaded 2-core CPU.
 QUICK_HOST_TYPES = ("llama", "opt", "gpt2")
+# Timed calls per tiny model: with the GC frozen and off the median of 24 is as steady as 40 were
+# (the spread of a host-bound pass is the host's own speed, measured apart by the CPU probe)
+HOST_CALLS = 24
 HOST_LAYERS = (2, 12)  # a 10-layer difference: the per-layer time stands well above noise
 DISPATCH_LAYERS = 6
 GENERATE_STEPS = (2, 10)  # new tokens per generate call: 8 more steps stand well above noise
@@ -87,7 +90,7 @@ def time_host_overhead(device: torch.device, families: Sequence[str] = HOST_FAMI
         models: list[torch.nn.Module] = []
         try:
             models = [tiny_model(family, n, device) for n in (lo, hi)]
-            t_lo, t_hi = time_models(models, device)
+            t_lo, t_hi = time_models(models, device, calls=HOST_CALLS)
         except Exception as exc:  # a transformers version without this family: skip, keep going
             log(f"  host {family}: failed ({type(exc).__name__}: {exc}), skipped")
             continue
