@@ -168,6 +168,9 @@ class Deepseek(MoE):
         ops = super().attention_ops(spec, batch, seq, heads, kv, e, cuda, layer, kv_len)
         return self.expand_ops(spec, batch, seq, kv_len or seq, heads, e) + ops if self.latent else ops
 
+    def attention_out_dim(self, spec: ModelSpec, heads: int) -> int:
+        return heads * _f(spec).latent.v_head_dim if self.latent else heads * spec.head_dim
+
     def decode_attention_ops(self, spec: ModelSpec, layer: LayerSpec, one: list[Op], batch: int, kv_len: int,
                              e: int) -> list[Op]:
         if not self.latent:
