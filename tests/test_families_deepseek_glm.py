@@ -106,3 +106,16 @@ def test_command_line_answers(name):
                           "--gpus", "8"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "runtime" in run.stdout or "does not fit" in run.stdout.lower()
+
+
+def test_mla_decode_step_expands_the_whole_latent_cache():
+    """transformers 5.24 caches the latent and runs kv_b_proj over every cached token each step."""
+    from estimator.decode import decode_ops
+    spec = load_model("deepseek-ai/DeepSeek-V3")
+    layer = spec.layer_kinds[0]
+    assert kv_cache.cache_bytes_per_token(spec, layer, 2) == (512 + 64) * 2
+    step = decode_ops(spec, 2, 1000, 2)
+    kv_b = [op for g in step.layers for op in g.ops if op.name == "kv_b_proj"]
+    assert kv_b and all(op.shape == (2 * 1000, 128 * (128 + 128), 512) for op in kv_b)
+    o_proj = [op for g in step.layers for op in g.ops if op.name == "o_proj"]
+    assert all(op.shape == (2, 7168, 128 * 128) for op in o_proj)
