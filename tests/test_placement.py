@@ -98,8 +98,6 @@ def ours(name: str, gpus: int, dtype_bytes: int, mem: float):
 @pytest.mark.parametrize("gpus", [2, 4, 8])
 @pytest.mark.parametrize("name", zoo_names())
 def test_matches_accelerate(name, gpus, mem):
-    if name == "zai-org/GLM-4.5-Air":   # hds: accelerate puts one layer fewer on each GPU but the last; not yet found why
-        pytest.xfail("glm4_moe device map: one layer per GPU off from accelerate's (not investigated yet)")
     assert ours(name, gpus, 2, mem) == accelerate_placement(name, gpus, 2, mem)
 
 
