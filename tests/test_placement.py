@@ -83,12 +83,7 @@ def accelerate_placement(name: str, gpus: int, dtype_bytes: int, mem: float):
 
 
 def ours(name: str, gpus: int, dtype_bytes: int, mem: float):
-    try:
-        p = pipeline_placement(load_model(name), gpus, dtype_bytes, mem)
-    except EstimatorError as err:   # None, as accelerate_placement, when accelerate would offload
-        if "does not fit" not in str(err):
-            raise
-        return None
+    p = pipeline_placement(load_model(name), gpus, dtype_bytes, mem)
     return dict(layers_per_gpu=p.layers_per_gpu, weight_bytes_per_gpu=p.weight_bytes_per_gpu,
                 embed_gpu=p.embed_gpu, head_gpu=p.head_gpu, final_norm_gpu=p.final_norm_gpu,
                 rotary_gpu=p.rotary_gpu)
@@ -98,7 +93,12 @@ def ours(name: str, gpus: int, dtype_bytes: int, mem: float):
 @pytest.mark.parametrize("gpus", [2, 4, 8])
 @pytest.mark.parametrize("name", zoo_names())
 def test_matches_accelerate(name, gpus, mem):
-    assert ours(name, gpus, 2, mem) == accelerate_placement(name, gpus, 2, mem)
+    theirs = accelerate_placement(name, gpus, 2, mem)
+    if theirs is None:   # accelerate offloads (DeepSeek-V3, Kimi-K2): the estimator says it does not fit
+        with pytest.raises(EstimatorError, match="does not fit"):
+            ours(name, gpus, 2, mem)
+        return
+    assert ours(name, gpus, 2, mem) == theirs
 
 
 @pytest.mark.parametrize("name, gpus, dtype_bytes, mem", [
