@@ -17,9 +17,14 @@ if TYPE_CHECKING:
 
 def cache_bytes_per_token(spec: ModelSpec, layer: LayerSpec, e: int, shards: int = 1) -> int:
     """Bytes one token adds to `layer`'s cache on one of `shards` tensor-parallel ranks: K and V,
-    each (kv heads of the rank) x head_dim elements of `e` bytes."""
+    each (kv heads of the rank) x head_dim elements of `e` bytes. Latent attention (DeepSeek MLA,
+    transformers 5.24) caches the compressed latent and the shared rotary key, one "head" that no
+    shard splits: kv_lora_rank + qk_rope_head_dim elements."""
     kind = layer.attention.kind
-    if kind in ("latent", "linear"):
+    if kind == "latent":
+        m = layer.attention.latent
+        return (m.kv_lora_rank + m.qk_rope_head_dim) * e
+    if kind == "linear":
         raise EstimatorError(f"the cache of {kind} attention layers is not modelled yet")
     return 2 * max(1, spec.kv_heads // shards) * spec.head_dim * e
 

@@ -16,7 +16,8 @@ sinks, gpt-oss). MLP kinds (``Mlp.kind``): ``dense``, ``experts`` (routed), ``ex
 Pricing walks *groups*: runs of consecutive layers that are priced alike (``layer_groups``); the
 family hooks (qkv_ops, attention_ops, mlp_ops, mlp_params, extra_layer_params) get the group's
 LayerSpec, so layers of one model may differ in attention and MLP. Kinds no family prices yet
-raise EstimatorError "not modelled yet" when priced (``priced_as``).
+raise EstimatorError "not modelled yet" when priced (``priced_as``); latent attention and
+shared-expert MLPs are priced by the family that has them (families/deepseek.py).
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ class LayerGroup:
     count: int
 
 
-NOT_MODELLED = ("chunked", "latent", "linear")
+NOT_MODELLED = ("chunked", "linear")
 
 
 def priced_as(layer: LayerSpec) -> LayerSpec:
@@ -123,8 +124,6 @@ def priced_as(layer: LayerSpec) -> LayerSpec:
     if a.kind in NOT_MODELLED or a.sinks or not a.rope:
         what = a.kind if a.kind in NOT_MODELLED else "sink" if a.sinks else "NoPE"
         raise EstimatorError(f"{what} attention layers are not modelled yet")
-    if layer.mlp.kind == "experts+shared":
-        raise EstimatorError("shared-expert MLP layers are not modelled yet")
     if a.kind == "sliding" and not SLIDING_WINDOW_PRICED:
         return replace(layer, attention=FULL)
     return layer

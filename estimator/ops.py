@@ -99,8 +99,9 @@ def layer_ops(spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int, s
         ops += [ew("cache_k", "kv cache", t * per_tensor, 2 * e, "strided_cat"),
                 ew("cache_v", "kv cache", t * per_tensor, 2 * e, "strided_cat")]
     ops += arch.attention_ops(spec, batch, seq, heads, kv, e, cuda, layer=layer)
-    ops.append(ew("attn_transpose", "attention", t * qd, 2 * e, "transpose"))
-    ops.append(gemm("o_proj", ATTENTION_PROJECTIONS, t, h, qd, e, spec.out_bias))
+    od = arch.attention_out_dim(spec, heads)   # the attention output's width (MLA: heads x v_head_dim)
+    ops.append(ew("attn_transpose", "attention", t * od, 2 * e, "transpose"))
+    ops.append(gemm("o_proj", ATTENTION_PROJECTIONS, t, h, od, e, spec.out_bias))
     ops += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)
     ops.append(ew("residual_attn", "residuals", t * h, 3 * e))
     ops += arch.norm_ops(spec, "post_norm", "norms", t, h, e)

@@ -106,13 +106,15 @@ class Placement:
 
 
 def _tree(spec: ModelSpec, d: int) -> tuple[list[Node], int]:
-    """Top-level modules in definition order, and the size of the largest decoder layer. The
-    family's module_tree gets one size when every layer is alike, else each layer's."""
+    """Top-level modules in definition order, and the size of the first decoder layer (accelerate's
+    get_balanced_memory buffer is the size of the first no-split module it meets: DeepSeek's and
+    GLM's dense first layer, not their MoE layers). The family's module_tree gets one size when
+    every layer is alike, else each layer's."""
     each = tuple(p * d for p in spec.layer_params_each())
     layer_bytes = each[0] if len(set(each)) == 1 else each
     head = spec.head_params() * d          # 0 when tied: accelerate dedups the shared weight
     body = spec.arch.module_tree(spec, d, layer_bytes)
-    return [body, Node("lm_head", head, head, None, "head", 1 if head else 0)], max(each)
+    return [body, Node("lm_head", head, head, None, "head", 1 if head else 0)], each[0]
 
 
 def _max_layer(modules: list[Node]) -> tuple[int, list[str]]:

@@ -12,7 +12,7 @@ from estimator.decode import decode_ops
 from estimator.errors import EstimatorError
 from estimator.families.moe import QWEN3_MOE
 from estimator.generation import generation_parts
-from estimator.layers import Attention, LatentAttention, LayerGroup, LayerSpec, Mlp, groups_in, layer_groups
+from estimator.layers import Attention, LayerGroup, LayerSpec, Mlp, groups_in, layer_groups
 from estimator.model import ModelSpec, config_path, load_model, zoo_names
 from estimator.ops import forward_ops
 from estimator.workload import Workload
@@ -108,7 +108,6 @@ def test_bad_layer_types_are_one_line_errors():
 
 @pytest.mark.parametrize("attention, message", [
     (Attention("chunked", chunk=8192), "chunked attention layers are not modelled yet"),
-    (Attention("latent", latent=LatentAttention(512, 64, 128, 128, 1536)), "latent attention"),
     (Attention(sinks=True), "sink attention"),
     (Attention(rope=False), "NoPE attention"),
 ])

@@ -55,6 +55,8 @@ EXPECTED_ZOO = {
     "allenai/OLMo-2-1124-7B", "ibm-granite/granite-3.1-8b-instruct", "HuggingFaceTB/SmolLM3-3B",
     "allenai/OLMoE-1B-7B-0924", "microsoft/Phi-3.5-MoE-instruct", "google/gemma-3-4b-it",
     "mistralai/Mistral-Small-3.1-24B-Instruct-2503", "Qwen/Qwen2.5-VL-7B-Instruct",
+    # hds: latent attention and shared experts
+    "deepseek-ai/DeepSeek-V3", "moonshotai/Kimi-K2-Instruct", "zai-org/GLM-4.5-Air",
 }
 
 

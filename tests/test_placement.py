@@ -93,7 +93,12 @@ def ours(name: str, gpus: int, dtype_bytes: int, mem: float):
 @pytest.mark.parametrize("gpus", [2, 4, 8])
 @pytest.mark.parametrize("name", zoo_names())
 def test_matches_accelerate(name, gpus, mem):
-    assert ours(name, gpus, 2, mem) == accelerate_placement(name, gpus, 2, mem)
+    theirs = accelerate_placement(name, gpus, 2, mem)
+    if theirs is None:   # accelerate offloads (DeepSeek-V3, Kimi-K2): the estimator says it does not fit
+        with pytest.raises(EstimatorError, match="does not fit"):
+            ours(name, gpus, 2, mem)
+        return
+    assert ours(name, gpus, 2, mem) == theirs
 
 
 @pytest.mark.parametrize("name, gpus, dtype_bytes, mem", [
@@ -138,7 +143,8 @@ def test_one_gpu_holds_everything(name):
 @pytest.mark.parametrize("gpus", [2, 4, 8])
 def test_weights_add_up_and_tied_head_follows_embedding(name, gpus):
     spec = load_model(name)
-    p = pipeline_placement(spec, gpus, 2, 80e9)
+    mem = max(80e9, 3.0 * spec.param_count() * 2 / gpus)   # DeepSeek-V3 / Kimi-K2 need more than 80 GB each
+    p = pipeline_placement(spec, gpus, 2, mem)
     assert sum(p.weight_bytes_per_gpu) == spec.param_count() * 2
     assert sum(p.layers_per_gpu) == spec.layers
     if spec.tied_embeddings:

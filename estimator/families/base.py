@@ -165,6 +165,10 @@ class Family:
         return [decode_attention(batch, spec.heads, spec.kv_heads, keys, d, e) if op.kind == "sdpa"
                 else op for op in one]
 
+    def attention_out_dim(self, spec: ModelSpec, heads: int) -> int:
+        """Width of the attention output of `heads` heads that o_proj reads (heads x head_dim)."""
+        return heads * spec.head_dim
+
     def sublayer_output_ops(self, spec: ModelSpec, name: str, t: int, e: int) -> list[Op]:
         """Kernels on a sub-layer's output before its residual add (Gemma's post-norms)."""
         return []
