@@ -153,8 +153,12 @@ def test_host_extras_match_transformers(model_type):
     from bench.probe_host import dispatch_counts
     from estimator.calibrate.host import tiny_model
     from estimator.families import BY_MODEL_TYPE
+    torch.manual_seed(0)   # random routing decides how many experts an MoE layer runs: fixed weights, fixed counts
     ids = torch.randint(0, 200, (1, 8))
-    counts = [dispatch_counts(tiny_model(model_type, n, torch.device("cpu")), ids) for n in (2, 12)]
+    counts = []
+    for n in (2, 12):
+        torch.manual_seed(n)
+        counts.append(dispatch_counts(tiny_model(model_type, n, torch.device("cpu")), ids))
     views = (counts[1]["views"] - counts[0]["views"]) / 10
     modules = (counts[1]["modules"] - counts[0]["modules"]) / 10
     want_views, want_modules = BY_MODEL_TYPE[model_type].host_extras

@@ -223,7 +223,7 @@ _TINY_MOE = dict(hidden_size=64, num_attention_heads=4, vocab_size=256, max_posi
                  intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
                  n_group=2, topk_group=1, n_shared_experts=1, first_k_dense_replace=1,
                  experts_implementation="eager")
-DEEPSEEK_V3 = Deepseek("deepseek_v3", True, (56.0, 22.5),   # views, module calls: CPU counts 54.4 / 58.0 (routing varies), transformers 5.24
+DEEPSEEK_V3 = Deepseek("deepseek_v3", True, (52.0, 22.0),   # views, module calls: CPU counts 50.8-58.0 as random routing varies (seeded test: 50.8 / 21.8), transformers 5.24
                        dict(_TINY_MOE, num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=24, qk_rope_head_dim=8,
                             qk_nope_head_dim=16, v_head_dim=16))
 GLM4_MOE = Deepseek("glm4_moe", False, (48.0, 21.0),
