@@ -114,16 +114,22 @@ class LayerGroup:
 
 
 NOT_MODELLED = ("chunked", "latent", "linear")
+# what a family may declare it prices (Family.priced_features): chunked attention, sinks, NoPE
+# layers, shared-expert MLPs; layers of other families with them are refused
+FEATURES = ("chunked", "sinks", "nope", "experts+shared")
 
 
-def priced_as(layer: LayerSpec) -> LayerSpec:
+def priced_as(layer: LayerSpec, priced: tuple[str, ...] = ()) -> LayerSpec:
     """The kind the estimator prices `layer` as: itself, a sliding layer as a full one while
-    SLIDING_WINDOW_PRICED is off; EstimatorError for kinds not modelled yet."""
+    SLIDING_WINDOW_PRICED is off; EstimatorError for kinds not modelled yet (`priced`: the
+    FEATURES the layer's family prices)."""
     a = layer.attention
-    if a.kind in NOT_MODELLED or a.sinks or not a.rope:
-        what = a.kind if a.kind in NOT_MODELLED else "sink" if a.sinks else "NoPE"
-        raise EstimatorError(f"{what} attention layers are not modelled yet")
-    if layer.mlp.kind == "experts+shared":
+    refused = [what for what, hit in ((a.kind, a.kind in NOT_MODELLED and a.kind not in priced),
+                                      ("sink", a.sinks and "sinks" not in priced),
+                                      ("NoPE", not a.rope and "nope" not in priced)) if hit]
+    if refused:
+        raise EstimatorError(f"{refused[0]} attention layers are not modelled yet")
+    if layer.mlp.kind == "experts+shared" and "experts+shared" not in priced:
         raise EstimatorError("shared-expert MLP layers are not modelled yet")
     if a.kind == "sliding" and not SLIDING_WINDOW_PRICED:
         return replace(layer, attention=FULL)
@@ -134,7 +140,8 @@ def masked_attention(layer: LayerSpec, kv_len: int) -> bool:
     """Whether transformers gives `layer`'s SDPA an explicit mask over `kv_len` keys: a sliding
     layer once the keys reach its window (masking_utils._ignore_causal_mask_sdpa: kv_length >=
     local_attention_size cannot use is_causal), so no flash kernel and K/V repeated per head."""
-    return layer.attention.kind == "sliding" and SLIDING_WINDOW_PRICED and kv_len >= layer.attention.window
+    a = layer.attention   # a layer with sinks runs eager attention (gpt-oss: no SDPA path), no SDPA mask
+    return a.kind == "sliding" and SLIDING_WINDOW_PRICED and not a.sinks and kv_len >= a.window
 
 
 def masked_note(kinds: tuple[LayerSpec, ...], kv_len: int) -> list[str]:
@@ -147,11 +154,12 @@ def masked_note(kinds: tuple[LayerSpec, ...], kv_len: int) -> list[str]:
             "time, an estimate (no masked-SDPA grid is calibrated)"]
 
 
-def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:
-    """Runs of consecutive layers priced alike (the family hooks get each group's LayerSpec)."""
+def layer_groups(kinds: tuple[LayerSpec, ...], features: tuple[str, ...] = ()) -> tuple[LayerGroup, ...]:
+    """Runs of consecutive layers priced alike (the family hooks get each group's LayerSpec);
+    `features`: the FEATURES the family prices."""
     groups: list[LayerGroup] = []
     for i, layer in enumerate(kinds):
-        priced = priced_as(layer)
+        priced = priced_as(layer, features)
         if groups and groups[-1].layer == priced:
             last = groups[-1]
             groups[-1] = LayerGroup(priced, last.first, last.count + 1)

@@ -86,6 +86,11 @@ class Family:
     # without one, from_pretrained(tp_plan="auto") refuses the model and a tensor-parallel
     # estimate is of a sharding transformers cannot run as is (api.py notes it)
     has_tp_plan: bool = True
+    # quantization_config quant_methods transformers dequantizes to the model's dtype on load
+    # (gpt-oss's mxfp4 without the triton kernels): priced as unquantized weights
+    dequantized_methods: tuple[str, ...] = ()
+    # layers.FEATURES this family's hooks price (chunked attention, sinks, NoPE, shared experts)
+    priced_features: tuple[str, ...] = ()
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         """ModelSpec fields beyond the aliased ones `a`, with transformers' defaults for absent
