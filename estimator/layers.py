@@ -16,7 +16,9 @@ sinks, gpt-oss). MLP kinds (``Mlp.kind``): ``dense``, ``experts`` (routed), ``ex
 Pricing walks *groups*: runs of consecutive layers that are priced alike (``layer_groups``); the
 family hooks (qkv_ops, attention_ops, mlp_ops, mlp_params, extra_layer_params) get the group's
 LayerSpec, so layers of one model may differ in attention and MLP. Kinds no family prices yet
-raise EstimatorError "not modelled yet" when priced (``priced_as``).
+raise EstimatorError "not modelled yet" when priced (``priced_as``); chunked attention, sinks,
+NoPE and shared-expert layers are priced only in a family that declares them (``FEATURES``,
+``Family.priced_features``: gpt-oss its sinks, Llama 4 the other three).
 """
 from __future__ import annotations
 
@@ -136,20 +138,34 @@ def priced_as(layer: LayerSpec, priced: tuple[str, ...] = ()) -> LayerSpec:
     return layer
 
 
+def local_span(layer: LayerSpec) -> int | None:
+    """The tokens a local layer's cache and mask are built on: a sliding layer's window (while
+    SLIDING_WINDOW_PRICED), a chunked layer's chunk (transformers caches chunked layers as
+    DynamicSlidingWindowLayer(sliding_window=attention_chunk_size)); None for other layers."""
+    a = layer.attention
+    if a.kind == "sliding" and SLIDING_WINDOW_PRICED:
+        return a.window
+    return a.chunk if a.kind == "chunked" else None
+
+
 def masked_attention(layer: LayerSpec, kv_len: int) -> bool:
     """Whether transformers gives `layer`'s SDPA an explicit mask over `kv_len` keys: a sliding
     layer once the keys reach its window (masking_utils._ignore_causal_mask_sdpa: kv_length >=
     local_attention_size cannot use is_causal), so no flash kernel and K/V repeated per head."""
     a = layer.attention   # a layer with sinks runs eager attention (gpt-oss: no SDPA path), no SDPA mask
-    return a.kind == "sliding" and SLIDING_WINDOW_PRICED and not a.sinks and kv_len >= a.window
+    span = local_span(layer)
+    return span is not None and not a.sinks and kv_len >= span
 
 
 def masked_note(kinds: tuple[LayerSpec, ...], kv_len: int) -> list[str]:
     """The note of an estimate whose sliding layers run SDPA with an explicit mask at `kv_len` keys."""
-    windows = sorted({k.attention.window for k in kinds if masked_attention(k, kv_len)})
-    if not windows:
+    windows = sorted({k.attention.window for k in kinds if masked_attention(k, kv_len) and k.attention.kind == "sliding"})
+    chunks = sorted({k.attention.chunk for k in kinds if masked_attention(k, kv_len) and k.attention.kind == "chunked"})
+    if not windows and not chunks:
         return []
-    return [f"sliding-window layers (window {', '.join(map(str, windows))}) past their window run SDPA with an "
+    what = (f"sliding-window layers (window {', '.join(map(str, windows))})" if windows else
+            f"chunked-attention layers (chunk {', '.join(map(str, chunks))})")
+    return [f"{what} past their window run SDPA with an "
             "explicit mask (no flash kernel, K/V repeated per head): priced as 2x the calibrated causal SDPA "
             "time, an estimate (no masked-SDPA grid is calibrated)"]
 

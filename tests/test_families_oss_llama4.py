@@ -106,3 +106,38 @@ def test_zoo_estimates_answer_on_h200(name):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     text = run.stdout + run.stderr
     assert run.returncode == 0 and "runtime" in text or "does not fit" in text, text[-2000:]
+
+
+@pytest.mark.parametrize("name, layers", [(LLAMA4[0], 4), (LLAMA4[1], 4)])
+def test_llama4_parameters_match_transformers(name, layers):
+    cfg = cut(zoo(name), layers)
+    text = cfg.get("text_config", cfg)
+    text = dict(text, model_type="llama4_text")
+    if isinstance(text.get("moe_layers"), list):
+        text["moe_layers"] = [i for i in text["moe_layers"] if i < layers]
+    spec = ModelSpec.from_hf_config(cfg if "text_config" not in cfg else dict(cfg, text_config=text))
+    kinds = {(k.attention.kind, k.attention.rope, k.mlp.kind) for k in spec.layer_kinds}
+    assert ("full", False) in {k[:2] for k in kinds} and ("chunked", True) in {k[:2] for k in kinds}
+    assert spec.param_count() == pytest.approx(hf_params(text), rel=1e-3)
+
+
+def test_llama4_maverick_interleaves_dense_and_moe_layers():
+    spec = load_model(LLAMA4[1])
+    mlps = [k.mlp for k in spec.layer_kinds[:4]]
+    assert [m.kind for m in mlps] == ["dense", "experts+shared", "dense", "experts+shared"]
+    assert mlps[0].ffn == 16384 and spec.model_type == "llama4_text"
+    est = estimate(LLAMA4[1], "H200", Workload(batch=1, seq=128))
+    assert any("multimodal" in n for n in est.notes) and any("12 of 48 layers are NoPE" in n for n in est.notes)
+
+
+def test_llama4_cached_tokens_match_transformers():
+    kw, lengths = tiny_cache_lengths("llama4_text", 20, 6)
+    spec = ModelSpec.from_hf_config(kw)
+    context = 20 + 6 - 1
+    assert lengths == [cached_tokens(k, context) for k in spec.layer_kinds]
+    assert lengths[0] == 15 and lengths[3] == context   # a chunked layer keeps chunk - 1, the NoPE one all
+
+
+@pytest.mark.parametrize("name", LLAMA4)
+def test_llama4_zoo_estimates_answer_on_h200(name):
+    test_zoo_estimates_answer_on_h200(name)

@@ -142,7 +142,8 @@ def test_time_host_ops_on_the_cpu():
     assert all(v > 0 for v in out.values()) and cpu_probe_us(1000) > 0
 
 
-@pytest.mark.parametrize("model_type", ["llama", "opt", "gpt2", "qwen3", "olmo2", "granite", "olmoe", "phimoe", "gpt_oss"])
+@pytest.mark.parametrize("model_type", ["llama", "opt", "gpt2", "qwen3", "olmo2", "granite", "olmoe", "phimoe", "gpt_oss",
+                                        "llama4_text"])
 def test_host_extras_match_transformers(model_type):
     """Family.host_extras (views, module calls per layer, counted on an H200 with transformers
     5.17) against a count on the transformers installed here: views within 3, module calls

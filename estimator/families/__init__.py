@@ -31,8 +31,9 @@ FAMILIES += (OLMO2, GRANITE, SMOLLM3, OLMOE, PHIMOE)
 MULTIMODAL_TYPES: tuple[str, ...] = tuple(TEXT_MODEL)   # estimated by their text model (multimodal.py)
 # ---- end h24c ----
 from .gpt_oss import GPT_OSS  # noqa: E402
+from .llama4 import LLAMA4  # noqa: E402
 
-FAMILIES += (GPT_OSS,)
+FAMILIES += (GPT_OSS, LLAMA4)
 BY_NAME = {f.name: f for f in FAMILIES}
 BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 

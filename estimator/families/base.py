@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from ..layer_config import attention_kinds, layer_specs
 from ..kv_cache import attended_tokens
 from ..layers import DENSE, PLAIN, masked_attention
+from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import (ATTENTION_PROJECTIONS, FP32, activation, decode_attention, ew, gemm, layer_norm, repeat_kv,
                            rms_norm, sdpa, sdpa_masked, sdpa_math)
 
 if TYPE_CHECKING:
     from ..layers import LayerSpec
-    from ..module_tree import Node
     from ..op_builders import Op
     from ..spec import ModelSpec
 
@@ -59,6 +59,18 @@ def dense_mlp(spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
 def learned_position_ops(t: int, h: int, e: int) -> list[Op]:
     """A learned position table (OPT, GPT-2): its lookup and the add to the token embeddings."""
     return [ew("embed_positions", "embeddings", t * h, 2 * e), ew("add_positions", "embeddings", t * h, 3 * e)]
+
+
+def plain_tree(spec: ModelSpec, d: int, layer_bytes: int, leaves: int) -> Node:
+    """model.embed_tokens, `leaves` leaf modules per decoder layer, model.norm and a rotary_emb with
+    inv_freq and original_inv_freq: the base model of gpt-oss and Llama 4 as accelerate walks it."""
+    p = "model."
+    rotary_bytes = 2 * ((spec.head_dim + 1) // 2) * min(d, 4)
+    return Node("model", children=[
+        leaf(p + "embed_tokens", spec.vocab * spec.hidden * d, "embed"),
+        decoder_layers(p + "layers", spec.layers, layer_bytes, leaves),
+        leaf(p + "norm", spec.norm_params() * d, "norm"),
+        Node(p + "rotary_emb", rotary_bytes, 0, None, "rotary", 1)])
 
 
 class Family:

@@ -33,14 +33,14 @@ from ..errors import EstimatorError
 from ..kv_cache import attended_tokens
 from ..layer_config import attention_kinds, layer_specs
 from ..layers import EXPERTS, PLAIN, LayerSpec
-from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, Op, ew, gemm, repeat_kv, rotary
-from .base import qkv_projections
+from .base import plain_tree, qkv_projections
 from .gemma import bmm
 from .moe import ROUTER, MoE, MoEFields, expert_hits
 from .moe_experts import batched_ops, grouped_ops
 
 if TYPE_CHECKING:
+    from ..module_tree import Node
     from ..spec import ModelSpec
 
 ATTN = "attention"
@@ -88,7 +88,6 @@ class GptOss(MoE):
     dequantized_methods = ("mxfp4",)
     priced_features = ("sinks",)
     default_window = WINDOW
-    has_tp_plan = False   # GptOssConfig's base_model_tp_plan shards the embedding only
 
     def __init__(self) -> None:
         super().__init__("gpt_oss", "gpt_oss", "num_local_experts", "intermediate_size", qk_norm=False)
@@ -206,14 +205,8 @@ class GptOss(MoE):
         return attn, mlp + _fields(spec).top_k * 2 * f   # the gathered gate_up biases of each routed row
 
     def module_tree(self, spec: ModelSpec, d: int, layer_bytes: int) -> Node:
-        p = "model."
-        rotary_bytes = 2 * ((spec.head_dim + 1) // 2) * min(d, 4)
         # q k v o (the sinks are a parameter of self_attn), router, experts, two norms
-        return Node("model", children=[
-            leaf(p + "embed_tokens", spec.vocab * spec.hidden * d, "embed"),
-            decoder_layers(p + "layers", spec.layers, layer_bytes, 8),
-            leaf(p + "norm", spec.norm_params() * d, "norm"),
-            Node(p + "rotary_emb", rotary_bytes, 0, None, "rotary", 1)])
+        return plain_tree(spec, d, layer_bytes, 8)
 
 
 GPT_OSS = GptOss()
