@@ -41,14 +41,15 @@ def test_code_family_pools_model_types_with_the_same_code():
     assert {t: families.code_family(t) for t in families.HOST_MODEL_TYPES} == {
         "llama": "llama", "mistral": "llama", "qwen2": "llama", "opt": "opt", "gpt2": "gpt2",
         **{t: t for t in ("gpt_neox", "phi3", "qwen3", "gemma2", "gemma3_text", "mixtral", "qwen3_moe",
-                          "olmo2", "granite", "smollm3", "olmoe", "phimoe", "gpt_oss", "llama4_text")}}
+                          "olmo2", "granite", "smollm3", "olmoe", "phimoe")}}
     assert families.code_family("falcon") == "falcon"   # unknown: pooled alone
 
 
 def test_host_calibration_measures_every_model_type_reference_first():
     assert families.HOST_MODEL_TYPES == ("llama", "opt", "gpt2", "gpt_neox", "phi3", "qwen3", "gemma2",
                                          "gemma3_text", "mixtral", "qwen3_moe", "olmo2", "granite", "smollm3",
-                                         "olmoe", "phimoe", "gpt_oss", "llama4_text", "qwen2", "mistral")
+                                         "olmoe", "phimoe", "qwen2", "mistral")
+    assert not families.GPT_OSS.host_timed and families.code_family("gpt_oss") == "gpt_oss"   # the op-level host model
 
 
 def test_unknown_tiny_config_is_one_line():

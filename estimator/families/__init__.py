@@ -39,8 +39,8 @@ BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 
 # Model types host calibration measures: every supported one, each family's reference type first
 # (the others share its code, so their timings only refine it).
-HOST_MODEL_TYPES: tuple[str, ...] = (tuple(f.model_types[0] for f in FAMILIES)
-                                     + tuple(t for f in FAMILIES for t in f.model_types[1:]))
+HOST_MODEL_TYPES: tuple[str, ...] = (tuple(f.model_types[0] for f in FAMILIES if f.host_timed)
+                                     + tuple(t for f in FAMILIES if f.host_timed for t in f.model_types[1:]))
 
 
 def supported_model_types() -> list[str]:

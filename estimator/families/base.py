@@ -101,6 +101,9 @@ class Family:
     # quantization_config quant_methods transformers dequantizes to the model's dtype on load
     # (gpt-oss's mxfp4 without the triton kernels): priced as unquantized weights
     dequantized_methods: tuple[str, ...] = ()
+    # whether host calibration times the family's tiny model (HOST_MODEL_TYPES); off, its host
+    # time comes from the op-level host model (host_model.py) with its host_extras
+    host_timed: bool = True
     # layers.FEATURES this family's hooks price (chunked attention, sinks, NoPE, shared experts)
     priced_features: tuple[str, ...] = ()
 
