@@ -73,10 +73,11 @@ def divisible(key: str, value: int, by_key: str, by: int) -> None:
         raise EstimatorError(f"{key} {value} is not divisible by {by_key} {by}")
 
 
-def refuse_quantized(cfg: dict, where: str) -> None:
+def refuse_quantized(cfg: dict, where: str, dequantized: tuple[str, ...] = ()) -> None:
     """A config with a ``quantization_config`` (AWQ, GPTQ, bitsandbytes, FP8, any quant_method)
     loads quantized weights and kernels the estimator never priced: refused, naming the scheme,
-    rather than estimated as 16-bit. A null one is absent, as transformers reads it."""
+    rather than estimated as 16-bit. A null one is absent, as transformers reads it; a method in
+    `dequantized` (the family's ``dequantized_methods``) is one transformers dequantizes on load."""
     q = cfg.get("quantization_config")
     if q is None:
         return
@@ -84,6 +85,8 @@ def refuse_quantized(cfg: dict, where: str) -> None:
     method = q.get("quant_method")
     if not isinstance(method, str) or not method:   # old bitsandbytes configs name no method
         method = "bitsandbytes" if q.get("load_in_4bit") or q.get("load_in_8bit") else "unknown"
+    if method in dequantized:   # the family's loader dequantizes it (gpt-oss's mxfp4 without triton)
+        return
     bits = q.get("bits")
     detail = f"{bits}-bit " if is_size(bits) else ""
     raise UnmodelledConfig(

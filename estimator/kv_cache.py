@@ -34,22 +34,18 @@ def cached_tokens(layer: LayerSpec, context: int) -> int:
     Full attention keeps them all; a sliding layer (DynamicSlidingWindowLayer, with
     SLIDING_WINDOW_PRICED on) keeps the last window - 1 (``full[:, :, -window + 1:]``): a Gemma 3
     with window 16 held 15 tokens on its sliding layers after generate; linear attention none."""
-    a = layer.attention
-    if a.kind == "linear":
+    if layer.attention.kind == "linear":
         return 0
-    if a.kind == "sliding" and layers.SLIDING_WINDOW_PRICED:
-        return min(context, a.window - 1)
-    return context
+    span = layers.local_span(layer)   # chunked layers: DynamicSlidingWindowLayer of the chunk
+    return context if span is None else min(context, span - 1)
 
 
 def attended_tokens(layer: LayerSpec, context: int) -> int:
     """Keys a step attends to in `layer` when its last token is token `context`: the cache as it
     was and the step's new tokens (DynamicSlidingWindowLayer returns the whole concatenation,
     at most window tokens for one new token)."""
-    a = layer.attention
-    if a.kind == "sliding" and layers.SLIDING_WINDOW_PRICED:
-        return min(context, a.window)
-    return context
+    span = layers.local_span(layer)
+    return context if span is None else min(context, span)
 
 
 def stored_tokens(layer: LayerSpec, context: int, step: int) -> int:
@@ -58,7 +54,5 @@ def stored_tokens(layer: LayerSpec, context: int, step: int) -> int:
     that forward's torch.cat output, so the whole concatenation stays allocated until the next
     update replaces it: after the prefill (step = context) the whole prompt, after a decode step
     min(context, window)."""
-    a = layer.attention
-    if a.kind == "sliding" and layers.SLIDING_WINDOW_PRICED:
-        return min(context - step, a.window - 1) + step
-    return cached_tokens(layer, context)
+    span = layers.local_span(layer)
+    return cached_tokens(layer, context) if span is None else min(context - step, span - 1) + step

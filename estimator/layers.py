@@ -17,7 +17,9 @@ Pricing walks *groups*: runs of consecutive layers that are priced alike (``laye
 family hooks (qkv_ops, attention_ops, mlp_ops, mlp_params, extra_layer_params) get the group's
 LayerSpec, so layers of one model may differ in attention and MLP. Kinds no family prices yet
 raise EstimatorError "not modelled yet" when priced (``priced_as``); latent attention and
-shared-expert MLPs are priced by the family that has them (families/deepseek.py).
+shared-expert MLPs are priced by the family that has them (families/deepseek.py); chunked
+attention, sinks and NoPE layers only in a family that declares them (``FEATURES``,
+``Family.priced_features``: gpt-oss its sinks, Llama 4 the others).
 """
 from __future__ import annotations
 
@@ -115,42 +117,64 @@ class LayerGroup:
 
 
 NOT_MODELLED = ("chunked", "linear")
+# what a family may declare it prices (Family.priced_features): chunked attention, sinks, NoPE
+# layers, shared-expert MLPs; layers of other families with them are refused
+FEATURES = ("chunked", "sinks", "nope", "experts+shared")
 
 
-def priced_as(layer: LayerSpec) -> LayerSpec:
+def priced_as(layer: LayerSpec, priced: tuple[str, ...] = ()) -> LayerSpec:
     """The kind the estimator prices `layer` as: itself, a sliding layer as a full one while
-    SLIDING_WINDOW_PRICED is off; EstimatorError for kinds not modelled yet."""
+    SLIDING_WINDOW_PRICED is off; EstimatorError for kinds not modelled yet (`priced`: the
+    FEATURES the layer's family prices)."""
     a = layer.attention
-    if a.kind in NOT_MODELLED or a.sinks or not a.rope:
-        what = a.kind if a.kind in NOT_MODELLED else "sink" if a.sinks else "NoPE"
-        raise EstimatorError(f"{what} attention layers are not modelled yet")
+    refused = [what for what, hit in ((a.kind, a.kind in NOT_MODELLED and a.kind not in priced),
+                                      ("sink", a.sinks and "sinks" not in priced),
+                                      ("NoPE", not a.rope and "nope" not in priced)) if hit]
+    if refused:
+        raise EstimatorError(f"{refused[0]} attention layers are not modelled yet")
     if a.kind == "sliding" and not SLIDING_WINDOW_PRICED:
         return replace(layer, attention=FULL)
     return layer
+
+
+def local_span(layer: LayerSpec) -> int | None:
+    """The tokens a local layer's cache and mask are built on: a sliding layer's window (while
+    SLIDING_WINDOW_PRICED), a chunked layer's chunk (transformers caches chunked layers as
+    DynamicSlidingWindowLayer(sliding_window=attention_chunk_size)); None for other layers."""
+    a = layer.attention
+    if a.kind == "sliding" and SLIDING_WINDOW_PRICED:
+        return a.window
+    return a.chunk if a.kind == "chunked" else None
 
 
 def masked_attention(layer: LayerSpec, kv_len: int) -> bool:
     """Whether transformers gives `layer`'s SDPA an explicit mask over `kv_len` keys: a sliding
     layer once the keys reach its window (masking_utils._ignore_causal_mask_sdpa: kv_length >=
     local_attention_size cannot use is_causal), so no flash kernel and K/V repeated per head."""
-    return layer.attention.kind == "sliding" and SLIDING_WINDOW_PRICED and kv_len >= layer.attention.window
+    a = layer.attention   # a layer with sinks runs eager attention (gpt-oss: no SDPA path), no SDPA mask
+    span = local_span(layer)
+    return span is not None and not a.sinks and kv_len >= span
 
 
 def masked_note(kinds: tuple[LayerSpec, ...], kv_len: int) -> list[str]:
     """The note of an estimate whose sliding layers run SDPA with an explicit mask at `kv_len` keys."""
-    windows = sorted({k.attention.window for k in kinds if masked_attention(k, kv_len)})
-    if not windows:
+    windows = sorted({k.attention.window for k in kinds if masked_attention(k, kv_len) and k.attention.kind == "sliding"})
+    chunks = sorted({k.attention.chunk for k in kinds if masked_attention(k, kv_len) and k.attention.kind == "chunked"})
+    if not windows and not chunks:
         return []
-    return [f"sliding-window layers (window {', '.join(map(str, windows))}) past their window run SDPA with an "
+    what = (f"sliding-window layers (window {', '.join(map(str, windows))})" if windows else
+            f"chunked-attention layers (chunk {', '.join(map(str, chunks))})")
+    return [f"{what} past their window run SDPA with an "
             "explicit mask (no flash kernel, K/V repeated per head): priced as 2x the calibrated causal SDPA "
             "time, an estimate (no masked-SDPA grid is calibrated)"]
 
 
-def layer_groups(kinds: tuple[LayerSpec, ...]) -> tuple[LayerGroup, ...]:
-    """Runs of consecutive layers priced alike (the family hooks get each group's LayerSpec)."""
+def layer_groups(kinds: tuple[LayerSpec, ...], features: tuple[str, ...] = ()) -> tuple[LayerGroup, ...]:
+    """Runs of consecutive layers priced alike (the family hooks get each group's LayerSpec);
+    `features`: the FEATURES the family prices."""
     groups: list[LayerGroup] = []
     for i, layer in enumerate(kinds):
-        priced = priced_as(layer)
+        priced = priced_as(layer, features)
         if groups and groups[-1].layer == priced:
             last = groups[-1]
             groups[-1] = LayerGroup(priced, last.first, last.count + 1)

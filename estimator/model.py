@@ -34,7 +34,8 @@ class ModelSpec(spec.ModelSpec):
         where = source or name or "model"
         if not isinstance(cfg, dict):
             raise EstimatorError(f"config of {where} must be a JSON object")
-        config_fields.refuse_quantized(cfg, where)
+        top = families.family_of(cfg.get("model_type")) if isinstance(cfg.get("model_type"), str) else None
+        config_fields.refuse_quantized(cfg, where, getattr(top, "dequantized_methods", ()))
         wrapped = families.unwrap_multimodal(cfg, where)   # image-text configs: their text model
         if wrapped is not None:
             cfg, family = wrapped

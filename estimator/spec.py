@@ -129,7 +129,7 @@ class ModelSpec:
     def layer_groups(self) -> tuple[LayerGroup, ...]:
         """Runs of consecutive layers priced alike (layers.layer_groups); EstimatorError for
         layer kinds not modelled yet."""
-        return layer_groups(self.layer_kinds)
+        return layer_groups(self.layer_kinds, getattr(self.arch, "priced_features", ()))
 
     @property
     def family(self) -> str:

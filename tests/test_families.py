@@ -13,14 +13,15 @@ HOOKS = ("spec_fields", "qkv_ops", "layer_live_per_token", "module_tree")
 
 
 def test_every_model_type_has_exactly_one_family():
-    assert families.supported_model_types() == ["deepseek_v3", "gemma2", "gemma3_text", "glm4_moe", "gpt2", "gpt_neox", "granite", "llama",
+    assert families.supported_model_types() == ["deepseek_v3", "gemma2", "gemma3_text", "glm4_moe", "gpt2", "gpt_neox",
+                                                "gpt_oss", "granite", "llama", "llama4_text",
                                                 "mistral", "mixtral", "olmo2", "olmoe", "opt", "phi3", "phimoe",
                                                 "qwen2", "qwen3", "qwen3_moe", "smollm3"]
     owners = [t for f in families.FAMILIES for t in f.model_types]
     assert len(owners) == len(set(owners))
     assert {f.name for f in families.FAMILIES} == set(families.BY_NAME) == {
         "opt", "gpt2", "llama", "gpt_neox", "phi3", "qwen3", "gemma2", "gemma3_text", "mixtral", "qwen3_moe",
-        "olmo2", "granite", "smollm3", "olmoe", "phimoe", "deepseek_v3", "glm4_moe"}
+        "olmo2", "granite", "smollm3", "olmoe", "phimoe", "deepseek_v3", "glm4_moe", "gpt_oss", "llama4_text"}
 
 
 @pytest.mark.parametrize("family", families.FAMILIES, ids=lambda f: f.name)
@@ -49,6 +50,7 @@ def test_host_calibration_measures_every_model_type_reference_first():
     assert families.HOST_MODEL_TYPES == ("llama", "opt", "gpt2", "gpt_neox", "phi3", "qwen3", "gemma2",
                                          "gemma3_text", "mixtral", "qwen3_moe", "olmo2", "granite", "smollm3",
                                          "olmoe", "phimoe", "qwen2", "mistral")
+    assert not families.GPT_OSS.host_timed and families.code_family("gpt_oss") == "gpt_oss"   # the op-level host model
 
 
 def test_unknown_tiny_config_is_one_line():
@@ -101,7 +103,9 @@ def test_has_tp_plan_matches_transformers_and_the_bench_skip(name):
     spec = load_model(name)
     assert spec.arch.has_tp_plan == distributed.has_tp_plan(name)
     multimodal = hasattr(spec.arch, "wrapper_type")   # families/multimodal.py: no plan of its own
-    assert spec.arch.has_tp_plan == (spec.model_type not in ("opt", "gpt2") and not multimodal)
+    # Llama4Config ships a plan of its own (its projector; the text model's from its text_config)
+    llama4 = multimodal and spec.arch.wrapper_type == "llama4"
+    assert spec.arch.has_tp_plan == (spec.model_type not in ("opt", "gpt2") and (llama4 or not multimodal))
 
 
 @pytest.mark.parametrize("name, noted", [("facebook/opt-1.3b", True), ("openai-community/gpt2", True),

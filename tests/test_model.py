@@ -44,6 +44,8 @@ def assert_one_line(exc: pytest.ExceptionInfo) -> str:
 # ---- parameter counts --------------------------------------------------------------------------
 
 EXPECTED_ZOO = {
+    "openai/gpt-oss-20b", "openai/gpt-oss-120b", "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct",
     "AICrossSim/clm-1.1b", "AICrossSim/clm-200m", "AICrossSim/clm-400m", "AICrossSim/clm-60m",
     "Qwen/Qwen2.5-0.5B", "facebook/opt-1.3b", "facebook/opt-6.7b", "mistralai/Mistral-7B-v0.1",
     "openai-community/gpt2", "openai-community/gpt2-medium",

@@ -32,7 +32,11 @@ MULTIMODAL_TYPES: tuple[str, ...] = tuple(TEXT_MODEL)   # estimated by their tex
 # ---- end h24c ----
 from .deepseek import DEEPSEEK_V3, GLM4_MOE  # noqa: E402
 
-FAMILIES += (DEEPSEEK_V3, GLM4_MOE)
+
+from .gpt_oss import GPT_OSS  # noqa: E402
+from .llama4 import LLAMA4  # noqa: E402
+
+FAMILIES += (DEEPSEEK_V3, GLM4_MOE, GPT_OSS, LLAMA4)
 BY_NAME = {f.name: f for f in FAMILIES}
 BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 
@@ -43,7 +47,8 @@ BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 # the op-level host model's (host_model.py), as for any family a profile did not time.
 UNTIMED_MODEL_TYPES = ("deepseek_v3", "glm4_moe")
 HOST_MODEL_TYPES: tuple[str, ...] = tuple(
-    t for t in (tuple(f.model_types[0] for f in FAMILIES) + tuple(t for f in FAMILIES for t in f.model_types[1:]))
+    t for t in (tuple(f.model_types[0] for f in FAMILIES if f.host_timed)
+               + tuple(t for f in FAMILIES if f.host_timed for t in f.model_types[1:]))
     if t not in UNTIMED_MODEL_TYPES)
 
 

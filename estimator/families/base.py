@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from ..layer_config import attention_kinds, layer_specs
 from ..kv_cache import attended_tokens
 from ..layers import DENSE, PLAIN, masked_attention
+from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import (ATTENTION_PROJECTIONS, FP32, activation, decode_attention, ew, gemm, layer_norm, repeat_kv,
                            rms_norm, sdpa, sdpa_masked, sdpa_math)
 
 if TYPE_CHECKING:
     from ..layers import LayerSpec
-    from ..module_tree import Node
     from ..op_builders import Op
     from ..spec import ModelSpec
 
@@ -61,6 +61,18 @@ def learned_position_ops(t: int, h: int, e: int) -> list[Op]:
     return [ew("embed_positions", "embeddings", t * h, 2 * e), ew("add_positions", "embeddings", t * h, 3 * e)]
 
 
+def plain_tree(spec: ModelSpec, d: int, layer_bytes: int, leaves: int) -> Node:
+    """model.embed_tokens, `leaves` leaf modules per decoder layer, model.norm and a rotary_emb with
+    inv_freq and original_inv_freq: the base model of gpt-oss and Llama 4 as accelerate walks it."""
+    p = "model."
+    rotary_bytes = 2 * ((spec.head_dim + 1) // 2) * min(d, 4)
+    return Node("model", children=[
+        leaf(p + "embed_tokens", spec.vocab * spec.hidden * d, "embed"),
+        decoder_layers(p + "layers", spec.layers, layer_bytes, leaves),
+        leaf(p + "norm", spec.norm_params() * d, "norm"),
+        Node(p + "rotary_emb", rotary_bytes, 0, None, "rotary", 1)])
+
+
 class Family:
     name: str = ""                    # the ModelSpec.family value
     model_types: tuple[str, ...] = ()  # HF model_type values this code serves, the reference first
@@ -86,6 +98,14 @@ class Family:
     # without one, from_pretrained(tp_plan="auto") refuses the model and a tensor-parallel
     # estimate is of a sharding transformers cannot run as is (api.py notes it)
     has_tp_plan: bool = True
+    # quantization_config quant_methods transformers dequantizes to the model's dtype on load
+    # (gpt-oss's mxfp4 without the triton kernels): priced as unquantized weights
+    dequantized_methods: tuple[str, ...] = ()
+    # whether host calibration times the family's tiny model (HOST_MODEL_TYPES); off, its host
+    # time comes from the op-level host model (host_model.py) with its host_extras
+    host_timed: bool = True
+    # layers.FEATURES this family's hooks price (chunked attention, sinks, NoPE, shared experts)
+    priced_features: tuple[str, ...] = ()
 
     def spec_fields(self, cfg: dict, model_type: str, a: dict[str, int]) -> dict[str, Any]:
         """ModelSpec fields beyond the aliased ones `a`, with transformers' defaults for absent

@@ -1,7 +1,7 @@
 """Multimodal configs (image-text-to-text) estimated by their text model.
 
 Gemma 3 (Gemma3ForConditionalGeneration), Mistral 3 (Mistral-Small-3.1), Qwen2.5-VL, Qwen3-VL
-and Llama 4 configs hold the language model's fields in ``text_config`` (Qwen2.5-VL's published
+and Llama 4 (llama4 -> llama4_text, families/llama4.py) configs hold the language model's fields in ``text_config`` (Qwen2.5-VL's published
 configs also at the top level) beside a ``vision_config``. A text-only forward pass
 (``model(input_ids)``, no image) runs the language model and the LM head only, so the estimate
 is that of the text model's family, read from ``text_config``, with a note on every estimate:
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 TEXT_MODEL = {"gemma3": "gemma3_text", "mistral3": "mistral", "qwen2_5_vl": "qwen2", "qwen3_vl": "qwen3",
               "llama4": "llama4_text"}
 MROPE = ("qwen2_5_vl", "qwen3_vl")
+# wrappers whose config class has a base_model_tp_plan (Llama4Config: its projector's)
+WRAPPERS_WITH_TP_PLAN = ("llama4",)
 # text-config defaults transformers fills in where the text family's reader needs the field
 # (Gemma3TextConfig: the published gemma-3 text_configs leave these out)
 TEXT_DEFAULTS = {"gemma3_text": dict(vocab_size=262_208, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
@@ -45,6 +47,8 @@ class TextModelOf:
 
     def __init__(self, wrapper_type: str, text: Any) -> None:
         self.wrapper_type, self.text = wrapper_type, text
+        if wrapper_type in WRAPPERS_WITH_TP_PLAN:
+            self.has_tp_plan = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.text, name)
