@@ -12,9 +12,6 @@ collector, kept out of the timed work (issue 25).
 """
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
-from typing import Iterator
 
 CPU_PROBE_LOOPS = 20_000   # about 1 ms of Python on an idle host
 
@@ -25,20 +22,7 @@ def cpu_probe_us(loops: int = CPU_PROBE_LOOPS) -> float:
     return probe(loops)
 
 
-@contextmanager
-def gc_off(collect: bool = True) -> Iterator[None]:
-    """The garbage collector frozen and disabled inside the block, restored after (its enabled
-    state as found; the frozen objects back in the oldest generation). Nested or with the
-    collector already off: a no-op, so the outer block keeps its freeze."""
-    if not gc.isenabled():
-        yield
-        return
-    if collect:
-        gc.collect()   # what is garbage now is not collected inside the region
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
+def gc_off(collect: bool = True):
+    """estimator/calibrate/host_ops.py's gc_off (one implementation for calibration and bench)."""
+    from estimator.calibrate.host_ops import gc_off as off   # the module imports torch: only here
+    return off(collect)

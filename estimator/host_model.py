@@ -211,9 +211,11 @@ def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost
     is family-agnostic), else the GENERATE_* constants on top of the forward's fixed time."""
     gen = prof.data.generate
     model_type, family = spec.arch.host_keys(spec)
-    own = gen[model_type] if model_type in gen else gen.get(family)
-    if own is not None:
-        return GenerateHost(*own, True), "measured"
+    key = model_type if model_type in gen else family
+    own = gen.get(key)
+    if own is not None:   # an entry the calibration derived from another family's timing is not this one's
+        derived = ((prof.raw.get("generate") or {}).get(key) or {}).get("derived_from")
+        return GenerateHost(*own, True), "forward" if derived else "measured"
     fwd = host_price(prof, spec, 1, 1, e)
     per_layer = fwd.times.per_layer_us * _decode_ratio(prof, spec, e)
     entries = [g for g in gen.values() if g is not None]
@@ -226,7 +228,12 @@ def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost
 
 
 def _decode_ratio(prof: Profile, spec: ModelSpec, e: int) -> float:
-    """Op-level host price of a decode step's layer over a forward's (1.0 without host_ops)."""
+    """Op-level host price of a decode step's layer over a forward's (1.0 without host_ops),
+    once per profile, model and dtype (every generate estimate asks)."""
+    return prof.memoized(("decode-ratio", spec, e), _price_decode_ratio, prof, spec, e)
+
+
+def _price_decode_ratio(prof: Profile, spec: ModelSpec, e: int) -> float:
     costs = prof.host_op_costs()
     if not costs:
         return 1.0

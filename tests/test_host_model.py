@@ -163,3 +163,15 @@ def test_host_extras_match_transformers(model_type):
     modules = (counts[1]["modules"] - counts[0]["modules"]) / 10
     want_views, want_modules = BY_MODEL_TYPE[model_type].host_extras
     assert abs(views - want_views) <= 3 and abs(modules - want_modules) <= 1, (views, modules)
+
+
+def test_a_derived_generate_entry_is_not_called_measured(shipped):
+    """The calibration derives some model types' generate entries from llama's timing
+    (``derived_from``): an estimate resting on one says so (source "forward"), not "measured"."""
+    raw = copy.deepcopy(shipped.raw)
+    entry = {"setup_us": 2000.0, "setup_per_layer_us": 0.0, "step_us": 900.0, "step_per_layer_us": 600.0}
+    raw["generate"] = {"llama": dict(entry), "qwen3": dict(entry, derived_from="llama")}
+    w = Workload(1, 128, "bfloat16", new_tokens=8)
+    prof = Profile(raw, "derived")
+    assert estimate("AICrossSim/clm-60m", "H200", w, profile=prof).host_source == "measured"
+    assert estimate("Qwen/Qwen3-0.6B", "H200", w, profile=prof).host_source == "forward"

@@ -155,22 +155,20 @@ def time_kernels(dev: torch.device, profile: dict[str, Any], quick: bool, log: L
     timer = Timer(dev, target_ms=target_ms(kind, quick))
     gpu = kind == "gpu"
     thin = gpu and not quick   # quick grids are small already: every dtype timed on its own
-    for dt in ("float16", "bfloat16", "float32", "tf32") if gpu else ("float32", "bfloat16"):
-        pts = gemm_points(kind, dt, quick)
-        if thin and dt in THINNED_DTYPES:
-            rows = time_gemm_grid(dev, dt, thin_points("gemm", pts), timer, log)
-            profile["gemm"][dt] = _filled(profile, "gemm", dt, rows, pts, log)
-        else:
-            profile["gemm"][dt] = time_gemm_grid(dev, dt, pts, timer, log)
+    def grids(kind_: str, dtypes, points, time_grid) -> None:
+        for dt in dtypes:
+            pts = points(kind, dt, quick)
+            if thin and dt in THINNED_DTYPES:
+                rows = time_grid(dev, dt, thin_points(kind_, pts), timer, log)
+                profile[kind_][dt] = _filled(profile, kind_, dt, rows, pts, log)
+            else:
+                profile[kind_][dt] = time_grid(dev, dt, pts, timer, log)
+
+    grids("gemm", ("float16", "bfloat16", "float32", "tf32") if gpu else ("float32", "bfloat16"),
+          gemm_points, time_gemm_grid)
     for dt in ("float16", "bfloat16") if thin else ():
         profile["gemm"][f"{dt}_unaligned"] = time_gemm_grid(dev, dt, UNALIGNED_POINTS, timer, log)
-    for dt in ("float16", "bfloat16", "float32") if gpu else ("float32",):
-        pts = sdpa_points(kind, dt, quick)
-        if thin and dt in THINNED_DTYPES:
-            rows = time_sdpa_grid(dev, dt, thin_points("sdpa", pts), timer, log)
-            profile["sdpa"][dt] = _filled(profile, "sdpa", dt, rows, pts, log)
-        else:
-            profile["sdpa"][dt] = time_sdpa_grid(dev, dt, pts, timer, log)
+    grids("sdpa", ("float16", "bfloat16", "float32") if gpu else ("float32",), sdpa_points, time_sdpa_grid)
     profile["copy"] = time_copies(dev, copy_sizes(kind, quick), timer, log)
     t0 = time.perf_counter()
     profile["elementwise"] = time_patterns(dev, timer, sizes=SIZES if gpu else SIZES[:2])
