@@ -48,8 +48,8 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
     """Measure this machine with microbenchmarks and return the profile dict (see the package doc).
 
     `model_types`: the model types whose eager host overhead is timed (default: every supported
-    one; quick: the three reference codes, QUICK_HOST_TYPES). A model type left out is estimated
-    from Llama's host time scaled by its kernel count (estimator/host_scale.py).
+    one; quick: the three reference codes, QUICK_HOST_TYPES). A model type left out gets the
+    op-level host model's time (estimator/host_model.py), as its estimate's notes say.
     `generate_types`: those of them whose generate() host time is timed (default: llama and
     plan.GENERATE_OTHERS; quick: llama); every other host type gets an entry derived from llama's
     (host.derive_generate, marked "derived_from")."""

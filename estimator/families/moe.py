@@ -146,8 +146,8 @@ class MoE(Family):
 
     def host_keys(self, spec: ModelSpec) -> tuple[str, str]:
         """Host calibration times the eager loop (tiny_config); another implementation has keys
-        of its own ("mixtral/grouped_mm"), so where none is measured it gets the reference
-        family's host time scaled by its kernels (host_scale.py), not the eager loop's."""
+        of its own ("mixtral/grouped_mm"), so where none is measured it gets the op-level host
+        model's time (host_model.py), not the eager loop's."""
         impl = _fields(spec).experts_impl
         if impl == "eager":
             return spec.model_type, spec.family
