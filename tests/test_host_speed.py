@@ -8,7 +8,7 @@ import gc
 import pytest
 
 from bench import host_probe
-from bench.generate_rounds import TTFT_ROUNDS, measure_generate
+from bench.generate_rounds import TTFT_PER_ROUND, TTFT_ROUNDS, measure_generate
 from bench.host_speed import cpu_probe_us, gc_off
 from bench.report import render_rst, results_document
 from bench.rounds import Rounds, StopRule, round_drift, stability, timed_loop
@@ -109,15 +109,18 @@ def test_generate_never_times_its_first_call_and_probes_before_every_round() -> 
                            cpu_probe=lambda: 50.0)
     assert calls[0] == ("gen", 64) and run.warm.passes >= 2            # the first call is a warm-up call
     assert run.rounds.data == pytest.approx([0.46] * 5)                # never the 3.6 s call
-    assert run.ttft_ms_rounds == pytest.approx([50.0] * TTFT_ROUNDS)
+    assert run.ttft_ms_rounds == pytest.approx([50.0] * (TTFT_PER_ROUND * 5))   # next to each round's probe
     assert len(run.probes) == 5 and run.rounds.cpu_probe_us == [50.0] * 5   # one probe of each kind per round
     assert run.probes[0].ttft_ms == pytest.approx(6.0) and run.probes[0].step_ms == pytest.approx(2.0)
     first_probe = calls.index(("probe", 1))        # the probe's own untimed warm-up calls come after it
     assert calls[:first_probe] == [("gen", 64)] * run.warm.passes
-    # each timed round is preceded by its probe block (3 x 1 token, 3 x PROBE_STEPS tokens)
-    block = [("probe", 1)] * 3 + [("probe", host_probe.PROBE_STEPS)] * 3
+    # each timed round is preceded by its probe block (3 x 1 token, 3 x PROBE_STEPS tokens), then
+    # the case's timed one-token calls (TTFT at the probe's moment)
+    block = [("probe", 1)] * 3 + [("probe", host_probe.PROBE_STEPS)] * 3 + [("gen", 1)] * TTFT_PER_ROUND
     timed = [i for i, c in enumerate(calls) if c == ("gen", 64) and i > first_probe]
-    assert len(timed) == 5 and all(calls[i - 6:i] == block for i in timed) and gc.isenabled()
+    k = len(block)
+    assert len(timed) == 5 and all(calls[i - k:i] == block for i in timed) and gc.isenabled()
+    assert calls.index(("gen", 1)) < timed[0] - k          # an untimed one-token call before the first timed one
 
 
 def test_generate_without_the_host_probe_still_warms_up_first() -> None:
@@ -129,6 +132,7 @@ def test_generate_without_the_host_probe_still_warms_up_first() -> None:
 
     run = measure_generate(gen, None, 8, rounds=3, warmup=2, benchmark=None, clock=clock, cpu_probe=None)
     assert run.probes == [] and run.rounds.data == pytest.approx([0.46] * 3) and max(run.ttft_ms_rounds) < 1000
+    assert len(run.ttft_ms_rounds) == TTFT_ROUNDS
 
 
 @dataclasses.dataclass
