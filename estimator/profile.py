@@ -274,16 +274,6 @@ class Profile:
         host = self.data.host
         return host.get(model_type) or host.get(family) or HostTimes(0.0, 0.0)
 
-    def generate_host(self, model_type: str, family: str) -> GenerateHost:
-        """generate()'s host time from the profile's "generate" section (calibrate/host.py),
-        else the forward's host times plus GENERATE_SETUP_US / GENERATE_STEP_US."""
-        gen = self.data.generate   # None: an entry lacking one of GENERATE_HOST_KEYS
-        t = gen[model_type] if model_type in gen else gen.get(family)
-        if t is not None:
-            return GenerateHost(*t, True)
-        fwd = self.host_times(model_type, family)
-        return GenerateHost(GENERATE_SETUP_US, 0.0, fwd.fixed_us + GENERATE_STEP_US, fwd.per_layer_us, False)
-
     def dispatch_hook_us(self, model_type: str, family: str) -> float:
         """Host time accelerate's dispatch hook adds per hooked module (0 when not measured)."""
         hooks = self.data.dispatch

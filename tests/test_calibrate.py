@@ -280,12 +280,3 @@ def test_thinned_grid_is_filled_from_its_reference():
         assert abs(r[3] / f[3] - 0.97) < 1e-3
 
 
-def test_generate_entries_derived_from_llama():
-    """A host type whose generate() was not timed gets llama's overhead plus its own forward host."""
-    from estimator.calibrate.host import derive_generate_entries
-
-    gen = {"llama": {"setup_us": 2500.0, "setup_per_layer_us": 0.0, "step_us": 800.0, "step_per_layer_us": 800.0}}
-    host = {"llama": {"per_layer_us": 900.0, "fixed_us": 1200.0}, "opt": {"per_layer_us": 500.0, "fixed_us": 1000.0}}
-    out = derive_generate_entries(gen, host)
-    assert out["opt"]["step_us"] == 600.0 and out["opt"]["step_per_layer_us"] == 400.0
-    assert out["opt"]["derived_from"] == "llama" and "derived_from" not in out["llama"]

@@ -12,6 +12,7 @@ from estimator.calibrate.host import GENERATE_STEPS, HOST_LAYERS, fit_generate_h
 from estimator.decode import decode_ops, prefill_ops
 from estimator.device import GB
 from estimator.errors import EstimatorError
+from estimator.host_model import _decode_ratio, generate_price
 from estimator.profile import GENERATE_SETUP_US, GENERATE_STEP_US, Profile, shipped_profile
 
 H200 = "H200"
@@ -126,16 +127,19 @@ def test_small_m_gemm_is_weight_read_bound_on_an_old_profile():
 
 
 def test_generate_host_fallback_and_calibrated_section():
-    prof = shipped_profile("h200-sxm-141gb")
-    fallback = prof.generate_host("llama", "llama")
+    shipped = shipped_profile("h200-sxm-141gb")
+    prof = Profile({k: v for k, v in shipped.raw.items() if k != "generate"}, "no generate section")
+    spec = load_model("AICrossSim/clm-60m")
+    fallback, source = generate_price(prof, spec, 2)
     fwd = prof.host_times("llama", "llama")
-    assert not fallback.calibrated
+    assert not fallback.calibrated and source == "fallback"
     assert fallback.setup_total_us(22) == GENERATE_SETUP_US
-    assert fallback.step_total_us(22) == pytest.approx(fwd.fixed_us + GENERATE_STEP_US + 22 * fwd.per_layer_us)
+    ratio = _decode_ratio(prof, spec, 2)
+    assert fallback.step_total_us(22) == pytest.approx(fwd.fixed_us + GENERATE_STEP_US + 22 * fwd.per_layer_us * ratio)
     raw = dict(prof.raw, generate={"llama": {"setup_us": 1000.0, "setup_per_layer_us": 10.0, "step_us": 900.0,
                                              "step_per_layer_us": 500.0}})
-    cal = Profile(raw, "test").generate_host("llama", "llama")
-    assert cal.calibrated and cal.step_total_us(2) == 1900.0 and cal.setup_total_us(2) == 1020.0
+    cal, source = generate_price(Profile(raw, "test"), spec, 2)
+    assert source == "measured" and cal.calibrated and cal.step_total_us(2) == 1900.0 and cal.setup_total_us(2) == 1020.0
     slower = estimate("AICrossSim/clm-60m", H200, Workload(1, 512, "bfloat16", new_tokens=16), profile=Profile(raw, "t"))
     assert slower.tpot_ms == pytest.approx(0.9 + 22 * 0.5, rel=0.02)
 

@@ -10,6 +10,7 @@ from estimator.decode import GENERATE_GROUP, decode_ops
 from estimator.device import GB, get_device
 from estimator.errors import EstimatorError
 from estimator.generation import generation_bytes
+from estimator.host_model import generate_price
 from estimator.memory import CUBLAS_WORKSPACE_BYTES
 from estimator.profile import profile_for
 from estimator.schedule import pipeline_split, placed_step_pass
@@ -65,7 +66,7 @@ def test_a_decode_step_moves_one_position_between_stages():
     dev, prof = get_device(H200), profile_for(get_device(H200))
     w = Workload(8, 512, "bfloat16", gpus=4, new_tokens=NEW)
     place = pipeline_split(spec, w, dev)
-    host = prof.generate_host(*spec.arch.host_keys(spec))
+    host, _ = generate_price(prof, spec, 2)
     r = placed_step_pass(spec, dev, prof, w, decode_ops(spec, 8, 520, 2), 1, place, host.step_us,
                          host.step_per_layer_us)
     comm = next(g for g in r.groups if g.group == "communication")

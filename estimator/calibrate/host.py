@@ -143,32 +143,6 @@ def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_
     return out
 
 
-def derive_generate(reference: dict[str, Any], ref_host: dict[str, Any],
-                    host: dict[str, Any], source: str) -> dict[str, Any]:
-    """A generate entry for a model type whose generate() was not timed: the reference type's
-    generate overhead (its step minus its forward's host time: logits processing, stopping
-    criteria, cache bookkeeping, the same code for every family) plus this type's forward host
-    time per step and per layer; set-up as the reference's. None negative."""
-    out = dict(reference)
-    out["step_us"] = round(max(0.0, reference["step_us"] - ref_host["fixed_us"] + host["fixed_us"]), 3)
-    out["step_per_layer_us"] = round(max(0.0, reference["step_per_layer_us"] - ref_host["per_layer_us"]
-                                         + host["per_layer_us"]), 3)
-    out["derived_from"] = source
-    return out
-
-
-def derive_generate_entries(generate: dict[str, dict[str, Any]], host: dict[str, dict[str, Any]],
-                            reference: str = "llama") -> dict[str, dict[str, Any]]:
-    """`generate` plus a derived entry (derive_generate) for each host type it lacks."""
-    if reference not in generate or reference not in host:
-        return dict(generate)
-    out = dict(generate)
-    for t, h in host.items():
-        if t not in out:
-            out[t] = derive_generate(generate[reference], host[reference], h, reference)
-    return out
-
-
 def _line_non_negative(x: tuple[int, int], y: tuple[float, float]) -> tuple[float, float]:
     """(intercept, slope) of the line through two points, neither negative: a noisy pair whose
     line would cross zero (a negative set-up of -1107 us was stored once) gets the closest line

@@ -84,7 +84,7 @@ def generate_types(host_types: Sequence[str], asked: Sequence[str] | str | None,
     return tuple(t for t in picks if t in host_types)
 
 
-# Timed besides llama by default: the types whose llama-derived entry (host.derive_generate) was
+# Timed besides llama by default: the types whose llama-derived entry (then host.derive_generate) was
 # furthest from their measured one on the 2026-12-03 H200 log at 16-32 layers: the two MoE
 # (+58 %, +66 %: a decode step routes one token to fewer experts than the 8-token forward timed
 # by the host stage) and phi3 (-36 %). The others derived were within 13-33 %.

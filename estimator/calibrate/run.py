@@ -15,7 +15,7 @@ import torch
 
 from ..outpath import write_atomic
 from .collectives import AllreduceJob, measure_p2p
-from .host import (HOST_FAMILIES, QUICK_HOST_TYPES, derive_generate_entries, dispatch_overhead_us,
+from .host import (HOST_FAMILIES, QUICK_HOST_TYPES, dispatch_overhead_us,
                    preload_host_models, time_generate_overhead, time_host_overhead)
 from .grouped import time_grouped_stage
 from .host_ops import time_host_ops
@@ -51,8 +51,8 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
     one; quick: the three reference codes, QUICK_HOST_TYPES). A model type left out gets the
     op-level host model's time (estimator/host_model.py), as its estimate's notes say.
     `generate_types`: those of them whose generate() host time is timed (default: llama and
-    plan.GENERATE_OTHERS; quick: llama); every other host type gets an entry derived from llama's
-    (host.derive_generate, marked "derived_from")."""
+    plan.GENERATE_OTHERS; quick: llama); every other host type's generate host time is built from
+    its forward's by the estimator (host_model.generate_price: source "forward")."""
     types = tuple(model_types) if model_types else (QUICK_HOST_TYPES if quick else HOST_FAMILIES)
     gen_types = pick_generate_types(types, generate_types, quick)
     t_start = time.perf_counter()
@@ -80,7 +80,7 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
             profile["host"] = time_host_overhead(dev, types, log=say)
             if gpu:  # generation is estimated and measured on GPUs only; a CPU keeps its calibration short
                 timed = time_generate_overhead(dev, gen_types, log=say)
-                profile["generate"] = derive_generate_entries(timed, profile["host"])
+                profile["generate"] = timed
         if gpu and profile["gpu_count"] >= 2:
             profile["dispatch"] = dispatch_overhead_us(types, log=say)
         if gpu:
