@@ -57,6 +57,62 @@ GENERATE_STEP_US = 600.0
 GENERATE_HOST_KEYS = GENERATE_REQUIRED   # required in a "generate" entry
 
 
+def monotone_times(rows) -> list[tuple[float, float]]:
+    """(bytes, us) rows with each time at most that of every larger size: a smaller copy never
+    takes longer than a larger one, so a point that did was timed launch-bound (a 1 MB copy at
+    7.2 us beside 8 MB at 4.2 us on a 2026-12-03 H200 calibration priced every small decode
+    kernel 3.5x too long) and takes the next larger size's time."""
+    out, best = [], math.inf
+    for b, t in sorted(((float(b), float(t)) for b, t in rows), reverse=True):
+        best = min(best, t)
+        out.append((b, best))
+    return out[::-1]
+
+
+SQUARE_MIN_M = 128   # rows of a GPU profile's square GEMM grid; fewer: the decode (small-M) points
+
+
+@dataclass(frozen=True)
+class DecodeGemm:
+    """Time of a GEMM of few rows (a decode step's M = batch): it reads its whole weight, so
+    time = launch_us + bytes / bytes_per_us, a line fitted on the calibration's small-M points
+    (calibrate/grids.small_m_points). Interpolating their FLOP rate on the (m, n, k) grid instead
+    filled the cells between the sparse small-M points (n, k in 512 / 2048 / 8192) from the nearest
+    point, one slow outlier included: a 4096 x 4096 decode GEMM came out at 28 us on a 1 x H200
+    calibration where its 33.5 MB take about 12 us, and decode energy of every model 40-120 % high
+    (2026-12-03 loan). The fit drops points more than OUTLIER x above the line (a kernel choice
+    of cuBLAS slower than its neighbours) and fits again."""
+    launch_us: float
+    bytes_per_us: float
+    e: int
+
+    OUTLIER = 1.25
+
+    @classmethod
+    def fit(cls, points, e: int) -> "DecodeGemm":
+        rows = [(e * (m * k + n * k + m * n), float(t)) for m, n, k, t in points]
+        line = cls._line(rows)
+        for _ in range(3):
+            kept = [(b, t) for b, t in rows if t <= cls.OUTLIER * (line[0] + b * line[1])]
+            if len(kept) < 2 or len(kept) == len(rows):
+                break
+            rows, line = kept, cls._line(kept)
+        return cls(line[0], 1.0 / line[1], e)
+
+    @staticmethod
+    def _line(rows) -> tuple[float, float]:
+        """(intercept us, us per byte) by least squares, neither negative."""
+        n = len(rows)
+        mb, mt = sum(b for b, _ in rows) / n, sum(t for _, t in rows) / n
+        var = sum((b - mb) ** 2 for b, _ in rows)
+        slope = sum((b - mb) * (t - mt) for b, t in rows) / var if var > 0 else 0.0
+        slope = max(slope, 1e-9)
+        return max(0.0, mt - slope * mb), slope
+
+    def us(self, m: int, n: int, k: int) -> float:
+        return self.launch_us + self.e * (m * k + n * k + m * n) / self.bytes_per_us
+
+
 class GenerateHost(NamedTuple):
     """Host time of model.generate beside the GPU work: a set-up once per call, then per step
     (the prefill and each decode step: the forward's Python plus logits processing, stopping
@@ -86,6 +142,7 @@ class Profile:
     data: ProfileData = field(init=False, repr=False, compare=False)   # the typed view of raw
     power: PowerModel | None = field(init=False, default=None)  # the power section; None: no energy
     _gemm: dict = field(default_factory=dict)
+    _gemv: dict = field(default_factory=dict)   # dtype -> DecodeGemm fitted on the small-M points
     _sdpa: dict = field(default_factory=dict)
     _memo: OrderedDict = field(default_factory=OrderedDict)   # table lookups are pure: (kind, args) -> us
     _lists: OrderedDict = field(default_factory=OrderedDict)  # priced kernel lists (memoized_list)
@@ -97,14 +154,18 @@ class Profile:
         self.power = d.power
         self._floor_us = float(d.elementwise_floor_us)   # read at every kernel priced
         for dtype, pts in d.gemm.items():
-            if pts:  # value: achieved FLOP/s, so that time = flops / rate interpolates smoothly
-                self._gemm[dtype] = LogGrid([(m, n, k, 2.0 * m * n * k / t) for m, n, k, t in pts])
+            small = [p for p in pts if p[0] < SQUARE_MIN_M] if d.kind != "cpu" else []
+            square = [p for p in pts if p[0] >= SQUARE_MIN_M] if small else pts
+            if square:  # value: achieved FLOP/s, so that time = flops / rate interpolates smoothly
+                self._gemm[dtype] = LogGrid([(m, n, k, 2.0 * m * n * k / t) for m, n, k, t in square])
+            if small:
+                self._gemv[dtype] = DecodeGemm.fit(small, 4 if dtype.startswith(("float32", "tf32")) else 2)
         for dtype, pts in d.sdpa.items():
             by_d: dict[int, list] = {}
             for bh, s, hd, t in pts:
                 by_d.setdefault(int(hd), []).append((bh, s, 2.0 * bh * s * s * hd / t))
             self._sdpa[dtype] = {hd: LogGrid(p) for hd, p in by_d.items()}
-        self._copy = LogGrid([(b, t) for b, t in d.copy])
+        self._copy = LogGrid(monotone_times(d.copy))
         self._ew = {k: LogGrid([(b, t) for b, t in pts]) for k, pts in d.elementwise.items() if pts}
         self._p2p = LogGrid([(b, t) for b, t in d.p2p]) if d.p2p else None
         self._allreduce = {n: LogGrid([(b, t) for b, t in pts]) for n, pts in d.allreduce.items()}
@@ -158,6 +219,11 @@ class Profile:
         t = flops / table(m, n, k)
         t = self.transfer.compute_us(t, flops, dtype) if self.transfer else t
         m0 = round(math.exp(table.axes[0][0]))
+        gemv = self._gemv.get(dtype) if not self.transfer else None
+        if m < m0 and gemv is not None:
+            # a decode GEMM (calibrate/grids.small_m_points): the launch plus its bytes at the
+            # bandwidth such GEMMs reached, never faster than the m0-row GEMM's FLOP rate
+            return max(gemv.us(m, n, k), t)
         if m < m0:
             # Below the grid's rows (decode GEMMs of `batch` rows, a profile without the small-M
             # points): the clamped FLOP rate would make them m0/m times too fast; such a GEMM

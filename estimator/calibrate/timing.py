@@ -117,6 +117,9 @@ class Timer:
             # per-group grouped_mm fallback for float16) waited for the spin too: its host time is
             # its GPU time, and a spin would only stall every loop (the 67 s grouped float16 stage).
             blocks = self.can_prefill and self.last_enqueue_us >= 0.9 * spin
+            if blocks:   # once may be the host stalling (a 1 MB copy was timed launch-bound at 7.2 us
+                est = self.elapsed_us(fn, 1, prefill_us=spin)   # where it takes 2.1): ask again
+                blocks = self.last_enqueue_us >= 0.9 * spin
             prefill = self.can_prefill and not blocks and est < 2.0 * host
             if prefill:  # short op: its host time sizes the spin, so measure it properly
                 host = self.host_us(fn, 3)
