@@ -50,13 +50,25 @@ def split_peak(layer_peaks: list[float], head_peaks: list[float]) -> tuple[float
 
 
 def layer_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1, seq: int = 0) -> float:
-    """Live activation bytes at the busiest moment inside one decoder layer (`seq`: tokens per
-    sequence, for the seq² score matrices of eager attention; 0 leaves them out)."""
-    h, f = spec.hidden, spec.ffn // shards
+    """Live activation bytes at the busiest moment inside a decoder layer (`seq`: tokens per
+    sequence, for the seq² score matrices of eager attention; 0 leaves them out): the largest over
+    the model's layer kinds, each MLP at its own width (a MoE model's dense first layers, e.g.
+    DeepSeek-V3's three of 18432, run a dense MLP, not its experts' formula at the dense width:
+    that counted 12 GB too many on a 5-layer slice at 8 x 2048, 2026-12-03)."""
+    layers = {g.layer for g in spec.layer_groups}
+    mixed = any(layer.mlp.kind != "dense" for layer in layers)
+    return max(_layer_working_set(spec, layer, mixed, t, e, shards, seq) for layer in layers)
+
+
+def _layer_working_set(spec: ModelSpec, layer, mixed: bool, t: int, e: int, shards: int, seq: int) -> float:
+    h, f = spec.hidden, spec.layer_ffn(layer) // shards
     qd = spec.heads // shards * spec.head_dim
     kvd = max(1, spec.kv_heads // shards) * spec.head_dim
     base = 2 * h  # the layer's input (held by the model's loop, also the residual) + normed input
-    attn, mlp = (base + n for n in spec.arch.layer_live_per_token(spec, qd, kvd, f))
+    attn, mlp = spec.arch.layer_live_per_token(spec, qd, kvd, f)
+    if mixed and layer.mlp.kind == "dense":   # a MoE model's dense layer: act(gate), up, product
+        mlp = h + 3 * f
+    attn, mlp = base + attn, base + mlp
     norm = h + (FP32 + FP32) * h / e if spec.norm == "rmsnorm" else 0  # fp32 copy + pow in RMSNorm
     scores = spec.arch.attention_live_bytes(spec, t // seq, seq, max(1, spec.heads // shards), e) if seq else 0.0
     return max(t * e * attn + scores, t * e * max(mlp, norm))
