@@ -94,6 +94,7 @@ def test_scaled_fallback_without_host_ops():
     prof = _profile(host_ops=None)
     raw = prof.raw
     del raw["host"]["qwen3"]
+    raw.get("generate", {}).pop("qwen3", None)
     prof = Profile(raw, "scaled")
     est = estimate("Qwen/Qwen3-0.6B", "H200", Workload(1, 128, "bfloat16", new_tokens=8), profile=prof)
     assert est.host_source == "scaled" and any("scaled by kernels" in n for n in est.notes)
