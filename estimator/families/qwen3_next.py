@@ -1,5 +1,7 @@
 """Qwen3-Next (Qwen/Qwen3-Next-80B-A3B-*; model_type qwen3_next): transformers 5.24's
-modeling_qwen3_next.py, as it runs by default.
+modeling_qwen3_next.py, as it runs by default. 5.17 (the GPU machines') runs the same kernels:
+its delta rules, conv paths and LinearAttentionLayer cache are the same code (compared against
+the 5.17 wheel); it repeats q and k to the value heads in the layer, not inside the rule.
 
 Layers (Qwen3NextConfig.layer_types; the published config writes full_attention_interval 4
 instead): three of every four are ``linear_attention`` (Gated DeltaNet), the fourth
