@@ -169,3 +169,18 @@ def test_linear_layers_are_refused_in_families_that_do_not_price_them():
     odd = dataclasses.replace(spec, name="odd", layer_kinds=(layer,) * spec.layers)
     with pytest.raises(EstimatorError, match="linear attention layers are not modelled yet"):
         forward_ops(odd, 1, 8, 2)
+
+
+def test_the_delta_rule_matmuls_are_priced_on_the_float32_grid():
+    """bmm32: a float32 matmul inside a bf16 model is priced from the profile's float32 GEMMs."""
+    from estimator.cost import price
+    from estimator.device import get_device
+    from estimator.op_builders import bmm32, gemm
+    from estimator.profile import profile_for
+    dev = get_device("H200")
+    prof = profile_for(dev)
+    fp32 = bmm32("x", "linear attention", 512, 64, 128, 128)
+    bf16 = gemm("x", "linear attention", 512 * 64, 128, 128, 2)
+    assert fp32.shape == bf16.shape
+    assert price(fp32, dev, prof, "bfloat16").gpu_us > price(bf16, dev, prof, "bfloat16").gpu_us
+    assert price(fp32, dev, prof, "bfloat16").gpu_us == pytest.approx(price(bf16, dev, prof, "float32").gpu_us)
