@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .device import GB, DeviceSpec
-from .op_builders import MASKED
+from .op_builders import FLOAT32_GEMM, MASKED
 from .ops import Op
 from .profile import Profile
 
@@ -42,7 +42,7 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
     memo missed 99 % of the time, and its entries pushed table lookups out): the table lookups
     below are memoized on the profile, and schedule.Pass.price memoizes whole kernel lists. What
     does not depend on the kernel (peaks, the launch floor) is read once per list."""
-    key = matmul_key(dtype, tf32)
+    key, fp32_key = matmul_key(dtype, tf32), matmul_key("float32", tf32)
     peak_flops = device.matmul_tflops(dtype, tf32) * 1e12
     peak_bw = device.memory_bandwidth_gb_s * GB
     floor = profile.floor_us
@@ -50,8 +50,8 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
     out = []
     for op in ops:
         kind = op.kind
-        if kind == "gemm":
-            t = max(profile.gemm_us(*op.shape, key), floor)
+        if kind == "gemm":   # a float32 matmul inside a lower-precision model runs on the float32 grid
+            t = max(profile.gemm_us(*op.shape, key if op.pattern != FLOAT32_GEMM else fp32_key), floor)
         elif kind == "grouped_gemm":                   # MoE experts, transformers' grouped_mm
             t = max(profile.grouped_gemm_us(*op.shape, key), floor)
         elif kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache

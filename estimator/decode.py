@@ -29,6 +29,7 @@ GENERATE_GROUP = "generate"
 ID_BYTES = 8   # input_ids and the attention mask are int64
 CACHE_OPS = ("cache_k", "cache_v")
 ATTENTION_END = "attn_transpose"   # ops.layer_ops: the first kernel after the attention hook's
+LINEAR_PREFIX = "linear_attn."     # the names of a linear-attention layer's token-mixer kernels
 
 
 def sampling_ops(batch: int, vocab: int, cur_len: int, e: int) -> list[Op]:
@@ -82,7 +83,15 @@ def decode_layer_ops(spec: ModelSpec, layer: LayerSpec, one: tuple[Op, ...], bat
     """A decode step's kernels in a layer of kind `layer`, from its one-token forward kernels `one`:
     the cache concatenation and attention run over the tokens that layer attends to
     (kv_cache.attended_tokens); the family prices the attention between the cache update and the
-    output transpose (``decode_attention_ops``)."""
+    output transpose (``decode_attention_ops``). A linear-attention layer has no cache to
+    concatenate: its token mixer (the ops named ``linear_attn.*``) becomes the family's decode
+    kernels (``linear_attention_ops`` with decode=True: the recurrent step over the fixed state)."""
+    if layer.attention.kind == "linear":
+        mixer = [i for i, op in enumerate(one) if op.name.startswith(LINEAR_PREFIX)]
+        if not mixer:
+            raise ValueError(f"{spec.name}: no linear-attention kernels in the decode layer")
+        step = spec.arch.linear_attention_ops(spec, layer, batch, 1, e, decode=True)
+        return list(one[:mixer[0]]) + step + list(one[mixer[-1] + 1:])
     cached = kv_cache.attended_tokens(layer, kv_len)
     # torch.cat reads the old cache (cached - 1 tokens) and the new token, writes cached tokens
     cat_elems = batch * (kv_cache.cache_bytes_per_token(spec, layer, e) // (2 * e)) * cached   # K (or V) elements

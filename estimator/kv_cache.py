@@ -1,13 +1,13 @@
 """What one decoder layer keeps in transformers' DynamicCache: bytes per cached token and how many
-tokens it holds at a context length. The one place the K/V width of a layer is written: ops.py
-(the cache copies of a forward), decode.py (the cache concatenation and attention of a decode
-step), memory.py and generation.py (cache bytes) all ask here.
+tokens it holds at a context length, and a linear-attention layer's fixed state. The one place
+the K/V width of a layer is written: ops.py (the cache copies of a forward), decode.py (the cache
+concatenation and attention of a decode step), memory.py and generation.py (cache bytes) all ask
+here.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import EstimatorError
 from . import layers
 
 if TYPE_CHECKING:
@@ -25,8 +25,33 @@ def cache_bytes_per_token(spec: ModelSpec, layer: LayerSpec, e: int, shards: int
         m = layer.attention.latent
         return (m.kv_lora_rank + m.qk_rope_head_dim) * e
     if kind == "linear":
-        raise EstimatorError(f"the cache of {kind} attention layers is not modelled yet")
+        return 0   # a fixed state per sequence (state_bytes), nothing per token
     return 2 * max(1, spec.kv_heads // shards) * spec.head_dim * e
+
+
+STATE_BYTES = 4   # the recurrent state is float32 whatever the model's dtype (the delta rule runs in float32)
+# state-sized float32 tensors a decode step of the recurrent delta rule holds beside the cached
+# state (torch_recurrent_gated_delta_rule: the decayed state, a state x k / k x delta product, the
+# updated state): what memory.cat_old_bytes counts for a linear layer
+DECODE_STATE_TEMPS = 3
+
+
+def state_bytes(spec: ModelSpec, layer: LayerSpec, e: int) -> int:
+    """Bytes of one sequence's fixed state in a linear-attention layer (0 for other layers), as
+    transformers 5.24's LinearAttentionLayer holds it: the conv state (conv_dim x conv_kernel,
+    the model's dtype) and the recurrent state (value_heads x key_head_dim x value_head_dim,
+    float32). Tensor parallelism does not split it (the plan gathers in_proj's output: every rank
+    runs every head)."""
+    m = layer.attention.linear
+    if layer.attention.kind != "linear" or m is None:
+        return 0
+    return m.conv_dim * m.conv_kernel * e + recurrent_bytes(layer)
+
+
+def recurrent_bytes(layer: LayerSpec) -> int:
+    """Bytes of one sequence's float32 recurrent state in a linear-attention layer (else 0)."""
+    m = layer.attention.linear
+    return 0 if m is None else m.value_heads * m.key_head_dim * m.value_head_dim * STATE_BYTES
 
 
 def cached_tokens(layer: LayerSpec, context: int) -> int:

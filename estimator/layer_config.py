@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .config_fields import optional_bool, optional_size
 from .errors import EstimatorError
-from .layers import DENSE, Attention, LayerSpec, Mlp
+from .layers import DENSE, Attention, LayerSpec, LinearAttention, Mlp
 
 # transformers' layer_types names -> our attention kinds
 LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "chunked",
@@ -34,8 +34,23 @@ def attention_of(kind: str, cfg: dict, default_window: int | None = None) -> Att
             raise EstimatorError("chunked_attention layers need an attention_chunk_size")
         return Attention("chunked", chunk=chunk)
     if kind == "linear":
-        raise EstimatorError("linear_attention layers are not modelled yet")
+        return Attention("linear", linear=linear_attention(cfg))
     return Attention(kind)
+
+
+def linear_attention(cfg: dict) -> LinearAttention:
+    """The Gated DeltaNet shape of a config's linear_attention layers: Qwen3NextConfig's
+    linear_* fields, with its defaults (16 key heads, 32 value heads of 128, a 4-tap conv).
+    Only families that price linear attention (layers.FEATURES) accept such layers."""
+    key_heads = optional_size(cfg, "linear_num_key_heads", 16)
+    value_heads = optional_size(cfg, "linear_num_value_heads", 32)
+    if value_heads % key_heads:
+        raise EstimatorError(f"linear_num_value_heads {value_heads} is not a multiple of "
+                             f"linear_num_key_heads {key_heads}")
+    return LinearAttention(key_heads=key_heads, value_heads=value_heads,
+                           key_head_dim=optional_size(cfg, "linear_key_head_dim", 128),
+                           value_head_dim=optional_size(cfg, "linear_value_head_dim", 128),
+                           conv_kernel=optional_size(cfg, "linear_conv_kernel_dim", 4))
 
 
 def attention_kinds(cfg: dict, layers: int, default: list[str], default_window: int | None = None) -> list[Attention]:

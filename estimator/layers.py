@@ -18,8 +18,10 @@ family hooks (qkv_ops, attention_ops, mlp_ops, mlp_params, extra_layer_params) g
 LayerSpec, so layers of one model may differ in attention and MLP. Kinds no family prices yet
 raise EstimatorError "not modelled yet" when priced (``priced_as``); latent attention and
 shared-expert MLPs are priced by the family that has them (families/deepseek.py); chunked
-attention, sinks and NoPE layers only in a family that declares them (``FEATURES``,
-``Family.priced_features``: gpt-oss its sinks, Llama 4 the others).
+attention, sinks, NoPE and linear-attention layers only in a family that declares them
+(``FEATURES``, ``Family.priced_features``: gpt-oss its sinks, Llama 4 chunked and NoPE layers,
+Qwen3-Next its Gated DeltaNet layers, whose token mixer the family prices whole:
+``Family.linear_attention_ops``).
 """
 from __future__ import annotations
 
@@ -49,13 +51,18 @@ class LatentAttention:
 @dataclass(frozen=True)
 class LinearAttention:
     """Linear / recurrent attention (Qwen3-Next's Gated DeltaNet): a fixed-size state per
-    sequence of key_heads x key_head_dim x value_head_dim (value_heads of them) and a causal
-    convolution of conv_kernel taps; nothing grows with the context."""
+    sequence, value_heads x key_head_dim x value_head_dim (float32), and a causal convolution of
+    conv_kernel taps over the q, k, v channels; nothing grows with the context (kv_cache.state_bytes)."""
     key_heads: int
     value_heads: int
     key_head_dim: int
     value_head_dim: int
     conv_kernel: int
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal convolution: q and k (key_heads x key_head_dim each) and v."""
+        return 2 * self.key_heads * self.key_head_dim + self.value_heads * self.value_head_dim
 
 
 @dataclass(frozen=True)
@@ -118,8 +125,8 @@ class LayerGroup:
 
 NOT_MODELLED = ("chunked", "linear")
 # what a family may declare it prices (Family.priced_features): chunked attention, sinks, NoPE
-# layers, shared-expert MLPs; layers of other families with them are refused
-FEATURES = ("chunked", "sinks", "nope", "experts+shared")
+# layers, shared-expert MLPs, linear attention; layers of other families with them are refused
+FEATURES = ("chunked", "sinks", "nope", "experts+shared", "linear")
 
 
 def priced_as(layer: LayerSpec, priced: tuple[str, ...] = ()) -> LayerSpec:

@@ -1,6 +1,7 @@
 """Peak allocated bytes per GPU, as torch.cuda.max_memory_allocated reports them.
 
-peak = weights on that GPU + K/V cache of its layers (model(input_ids) keeps a DynamicCache)
+peak = weights on that GPU + K/V cache of its layers (model(input_ids) keeps a DynamicCache;
+       linear-attention layers their fixed state per sequence, kv_cache.state_bytes)
      + the largest working set of live activations while one of its modules runs
      + the cuBLAS workspace.
 Working sets are counted from the eager code: which tensors are alive at the busiest moment of a
@@ -86,15 +87,18 @@ def kv_cache_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int
     for g, n in groups_in(spec.layer_groups, first, count):
         stored = kv_cache.stored_tokens(g.layer, context, context if step is None else step)
         total += float(n) * (batch * stored) * kv_cache.cache_bytes_per_token(spec, g.layer, e, shards)
+        total += float(n) * batch * kv_cache.state_bytes(spec, g.layer, e)   # linear attention: fixed
     return total
 
 
 def cat_old_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int, step: int = 1) -> int:
     """The old K of one layer that a decode step's torch.cat still holds while it writes the new
     cache (`context` tokens before the step, the forward before it of `step` tokens), the largest
-    among layers first .. first + count - 1."""
+    among layers first .. first + count - 1; a linear-attention layer: the state-sized float32
+    temporaries of its recurrent step (kv_cache.DECODE_STATE_TEMPS)."""
     return max((batch * kv_cache.stored_tokens(g.layer, context, step) * kv_cache.cache_bytes_per_token(spec, g.layer, e)
-                // 2 for g, _ in groups_in(spec.layer_groups, first, count)), default=0)
+                // 2 + batch * kv_cache.DECODE_STATE_TEMPS * kv_cache.recurrent_bytes(g.layer)
+                for g, _ in groups_in(spec.layer_groups, first, count)), default=0)
 
 
 def head_working_set(spec: ModelSpec, t: int, e: int, shards: int = 1) -> float:

@@ -50,6 +50,14 @@ def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e:
 
 
 MASKED = "masked"   # Op.pattern of an SDPA given an explicit mask (cost.py: no masked grid calibrated)
+FLOAT32_GEMM = "float32"   # Op.pattern of a GEMM that runs in float32 whatever the model's dtype (cost.py)
+
+
+def bmm32(name: str, group: str, batch: int, m: int, n: int, k: int) -> Op:
+    """A float32 batched matmul of `batch` (m x k) @ (k x n), priced as one float32 GEMM of
+    batch*m rows (the delta rule of linear attention runs in float32)."""
+    return Op(name, group, "gemm", 2.0 * batch * m * n * k, float(FP32 * batch * (m * k + n * k + m * n)),
+              (batch * m, n, k), FLOAT32_GEMM)
 
 
 def sdpa_masked(group: str, batch: int, heads: int, q_len: int, kv_len: int, d: int, e: int) -> Op:

@@ -93,7 +93,24 @@ def layer_ops(spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int, s
     qd, kvd = heads * spec.head_dim, kv * spec.head_dim
     arch = spec.arch
     ops = arch.norm_ops(spec, "input_norm", "norms", t, h, e)
-    ops += arch.qkv_ops(spec, t, qd, kvd, e, layer=layer)
+    if layer.attention.kind == "linear":   # a recurrent token mixer: the family prices it whole
+        ops += arch.linear_attention_ops(spec, layer, batch, seq, e, shards)
+    else:
+        ops += _attention_block(spec, layer, batch, seq, e, shards, cuda, heads, kv, qd, kvd)
+    ops += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)
+    ops.append(ew("residual_attn", "residuals", t * h, 3 * e))
+    ops += arch.norm_ops(spec, "post_norm", "norms", t, h, e)
+    ops += arch.mlp_ops(spec, t, f, e, layer=layer)
+    ops += arch.sublayer_output_ops(spec, "post_feedforward_norm", t, e)
+    ops.append(ew("residual_mlp", "residuals", t * h, 3 * e))
+    return ops
+
+
+def _attention_block(spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int, shards: int, cuda: bool,
+                     heads: int, kv: int, qd: int, kvd: int) -> list[Op]:
+    """An attention layer's token mixer: q/k/v, the cache update, attention and o_proj."""
+    t, h, arch = batch * seq, spec.hidden, spec.arch
+    ops = arch.qkv_ops(spec, t, qd, kvd, e, layer=layer)
     if spec.use_cache:  # DynamicLayer.update: torch.cat([empty, k]) copies K and V
         per_tensor = kv_cache.cache_bytes_per_token(spec, layer, e, shards) // (2 * e)   # elements of K (of V) per token
         ops += [ew("cache_k", "kv cache", t * per_tensor, 2 * e, "strided_cat"),
@@ -102,10 +119,4 @@ def layer_ops(spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int, s
     od = arch.attention_out_dim(spec, heads)   # the attention output's width (MLA: heads x v_head_dim)
     ops.append(ew("attn_transpose", "attention", t * od, 2 * e, "transpose"))
     ops.append(gemm("o_proj", ATTENTION_PROJECTIONS, t, h, od, e, spec.out_bias))
-    ops += arch.sublayer_output_ops(spec, "post_attention_norm", t, e)
-    ops.append(ew("residual_attn", "residuals", t * h, 3 * e))
-    ops += arch.norm_ops(spec, "post_norm", "norms", t, h, e)
-    ops += arch.mlp_ops(spec, t, f, e, layer=layer)
-    ops += arch.sublayer_output_ops(spec, "post_feedforward_norm", t, e)
-    ops.append(ew("residual_mlp", "residuals", t * h, 3 * e))
     return ops

@@ -37,6 +37,9 @@ from .gpt_oss import GPT_OSS  # noqa: E402
 from .llama4 import LLAMA4  # noqa: E402
 
 FAMILIES += (DEEPSEEK_V3, GLM4_MOE, GPT_OSS, LLAMA4)
+from .qwen3_next import QWEN3_NEXT  # noqa: E402
+
+FAMILIES += (QWEN3_NEXT,)
 BY_NAME = {f.name: f for f in FAMILIES}
 BY_MODEL_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 

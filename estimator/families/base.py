@@ -185,6 +185,14 @@ class Family:
         return [decode_attention(batch, spec.heads, spec.kv_heads, keys, d, e) if op.kind == "sdpa"
                 else op for op in one]
 
+    def linear_attention_ops(self, spec: ModelSpec, layer: LayerSpec, batch: int, seq: int, e: int,
+                             shards: int = 1, decode: bool = False) -> list[Op]:
+        """The token mixer of a linear-attention layer (layers.py kind "linear") from the normed
+        input to its output before the residual add, over `batch` x `seq` tokens; `decode`: a
+        generate step of one token per sequence over the cached state (decode.py). Its kernels
+        are named ``linear_attn.*``. Families without such layers never get here (priced_as)."""
+        raise NotImplementedError(f"{self.name} has no linear-attention layers")
+
     def attention_out_dim(self, spec: ModelSpec, heads: int) -> int:
         """Width of the attention output of `heads` heads that o_proj reads (heads x head_dim)."""
         return heads * spec.head_dim
