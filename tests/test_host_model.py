@@ -176,3 +176,29 @@ def test_a_derived_generate_entry_is_not_called_measured(shipped):
     prof = Profile(raw, "derived")
     assert estimate("AICrossSim/clm-60m", "H200", w, profile=prof).host_source == "measured"
     assert estimate("Qwen/Qwen3-0.6B", "H200", w, profile=prof).host_source == "forward"
+
+
+def test_decode_step_of_each_family_left_out_is_built_from_its_parts(shipped):
+    """generate's host time of a family whose generate() and forward were not timed, built from
+    parts (op-level forward x decode/forward ratio x the machine's decode glue, generate's own
+    per-step work the median of the others), against the family's measured decode step (a
+    12-layer tiny model). The issue asks 15 % for each; this holds the present model to its
+    measured spread (2026-12-03: mean 15.6 %, the MoE types 22-33 % low, OPT and GPT-2 23-27 %
+    high), so that a change that makes it worse fails."""
+    errors = {}
+    for model_type, entry in shipped.raw["generate"].items():
+        if model_type not in shipped.data.host:
+            continue
+        raw = copy.deepcopy(shipped.raw)
+        raw["host"].pop(model_type)
+        raw["generate"].pop(model_type)
+        spec = hm._tiny_spec(model_type)
+        gen, source = hm.generate_price(Profile(raw, "left out"), spec, hm.TINY_DTYPE_BYTES)
+        if source == "measured":   # its family's entry (mistral -> llama): not left out
+            continue
+        want = entry["step_us"] + LOFO_LAYERS * entry["step_per_layer_us"]
+        errors[model_type] = gen.step_us + LOFO_LAYERS * gen.step_per_layer_us - want
+        errors[model_type] /= want
+    assert len(errors) >= 12
+    assert sum(abs(x) for x in errors.values()) / len(errors) <= 0.20, errors
+    assert max(abs(x) for x in errors.values()) <= 0.35, errors
