@@ -59,6 +59,8 @@ EXPECTED_ZOO = {
     "mistralai/Mistral-Small-3.1-24B-Instruct-2503", "Qwen/Qwen2.5-VL-7B-Instruct",
     # hds: latent attention and shared experts
     "deepseek-ai/DeepSeek-V3", "moonshotai/Kimi-K2-Instruct", "zai-org/GLM-4.5-Air",
+    # h-dsv2: DeepSeek-V2 (latent attention with and without q LoRA, softmax routing)
+    "deepseek-ai/DeepSeek-V2-Lite", "deepseek-ai/DeepSeek-V2",
 }
 
 
