@@ -99,11 +99,14 @@ def test_cache_bytes_per_token_like_transformers(model_type):
         assert held == batch * seq * kv_cache.cache_bytes_per_token(spec, spec.layer_kinds[i], 4), (i, held)
 
 
-def test_quantized_config_is_refused_in_one_line():
-    cfg = zoo_config("deepseek-ai/DeepSeek-V3") | {"quantization_config": {
-        "activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}}
+def test_fp8_config_is_priced_and_other_quantized_ones_refused_in_one_line():
+    """The published DeepSeek-V3 checkpoint's FP8 (tests/test_fp8.py checks the bytes); GPTQ refused."""
+    cfg = zoo_config("deepseek-ai/DeepSeek-V3")
+    spec = ModelSpec.from_hf_config(cfg | {"quantization_config": {
+        "activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}})
+    assert spec.fp8 is not None and spec.weight_bytes(2) < 0.55 * 2 * spec.param_count()
     with pytest.raises(EstimatorError) as err:
-        ModelSpec.from_hf_config(cfg)
+        ModelSpec.from_hf_config(cfg | {"quantization_config": {"quant_method": "gptq", "bits": 4}})
     assert "\n" not in str(err.value)
 
 

@@ -39,8 +39,8 @@ from ..layers import DENSE, PLAIN, Attention, LatentAttention, LayerSpec, Mlp
 from ..layer_config import layer_specs
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import ATTENTION_PROJECTIONS, FP32, Op, decode_attention, ew, gemm, rms_norm, rotary
-from .base import dense_mlp, qkv_projections
-from .moe import MLP, ROUTER, MoE, MoEFields
+from .base import dense_mlp, llama_linears, qkv_projections
+from .moe import MLP, ROUTER, MoE, MoEFields, experts_linears
 from .moe_experts import batched_ops, grouped_ops
 
 if TYPE_CHECKING:
@@ -154,6 +154,27 @@ class Deepseek(MoE):
                + m.kv_lora_rank * heads * (m.qk_nope_head_dim + m.v_head_dim) + heads * m.v_head_dim * h)
         bias = fields.mla_bias * ((m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim + h)
         return mla + bias - spec.attention_params(layer)
+
+    def fp8_linears(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> list[tuple[str, int, int, int, int, bool]] | None:
+        """MLA's q_proj or q_a_proj / q_b_proj, kv_a_proj_with_mqa, kv_b_proj, o_proj (glm4_moe:
+        q/k/v/o); a dense MLP, or the experts and the shared_experts MLP."""
+        h, f, b = spec.hidden, spec.layer_ffn(layer), spec.mlp_bias
+        if self.latent:
+            m, heads, mb = _f(spec).latent, spec.heads, _f(spec).mla_bias
+            qk = heads * (m.qk_nope_head_dim + m.qk_rope_head_dim)
+            q = ([("self_attn.q_proj", qk, h, 0, 1, False)] if m.q_lora_rank is None else
+                 [("self_attn.q_a_proj", m.q_lora_rank, h, 0, 1, mb), ("self_attn.q_b_proj", qk, m.q_lora_rank, 0, 1, False)])
+            out = q + [("self_attn.kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, 0, 1, mb),
+                       ("self_attn.kv_b_proj", heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, 0, 1, False),
+                       ("self_attn.o_proj", h, heads * m.v_head_dim, 0, 1, mb)]
+        else:
+            out = llama_linears(spec, layer, mlp=False)
+        if layer.mlp.kind == "dense":
+            return out + llama_linears(spec, layer, attention=False)
+        s = f * _f(spec).shared
+        return out + experts_linears(spec, f) + [("mlp.shared_experts.gate_proj", s, h, 0, 1, b),
+                                                 ("mlp.shared_experts.up_proj", s, h, 0, 1, b),
+                                                 ("mlp.shared_experts.down_proj", h, s, 0, 1, b)]
 
     # ---- kernels -----------------------------------------------------------------------------
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
