@@ -8,7 +8,7 @@ from .memory import PARTS, MemoryParts
 from .errors import EstimatorError
 from .front_door import MAX_LAYERS, check_instance, check_path_or
 from .layers import masked_note
-from . import host_model, ranges
+from . import fp8, host_model, ranges
 from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
@@ -143,8 +143,13 @@ def priced(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, asked_d
 
 
 def _whole_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, asked_device: str | None) -> Estimate:
+    weights_note = []
+    if spec.fp8 is not None:   # FP8 weights stay FP8 from compute capability 8.9 on, else dequantized on load
+        kept = fp8.on_device(spec.fp8, dev.architecture, dev.kind)
+        weights_note = [fp8.note(not kept, dev.architecture)]
+        spec = spec if kept else replace(spec, fp8=None)
     est = _estimate(spec, dev, prof, w)
-    est.notes[:0] = input_notes(spec, dev, prof, w)
+    est.notes[:0] = input_notes(spec, dev, prof, w) + weights_note
     picked = ambiguity_note(asked_device) if asked_device is not None else None
     if picked:
         est.notes.append(picked)

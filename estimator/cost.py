@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import fp8
 from .device import GB, DeviceSpec
 from .op_builders import FLOAT32_GEMM, MASKED
 from .ops import Op
@@ -28,6 +29,7 @@ def matmul_key(dtype: str, tf32: bool) -> str:
 
 
 COMPUTE_OPS = ("gemm", "sdpa", "grouped_gemm")   # kernels with a FLOP roofline
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}   # activations of an FP8-weight GEMM
 
 
 def price(op: Op, device: DeviceSpec, profile: Profile, dtype: str, tf32: bool = False) -> OpCost:
@@ -51,9 +53,15 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
     for op in ops:
         kind = op.kind
         if kind == "gemm":   # a float32 matmul inside a lower-precision model runs on the float32 grid
-            t = max(profile.gemm_us(*op.shape, key if op.pattern != FLOAT32_GEMM else fp32_key), floor)
+            t = profile.gemm_us(*op.shape, key if op.pattern != FLOAT32_GEMM else fp32_key)
+            if op.pattern == fp8.PATTERN:             # FP8 weights: from the 16-bit GEMM (fp8.py)
+                t = fp8.gemm_us(op, t, DTYPE_BYTES.get(dtype, 2), peak_flops, peak_bw)
+            t = max(t, floor)
         elif kind == "grouped_gemm":                   # MoE experts, transformers' grouped_mm
-            t = max(profile.grouped_gemm_us(*op.shape, key), floor)
+            t = profile.grouped_gemm_us(*op.shape, key)
+            if op.pattern == fp8.PATTERN:
+                t = fp8.gemm_us(op, t, DTYPE_BYTES.get(dtype, 2), peak_flops, peak_bw)
+            t = max(t, floor)
         elif kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache
             t = profile.copy_us(op.bytes / 2)          # reads K and V once: memory-bound
         elif kind == "sdpa":

@@ -175,9 +175,13 @@ def replica_parts(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> Mem
     `shards` ways (q/k/v, gate/up colwise; o, down rowwise), the token embedding and the
     norms replicated (the plan does not list them), an untied LM head split over the vocab
     (a tied one is the replicated table), and the full logits gathered on every rank."""
-    layer_w = spec.decoder_params() / shards
-    rest = spec.embedding_params() + spec.head_params() / shards + spec.norm_params()
-    weights = (layer_w + rest) * e
+    if spec.fp8 is None:
+        layer_w = spec.decoder_params() / shards
+        rest = spec.embedding_params() + spec.head_params() / shards + spec.norm_params()
+        weights = (layer_w + rest) * e
+    else:   # FP8 linears at 1 byte plus their scales (fp8.py)
+        weights = (sum(spec.layer_weight_bytes_each(e)) / shards + (spec.embedding_params() + spec.norm_params()) * e
+                   + spec.head_weight_bytes(e) / shards)
     head = (head_working_set(spec, t, e, 1) if shards == 1
             else t * spec.hidden * e + gathered_logits_bytes(spec, t, t // seq, e, shards))
     act, head_peak, peak = split_peak([layer_working_set(spec, t, e, shards, seq) + embedding_outputs(spec, t, seq, e),

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .front_door import check_layer_count
-from . import config_fields, families, spec
+from . import config_fields, families, fp8, spec
 from .errors import EstimatorError, closest
 from .jsonin import read_json
 
@@ -35,9 +35,12 @@ class ModelSpec(spec.ModelSpec):
         if not isinstance(cfg, dict):
             raise EstimatorError(f"config of {where} must be a JSON object")
         top = families.family_of(cfg.get("model_type")) if isinstance(cfg.get("model_type"), str) else None
-        config_fields.refuse_quantized(cfg, where, getattr(top, "dequantized_methods", ()))
+        dequantized = getattr(top, "dequantized_methods", ())
+        config_fields.refuse_quantized(cfg, where, dequantized + ("fp8",))   # fp8: checked below
+        fp8_weights = fp8.read(cfg, where)
         wrapped = families.unwrap_multimodal(cfg, where)   # image-text configs: their text model
         if wrapped is not None:
+            config_fields.refuse_quantized(cfg, where, dequantized)   # FP8 module names of a wrapper: not modelled
             cfg, family = wrapped
             model_type = cfg["model_type"]
         else:
@@ -57,15 +60,17 @@ class ModelSpec(spec.ModelSpec):
                     raise EstimatorError(f"{key} must be a JSON object or null, got {cfg[key]!r:.60}")
             fields = family.spec_fields(cfg, model_type, a)
             check_layer_count(kw["name"], a["layers"])   # before one LayerSpec per layer is built
-            out = cls(**kw, **fields, layer_kinds=family.layer_kinds(cfg, model_type, a["layers"]))
+            out = cls(**kw, **fields, layer_kinds=family.layer_kinds(cfg, model_type, a["layers"]), fp8=fp8_weights)
             if out.activation not in ACTIVATIONS:
                 raise EstimatorError(f"activation {out.activation!r:.60} (hidden_act, hidden_activation or "
                                      f"activation_function) is not one transformers knows"
                                      f"{closest(out.activation, ACTIVATIONS)}")
-            return out
         except EstimatorError as exc:
             kind = "config" if str(exc).startswith("unsupported") else "malformed config"
             raise EstimatorError(f"{kind} of {where}: {exc}") from None
+        if out.fp8 is not None and any(family.fp8_linears(out, g.layer) is None for g in out.layer_groups):
+            config_fields.refuse_quantized(cfg, where, dequantized)   # a family whose FP8 modules are not modelled
+        return out
 
 
 def _text_or_none(value: object) -> str | None:

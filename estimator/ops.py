@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from . import kv_cache   # called through the module: the one place a layer's cache is sized
+from . import fp8, kv_cache   # kv_cache called through the module: the one place a layer's cache is sized
 from .layers import groups_in
 from .op_builders import (ATTENTION_PROJECTIONS, FP32, Op, activation, ew, gemm, layer_norm, rms_norm,
                           rotary, sdpa, sdpa_math)
@@ -74,12 +74,16 @@ def forward_ops(spec: ModelSpec, batch: int, seq: int, e: int, shards: int = 1, 
 
     layers = tuple(LayerOps(g, tuple(layer_ops(spec, g.layer, batch, seq, e, shards, cuda)))
                    for g in spec.layer_groups)
+    if spec.fp8 is not None:   # FP8 weights: their GEMMs read 1-byte weights (fp8.py)
+        layers = tuple(LayerOps(g.group, tuple(fp8.layer_ops(spec, g.group.layer, g.group.first, g.ops, e)))
+                       for g in layers)
     embed = arch.embed_dim(spec)   # token table and LM head input width (OPT: word_embed_proj_dim)
     pre = [ew("embed_tokens", "embeddings", t * embed, 2 * e)] + arch.embedding_ops(spec, batch, seq, e)
     pre += arch.pre_layer_ops(spec, seq, e)
     post = norm("final_norm", "final norm", t, h, e) if arch.has_final_norm(spec) else []
     post += arch.head_input_ops(spec, t, e)
-    post.append(gemm("lm_head", "lm head", t, v // shards, embed, e, arch.head_bias(spec)))
+    head = gemm("lm_head", "lm head", t, v // shards, embed, e, arch.head_bias(spec))
+    post.append(fp8.fp8_gemm(head, spec.fp8, e) if fp8.head_converted(spec) else head)
     post += arch.head_ops(spec, t, v // shards, e)
     return ForwardOps(tuple(pre), layers, tuple(post))
 

@@ -110,9 +110,9 @@ def _tree(spec: ModelSpec, d: int) -> tuple[list[Node], int]:
     get_balanced_memory buffer is the size of the first no-split module it meets: DeepSeek's and
     GLM's dense first layer, not their MoE layers). The family's module_tree gets one size when
     every layer is alike, else each layer's."""
-    each = tuple(p * d for p in spec.layer_params_each())
+    each = spec.layer_weight_bytes_each(d)   # FP8 linears: their 1-byte weights and scales (fp8.py)
     layer_bytes = each[0] if len(set(each)) == 1 else each
-    head = spec.head_params() * d          # 0 when tied: accelerate dedups the shared weight
+    head = spec.head_weight_bytes(d)       # 0 when tied: accelerate dedups the shared weight
     body = spec.arch.module_tree(spec, d, layer_bytes)
     return [body, Node("lm_head", head, head, None, "head", 1 if head else 0)], each[0]
 
@@ -210,7 +210,7 @@ def single_gpu_placement(spec: ModelSpec, dtype_bytes: int) -> Placement:
     """The whole model on GPU 0 without accelerate: nothing crosses GPUs (rotary_gpu -1)."""
     return Placement(layers_per_gpu=(spec.layers,), embed_gpu=0, head_gpu=0,
                      final_norm_gpu=0 if spec.arch.has_final_norm(spec) else -1,
-                     weight_bytes_per_gpu=(spec.param_count() * dtype_bytes,), boundaries=0)
+                     weight_bytes_per_gpu=(spec.weight_bytes(dtype_bytes),), boundaries=0)
 
 
 @lru_cache(maxsize=4096)

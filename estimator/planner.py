@@ -175,7 +175,7 @@ class _Search:
                  profile: str | None) -> None:
         self.spec, self.dev, self.dtype, self.price, self.t, self.profile = spec, dev, dtype, price, targets, profile
         self.memo: dict[tuple[int, int], Estimate | str] = {}
-        self.weights_gb = spec.param_count() * DTYPE_BYTES[dtype] / GB
+        self.weights_gb = spec.weight_bytes(DTYPE_BYTES[dtype]) / GB
 
     def estimate(self, stages: int, batch: int) -> Estimate | str:
         key = (stages, batch)

@@ -10,9 +10,10 @@ Parameter counts follow the modules transformers builds from the same config.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from . import fp8 as fp8_weights
 from .front_door import check_layer_count
 from .layers import PLAIN, LayerGroup, LayerSpec, layer_groups, uniform
 
@@ -56,6 +57,7 @@ class FamilyHooks(Protocol):
     def layer_kinds(self, cfg: dict, model_type: str, layers: int) -> tuple[LayerSpec, ...]: ...
     def mlp_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int: ...
     def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int: ...
+    def fp8_linears(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> list[tuple[str, int, int, int, int, bool]] | None: ...
     def embedding_params(self, spec: ModelSpec) -> int: ...
     def embed_dim(self, spec: ModelSpec) -> int: ...
     def has_final_norm(self, spec: ModelSpec) -> bool: ...
@@ -119,6 +121,8 @@ class ModelSpec:
     # one LayerSpec per decoder layer (layers.py), read by the family; empty: `layers` full
     # attention, dense layers
     layer_kinds: tuple[LayerSpec, ...] = ()
+    # FP8 weights of a quantization_config quant_method "fp8" (fp8.py); None: every weight in the dtype
+    fp8: fp8_weights.Fp8Weights | None = None
 
     def __post_init__(self) -> None:
         check_layer_count(self.name, self.layers)   # before one LayerSpec per layer is built
@@ -202,3 +206,43 @@ class ModelSpec:
     def param_count(self) -> int:
         return (self.embedding_params() + self.decoder_params()
                 + self.norm_params() * self.arch.has_final_norm(self) + self.head_params())
+
+    # ---- weight bytes: `d` bytes per parameter, FP8 linears at 1 byte plus their scales -------
+    def layer_weight_bytes_each(self, d: int) -> tuple[int, ...]:
+        """Bytes of each decoder layer's parameters, in order (FP8: its converted linears'
+        weights and scales instead of `d`-byte weights; fp8.py)."""
+        return _layer_weight_bytes_each(self, d)
+
+    def head_weight_bytes(self, d: int) -> int:
+        """Bytes of the untied LM head (FP8 only when the skip list does not name it)."""
+        nbytes = self.head_params() * d
+        if self.fp8 is not None and not self.tied_embeddings and fp8_weights.converted("lm_head", self.fp8.skip):
+            v, k = self.vocab, self.arch.embed_dim(self)
+            nbytes += fp8_weights.linear_bytes(self.fp8, v, k) - v * k * d
+        return nbytes
+
+    def weight_bytes(self, d: int) -> int:
+        """Bytes of every parameter (a tied head once): param_count() x d without FP8 weights."""
+        if self.fp8 is None:
+            return self.param_count() * d
+        rest = self.embedding_params() + self.norm_params() * self.arch.has_final_norm(self)
+        return rest * d + sum(self.layer_weight_bytes_each(d)) + self.head_weight_bytes(d)
+
+
+@lru_cache(maxsize=1024)
+def _layer_weight_bytes_each(spec: ModelSpec, d: int) -> tuple[int, ...]:
+    out: list[int] = []
+    for g in spec.layer_groups:
+        plain = spec.layer_params(g.layer) * d
+        if spec.fp8 is None:
+            out += [plain] * g.count
+            continue
+        linears = spec.arch.fp8_linears(spec, g.layer) or []
+        for i in range(g.first, g.first + g.count):
+            nbytes = plain
+            for name, n, k, experts, rows, bias in linears:
+                if fp8_weights.converted(f"model.layers.{i}.{name}", spec.fp8.skip):
+                    nbytes += fp8_weights.linear_bytes(spec.fp8, n, k, experts, rows) - max(experts, 1) * n * k * d
+                    nbytes += bias * n * (fp8_weights.BIAS_BYTES - d)   # FP8Linear's bias: float32
+            out.append(nbytes)
+    return tuple(out)

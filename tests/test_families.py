@@ -13,7 +13,7 @@ HOOKS = ("spec_fields", "qkv_ops", "layer_live_per_token", "module_tree")
 
 
 def test_every_model_type_has_exactly_one_family():
-    assert families.supported_model_types() == ["deepseek_v3", "gemma2", "gemma3_text", "glm4_moe", "gpt2", "gpt_neox",
+    assert families.supported_model_types() == ["deepseek_v2", "deepseek_v3", "gemma2", "gemma3_text", "glm4_moe", "gpt2", "gpt_neox",
                                                 "gpt_oss", "granite", "llama", "llama4_text",
                                                 "mistral", "mixtral", "olmo2", "olmoe", "opt", "phi3", "phimoe",
                                                 "qwen2", "qwen3", "qwen3_moe", "qwen3_next", "smollm3"]
@@ -22,7 +22,7 @@ def test_every_model_type_has_exactly_one_family():
     assert {f.name for f in families.FAMILIES} == set(families.BY_NAME) == {
         "opt", "gpt2", "llama", "gpt_neox", "phi3", "qwen3", "gemma2", "gemma3_text", "mixtral", "qwen3_moe",
         "olmo2", "granite", "smollm3", "olmoe", "phimoe", "deepseek_v3", "glm4_moe", "gpt_oss", "llama4_text",
-        "qwen3_next"}
+        "qwen3_next", "deepseek_v2"}
 
 
 @pytest.mark.parametrize("family", families.FAMILIES, ids=lambda f: f.name)

@@ -144,7 +144,7 @@ def test_time_host_ops_on_the_cpu():
 
 
 @pytest.mark.parametrize("model_type", ["llama", "opt", "gpt2", "qwen3", "olmo2", "granite", "olmoe", "phimoe",
-                                        "deepseek_v3", "glm4_moe", "gpt_oss", "llama4_text", "qwen3_next"])
+                                        "deepseek_v3", "glm4_moe", "gpt_oss", "llama4_text", "qwen3_next", "deepseek_v2"])
 def test_host_extras_match_transformers(model_type):
     """Family.host_extras (views, module calls per layer, counted on an H200 with transformers
     5.17) against a count on the transformers installed here: views within 3, module calls

@@ -61,6 +61,8 @@ EXPECTED_ZOO = {
     "deepseek-ai/DeepSeek-V3", "moonshotai/Kimi-K2-Instruct", "zai-org/GLM-4.5-Air",
     # q3n: linear attention
     "Qwen/Qwen3-Next-80B-A3B-Instruct",
+    # h-dsv2: DeepSeek-V2 (latent attention with and without q LoRA, softmax routing)
+    "deepseek-ai/DeepSeek-V2-Lite", "deepseek-ai/DeepSeek-V2",
 }
 
 

@@ -56,6 +56,21 @@ def dense_mlp(spec: ModelSpec, t: int, f: int, e: int) -> list[Op]:
     return ops + [gemm("down_proj", mlp, t, h, f, e, spec.mlp_bias)]
 
 
+def llama_linears(spec: ModelSpec, layer: LayerSpec, attention: bool = True,
+                  mlp: bool = True) -> list[tuple[str, int, int, int, int, bool]]:
+    """The nn.Linear weights of a Llama-style layer for Family.fp8_linears: self_attn q/k/v/o and
+    a dense gated MLP (mlp.gate_proj / up_proj / down_proj of the layer's FFN width)."""
+    h, q, kv, f = spec.hidden, spec.q_dim, spec.kv_dim, spec.layer_ffn(layer)
+    qkv, o, b = spec.qkv_bias, spec.out_bias, spec.mlp_bias
+    out: list[tuple[str, int, int, int, int, bool]] = []
+    if attention:
+        out += [("self_attn.q_proj", q, h, 0, 1, qkv), ("self_attn.k_proj", kv, h, 0, 1, qkv),
+                ("self_attn.v_proj", kv, h, 0, 1, qkv), ("self_attn.o_proj", h, q, 0, 1, o)]
+    if mlp:
+        out += [("mlp.gate_proj", f, h, 0, 1, b), ("mlp.up_proj", f, h, 0, 1, b), ("mlp.down_proj", h, f, 0, 1, b)]
+    return out
+
+
 def learned_position_ops(t: int, h: int, e: int) -> list[Op]:
     """A learned position table (OPT, GPT-2): its lookup and the add to the token embeddings."""
     return [ew("embed_positions", "embeddings", t * h, 2 * e), ew("add_positions", "embeddings", t * h, 3 * e)]
@@ -146,6 +161,13 @@ class Family:
     def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         """Parameters of a layer beyond q/k/v/o, the MLP and two norms (more norms, q/k norms)."""
         return 0
+
+    def fp8_linears(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> list[tuple[str, int, int, int, int, bool]] | None:
+        """The weights FP8 quantization converts in a layer of kind `layer` (fp8.py): (module path
+        in the layer, out, in, experts (0: an nn.Linear), least scale rows, bias), one per
+        nn.Linear and two per experts module (gate_up, down); None: FP8 weights not modelled for
+        the family."""
+        return None
 
     def embed_dim(self, spec: ModelSpec) -> int:
         """Width of the token embedding table and of the LM head's input (OPT: word_embed_proj_dim)."""

@@ -9,7 +9,7 @@ from ..layer_config import every_layer_sliding, sliding_from_layer
 from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, ew, rotary
-from .base import Family, qkv_projections
+from .base import Family, llama_linears, qkv_projections
 
 if TYPE_CHECKING:
     from ..op_builders import Op
@@ -57,6 +57,11 @@ class Llama(Family):
     def pre_layer_ops(self, spec: ModelSpec, seq: int, e: int) -> list[Op]:
         # rotary cos/sin tables: small kernels once per forward
         return [ew(f"rope_table.{i}", "embeddings", seq * spec.head_dim, 2 * FP32) for i in range(6)]
+
+    def fp8_linears(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> list[tuple[str, int, int, int, int, bool]] | None:
+        # Llama / Mistral / Qwen2 and Qwen3 (tests/test_fp8.py); the subclasses with other modules
+        # or multipliers (Granite, OLMo 2, SmolLM3) are not checked: refused
+        return llama_linears(spec, layer) if self.name in ("llama", "qwen3") else None
 
     def layer_live_per_token(self, spec: ModelSpec, qd: int, kvd: int, f: int) -> tuple[int, int]:
         # q, k, v and three rotary temporaries of q | post-attention residual; act(gate), up, product

@@ -31,7 +31,7 @@ from ..layers import EXPERTS, LayerSpec, PLAIN
 from ..module_tree import Node, decoder_layers, leaf
 from ..op_builders import FP32, Op, ew, gemm, rms_norm, rotary
 from ..spec import FamilyFields
-from .base import Family, dense_mlp, qkv_projections
+from .base import Family, dense_mlp, llama_linears, qkv_projections
 from .moe_experts import DEFAULT, IMPLEMENTATIONS, batched_ops, grouped_ops, live_per_token
 from .llama import LLAMA
 
@@ -74,6 +74,16 @@ def expert_hits(experts: int, top_k: int, tokens: int) -> tuple[int, float]:
 def sync_op(name: str, elems: float, nbytes_per: float) -> Op:
     """A small kernel whose result the host reads (nonzero, bool of a tensor): blocks the host."""
     return Op(name, ROUTER, "sync", float(elems), float(elems * nbytes_per), pattern="reduce")
+
+
+FP8_MOE = ("mixtral", "qwen3_moe")   # MoE families whose FP8 modules the tests check (fp8.py)
+
+
+def experts_linears(spec: ModelSpec, f: int, path: str = "mlp.experts") -> list[tuple[str, int, int, int, int, bool]]:
+    """An experts module as FP8Experts stores it: gate_up_proj (2f x h, at least 2 scale rows)
+    and down_proj (h x f), one of each per expert."""
+    n = spec.fields_of(MoEFields).experts
+    return [(path, 2 * f, spec.hidden, n, 2, False), (path, spec.hidden, f, n, 1, False)]
 
 
 class MoE(Family):
@@ -161,6 +171,15 @@ class MoE(Family):
 
     def extra_layer_params(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> int:
         return 2 * spec.head_dim if self.qk_norm else 0
+
+    def fp8_linears(self, spec: ModelSpec, layer: LayerSpec = PLAIN) -> list[tuple[str, int, int, int, int, bool]] | None:
+        """q/k/v/o and the mlp.experts module (FP8Experts: gate_up E x 2f x h, down E x h x f) or a
+        dense layer's MLP; Mixtral and Qwen3-MoE only (the other MoE families: not checked)."""
+        if self.name not in FP8_MOE:
+            return None
+        if layer.mlp.kind == "dense":
+            return llama_linears(spec, layer)
+        return llama_linears(spec, layer, mlp=False) + experts_linears(spec, spec.layer_ffn(layer))
 
     def qkv_ops(self, spec: ModelSpec, t: int, qd: int, kvd: int, e: int, layer: LayerSpec = PLAIN) -> list[Op]:
         ops = qkv_projections(spec, t, qd, kvd, e)
