@@ -110,7 +110,7 @@ def _tiny_spec(model_type: str) -> ModelSpec:
 def corrections(prof: Profile) -> dict[str, float]:
     """Per timed model type: measured per-layer host time / the op-level price of its tiny model
     (the family's recorded correction; 1.0 would be a perfect op-level model)."""
-    return prof.memoized(("host-corrections",), _corrections, prof)
+    return prof.memoized_host(("host-corrections",), _corrections, prof)
 
 
 def _corrections(prof: Profile) -> dict[str, float]:
@@ -235,7 +235,7 @@ def decode_glue(prof: Profile, e: int) -> float:
     operation the op list prices: on the 2026-12-03 H200 calibration a decode step's layer took
     0.9-1.7x its forward layer (median 1.3); without this factor, generate's host time built from
     parts came out 0-48 % low (median -27 %) for the types left out in turn. 1.0 without such types."""
-    return prof.memoized(("decode-glue", e), _decode_glue, prof, e)
+    return prof.memoized_host(("decode-glue", e), _decode_glue, prof, e)
 
 
 def _decode_glue(prof: Profile, e: int) -> float:

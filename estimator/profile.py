@@ -198,6 +198,14 @@ class Profile:
         deleted slots at its front, slower the longer a sweep evicts."""
         return _lookup(self._memo, MEMO_MAX_ENTRIES, key, compute, args)
 
+    def memoized_host(self, key: tuple, compute: Callable[..., Any], *args: Any) -> Any:
+        """``memoized`` for values that depend on the host sections (host, generate): kept per
+        Profile object, since ``with_host`` shares the table memo with the profile it overlays."""
+        memo = self.__dict__.setdefault("_host_memo", {})
+        if key not in memo:
+            memo[key] = compute(*args)
+        return memo[key]
+
     def host_op_costs(self) -> dict[str, float]:
         """Host us per call of each operation class (calibrate/host_ops.py; empty when not measured)."""
         return {k: float(v) for k, v in self.data.host_ops.items() if isinstance(v, (int, float))}
