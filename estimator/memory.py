@@ -182,6 +182,9 @@ def replica_parts(spec: ModelSpec, t: int, seq: int, e: int, shards: int) -> Mem
     else:   # FP8 linears at 1 byte plus their scales (fp8.py)
         weights = (sum(spec.layer_weight_bytes_each(e)) / shards + (spec.embedding_params() + spec.norm_params()) * e
                    + spec.head_weight_bytes(e) / shards)
+    if shards == 1:   # a data-parallel replica, built by from_config on its GPU (allocator.py)
+        from .allocator import allocator_overhead_bytes
+        weights += allocator_overhead_bytes(spec, e)
     head = (head_working_set(spec, t, e, 1) if shards == 1
             else t * spec.hidden * e + gathered_logits_bytes(spec, t, t // seq, e, shards))
     act, head_peak, peak = split_peak([layer_working_set(spec, t, e, shards, seq) + embedding_outputs(spec, t, seq, e),

@@ -207,10 +207,13 @@ def _contains_kind(m: Node, kind: str) -> bool:
 
 
 def single_gpu_placement(spec: ModelSpec, dtype_bytes: int) -> Placement:
-    """The whole model on GPU 0 without accelerate: nothing crosses GPUs (rotary_gpu -1)."""
+    """The whole model on GPU 0 without accelerate: nothing crosses GPUs (rotary_gpu -1). Its
+    weights as the CUDA caching allocator holds them when built on the GPU (allocator.py)."""
+    from .allocator import allocator_overhead_bytes
+    weights = spec.weight_bytes(dtype_bytes) + allocator_overhead_bytes(spec, dtype_bytes)
     return Placement(layers_per_gpu=(spec.layers,), embed_gpu=0, head_gpu=0,
                      final_norm_gpu=0 if spec.arch.has_final_norm(spec) else -1,
-                     weight_bytes_per_gpu=(spec.weight_bytes(dtype_bytes),), boundaries=0)
+                     weight_bytes_per_gpu=(weights,), boundaries=0)
 
 
 @lru_cache(maxsize=4096)
