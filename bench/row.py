@@ -107,6 +107,7 @@ class Measured:
     warmup_s: float = ABSENT
     warmup_settled: bool = ABSENT
     host_probe_ms: list[float] = ABSENT           # the model at a few tokens, each probe block's median (bench/host_probe.py)
+    energy_host_probe_ms: list[float] = ABSENT    # the same probe just before and just after the energy window
     host_factor: float = ABSENT                   # the profile's host time for this model x this factor = the probe
     host_factor_rounds: list = ABSENT             # that factor fitted to each round's own probe (generate: [set-up, step])
     host_cpu_probe_us: list[float] = ABSENT       # the pure-Python host probe before each timed round (bench/host_speed.py)
@@ -163,6 +164,10 @@ class Estimated:
     breakdown: list[dict] = ABSENT
     host_us: Mapping[str, float] | None = ABSENT  # the host times the estimate used (recorded since 2026-11-27)
     generate_host_us: Mapping[str, float] | None = ABSENT  # generation rows: generate's host times used
+    # the host times the energy estimate used: the energy window runs at its own host speed (its
+    # calls ran 0.7-1.8x the rounds' pace on host-bound cases, 2026-12-03), probed beside it;
+    # forward: {per_layer_us, fixed_us}; generation: generate's entry
+    energy_host_us: Mapping[str, float] | None = ABSENT
     # [low, high], the estimate's 10-90 % ranges (estimator/ranges.py; recorded since 2026-12-01)
     runtime_ms_range: list[float] | None = ABSENT
     memory_gb_range: list[float] | None = ABSENT

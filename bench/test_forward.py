@@ -106,7 +106,12 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
                                                       bench_config.warmup)
             lat = measure.latency(rounds)
             mem = measure.peak_memory(step, gpus) if on_gpu else None
+            energy_blocks: list[float] = []
+            if probing:   # the energy window runs at its own host speed: probed beside it
+                energy_blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids), host_probe.PASSES_PER_ROUND))
             en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
+            if probing:
+                energy_blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids), host_probe.PASSES_PER_ROUND))
         except torch.cuda.OutOfMemoryError:
             oom = f"out of memory in the forward pass (estimated {est.memory_gb:.1f} GB on the busiest GPU)"
         else:
@@ -116,12 +121,18 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
     if oom:
         pytest.skip(oom)
     probe_fields: dict = {}
+    energy_fields: dict = {}
     if probing:   # the case estimated with each round's own host time, as measured next to it: the median
+        eprof, _ = host_probe.forward_profile(prof, spec, machine.device, workload, sum(energy_blocks) / len(energy_blocks))
+        energy_fields = dict(energy_j_per_token=estimate(spec, machine.device, workload, eprof).energy_j_per_token,
+                             energy_host_us={k: v for k, v in host_used(eprof, spec).items() if k != "dispatch_hook_us"})
         fit = host_probe.forward_per_round(prof, spec, machine.device, workload, blocks[-len(rounds.data):])
         prof, est = fit.profile, fit.estimate
         probe_fields = dict(host_probe_ms=blocks, host_factor=fit.factor,
-                            host_factor_rounds=[round(f, 4) for f in fit.factors])
+                            host_factor_rounds=[round(f, 4) for f in fit.factors], energy_host_probe_ms=energy_blocks)
     estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
+    if energy_fields:   # energy at the host speed of its own window
+        estimated = dataclasses.replace(estimated, **energy_fields)
     if not on_gpu:  # no allocator statistics or energy counters for the CPU
         estimated = dataclasses.replace(estimated, memory_gb=None)
     measured = Measured.of(lat, mem, en, tokens)

@@ -101,7 +101,18 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
                                bench_config.warmup, benchmark)
         lat = measure.latency(run.rounds)
         mem = measure.peak_memory(lambda: gen(n), gpus)
+        energy_probes = []
+
+        def probe_energy() -> None:   # the energy window runs at its own host speed: probed beside it
+            if probing:
+                k, steps = host_probe.GEN_PASSES_PER_ROUND, host_probe.PROBE_STEPS
+                one = host_probe.timed_median_ms(lambda: gen(1, probe_ids), k)
+                more = host_probe.timed_median_ms(lambda: gen(steps, probe_ids), k)
+                energy_probes.append(host_probe.GenerateProbe(one, (more - one) / (steps - 1)))
+
+        probe_energy()
         en = measure.energy(lambda: gen(n), gpus, generated, bench_config.energy_window_s)
+        probe_energy()
     ttft = statistics.median(run.ttft_ms_rounds)
     warm = run.warm
     measured = dataclasses.replace(
@@ -120,4 +131,13 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
     estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
     if gen_host:
         estimated = dataclasses.replace(estimated, generate_host_us=gen_host)
+    if energy_probes:   # energy at the host speed of its own window (the two probes beside it, averaged)
+        mid = host_probe.GenerateProbe(sum(p.ttft_ms for p in energy_probes) / len(energy_probes),
+                                       sum(p.step_ms for p in energy_probes) / len(energy_probes))
+        eprof, entry, _ = host_probe.generate_fit(resolved.profile, spec, machine.device, row.workload(), mid)
+        e_en = estimate(spec, machine.device, row.workload(), eprof)
+        estimated = dataclasses.replace(estimated, energy_j_per_token=e_en.energy_j_per_token,
+                                        generate_energy_j_per_token=e_en.generate_energy_j_per_token,
+                                        energy_host_us=entry)
+        measured = dataclasses.replace(measured, energy_host_probe_ms=[x for p in energy_probes for x in (p.ttft_ms, p.step_ms)])
     check_bounds(row.with_results(measured, estimated).to_dict(), bench_config.generation_bounds)

@@ -45,3 +45,24 @@ def test_known_misses_are_still_misses() -> None:
     """A known miss that now meets the target must leave the list (re-run --record-misses)."""
     ids = {row_id(r) for r in ROWS}
     assert set(MISSES) <= ids, f"known misses of rows that no longer exist: {set(MISSES) - ids}"
+
+
+def test_energy_is_reestimated_at_the_host_speed_of_its_window() -> None:
+    """A row that recorded the host beside its energy window (energy_host_us) is re-estimated
+    for energy with it, for runtime with its rounds' host (bench/test_forward.py, test_generate.py)."""
+    import copy
+    from bench.row import Row
+    fwd = next(r for r in ROWS if r["estimated"].get("host_us") and "ttft_ms" not in r["measured"]
+               and r["batch"] == 1 and r["seq"] <= 128)
+    slow = copy.deepcopy(fwd)
+    slow["estimated"]["energy_host_us"] = {k: 1.5 * v for k, v in fwd["estimated"]["host_us"].items()
+                                           if k in ("per_layer_us", "fixed_us")}
+    assert Row.from_dict(slow).to_dict()["estimated"]["energy_host_us"] == slow["estimated"]["energy_host_us"]
+    base, new = reestimate(fwd), reestimate(slow)
+    assert new["runtime_ms"] == base["runtime_ms"] and new["energy_j_per_token"] > base["energy_j_per_token"] * 1.2
+    gen = next(r for r in ROWS if r["estimated"].get("generate_host_us") and r["batch"] == 1)
+    slow = copy.deepcopy(gen)
+    slow["estimated"]["energy_host_us"] = {k: 1.5 * v for k, v in gen["estimated"]["generate_host_us"].items()}
+    base, new = reestimate(gen), reestimate(slow)
+    assert new["tpot_ms"] == base["tpot_ms"]
+    assert new["generate_energy_j_per_token"] > 1.2 * base["generate_energy_j_per_token"]

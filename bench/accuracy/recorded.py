@@ -95,13 +95,36 @@ def row_profile(row: Mapping[str, Any], transfer_from: str | None = None) -> Pro
                           f"{prof.source}, host of the row's machine", generate={key: dict(gen)} if gen else None)
 
 
+def energy_profile(row: Mapping[str, Any], prof: Profile) -> Profile | None:
+    """`prof` with the host times measured beside the row's energy window (``energy_host_us``,
+    recorded since 2026-12-03), else None: the energy window runs at its own host speed."""
+    r = Row.from_dict(row)
+    used = r.estimated.energy_host_us if r.estimated is not None else None
+    if not used:
+        return None
+    spec = load_model(row["model"])
+    key = spec.arch.host_keys(spec.arch.with_experts(spec, r.experts_implementation))[0]
+    if "step_us" in used:   # a generation row: generate's entry
+        return prof.with_host({}, {}, f"{prof.source}, host beside the energy window", generate={key: dict(used)})
+    return prof.with_host({key: {"per_layer_us": used["per_layer_us"], "fixed_us": used["fixed_us"]}}, {},
+                          f"{prof.source}, host beside the energy window")
+
+
 def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict[str, Any]:
     """The current estimator's four metrics (+ memory_gb_per_gpu) for a recorded row; with
-    `transfer_from`, through the transfer model from that device's calibration."""
-    e = estimate(row["model"], row["device"], workload(row), row_profile(row, transfer_from))
+    `transfer_from`, through the transfer model from that device's calibration. Energy at the
+    host speed measured beside the energy window where the row recorded it."""
+    prof = row_profile(row, transfer_from)
+    e = estimate(row["model"], row["device"], workload(row), prof)
     out = {**{m: getattr(e, m) for m in METRICS}, "memory_gb_per_gpu": list(e.memory_gb_per_gpu)}
     if e.ttft_ms is not None:   # a generation row: its TTFT / TPOT are gated too
         out |= {m: getattr(e, m) for m in GENERATION_METRICS}
+    eprof = energy_profile(row, prof)
+    if eprof is not None:
+        en = estimate(row["model"], row["device"], workload(row), eprof)
+        out["energy_j_per_token"] = en.energy_j_per_token
+        if en.ttft_ms is not None:
+            out["generate_energy_j_per_token"] = en.generate_energy_j_per_token
     return out
 
 
