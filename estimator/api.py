@@ -14,7 +14,7 @@ from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
 from .result_cache import cached_estimate
 from .spec import ModelSpec as AnySpec
-from .schedule import forward_pass
+from .schedule import PassResult, forward_pass
 from .workload import Workload
 
 
@@ -143,7 +143,12 @@ def priced(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, asked_d
 
 
 def _whole_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, asked_device: str | None) -> Estimate:
-    est = _estimate(spec, dev, prof, w)
+    return finished(_estimate(spec, dev, prof, w), spec, dev, prof, w, asked_device)
+
+
+def finished(est: Estimate, spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload,
+             asked_device: str | None) -> Estimate:
+    """`est` (of `spec` as given) with the notes on its inputs and its ranges: the whole estimate."""
     est.notes[:0] = input_notes(spec, dev, prof, w)
     picked = ambiguity_note(asked_device) if asked_device is not None else None
     if picked:
@@ -170,14 +175,25 @@ def input_notes(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) ->
     return notes
 
 
-def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
-    """The estimate of a validated workload with the profile resolved (no ranges yet)."""
+def priced_spec(spec: ModelSpec, w: Workload) -> ModelSpec:
+    """The model as `w` runs it: without a K/V cache for use_cache=False, an MoE's experts
+    implementation applied."""
     if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
         spec = replace(spec, use_cache=False)
-    spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
+    return spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
+
+
+def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
+    """The estimate of a validated workload with the profile resolved (no ranges yet)."""
+    spec = priced_spec(spec, w)
     if w.new_tokens:
         return _generation_estimate(spec, dev, prof, w)
-    r = forward_pass(spec, dev, prof, w)
+    return forward_estimate(spec, dev, prof, w, forward_pass(spec, dev, prof, w))
+
+
+def forward_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, r: PassResult) -> Estimate:
+    """The Estimate of a forward pass of `spec` (priced_spec) that came to `r` (no ranges yet);
+    estimate_many builds its array-priced passes' estimates here too (forward_many.py)."""
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))

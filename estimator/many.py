@@ -17,15 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .api import Estimate, check_profile_kind, priced, validate
+from .api import Estimate, check_profile_kind, finished, forward_estimate, priced, priced_spec, validate
 from .device import DeviceSpec, get_device
 from .errors import EstimatorError
 from .front_door import check_instance, check_path_or, shown
 from .model import load_model
 from .profile import Profile, profile_for
+from . import result_cache
+from .result_cache import cached_copy, copy_estimate, remember
 from .spec import ModelSpec
 from .workload import Workload
 
+# Fewer distinct workloads of one kind than this are priced one by one: numpy's fixed cost per
+# array operation outweighs what arrays save on a handful of workloads.
+ARRAY_MIN = 4
 OVERFLOW = "the workload is too large to estimate: its sizes overflow float arithmetic"
 
 
@@ -56,14 +61,74 @@ def estimate_many(model: str | ModelSpec, device: str | DeviceSpec, workloads: I
     prof = profile if isinstance(profile, Profile) else profile_for(dev, profile, transfer_from)
     check_profile_kind(prof, dev)
     default = Workload(dtype=spec.dtype or "float16")
-    out: list[Estimate | EstimatorError] = []
-    for w in items:
+    out: list[Estimate | EstimatorError | None] = [None] * len(items)
+    groups: dict[tuple, dict[Workload, list[int]]] = {}   # workloads priced together, each with its slots
+    for slot, w in enumerate(items):
         w = w or default
         try:
             validate(spec, w)
-            out.append(priced(spec, dev, prof, w, asked))
         except EstimatorError as exc:
-            out.append(exc)
-        except OverflowError:
-            out.append(EstimatorError(OVERFLOW))
-    return out
+            out[slot] = exc
+            continue
+        hit = None if w.new_tokens else cached_copy(prof.results, spec, dev, w, asked)
+        if hit is not None:
+            out[slot] = hit
+        elif w.new_tokens:
+            out[slot] = _one(spec, dev, prof, w, asked)
+        else:
+            groups.setdefault(together(w), {}).setdefault(w, []).append(slot)
+    for slots_of in groups.values():
+        _price_group(spec, dev, prof, slots_of, asked, out)
+    return out   # type: ignore[return-value]   every slot filled
+
+
+def together(w: Workload) -> tuple:
+    """What workloads priced over arrays together share: all but batch and seq (tensor parallel:
+    also whether batch > 1, which decides whether torch.cat rebuilds the gathered logits)."""
+    return (w.dtype, w.gpus, w.parallel, w.tf32, w.nodes, w.network, w.use_cache, w.experts_implementation,
+            w.parallel == "tensor" and w.batch > 1)
+
+
+def _one(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, asked: str | None) -> Estimate | EstimatorError:
+    """`w` on the scalar path (api.priced), a refusal as its EstimatorError."""
+    try:
+        return priced(spec, dev, prof, w, asked)
+    except EstimatorError as exc:
+        return exc
+    except OverflowError:
+        return EstimatorError(OVERFLOW)
+
+
+def _price_group(spec: ModelSpec, dev: DeviceSpec, prof: Profile, slots_of: dict[Workload, list[int]],
+                 asked: str | None, out: list) -> None:
+    """Fill the slots of workloads that differ only in batch and seq: priced over arrays
+    (forward_many.py) when there are at least ARRAY_MIN of them and their kernels allow it,
+    else one by one; every workload stored in the profile's cache of results but the earliest
+    of a group larger than the cache (which would push them out again at once)."""
+    ws = list(slots_of)
+    passes: list = [None] * len(ws)
+    pspec = priced_spec(spec, ws[0])
+    if len(ws) >= ARRAY_MIN:
+        from .forward_many import forward_many   # imports numpy: not for a call without arrays
+        try:
+            passes = forward_many(pspec, dev, prof, ws)
+        except (EstimatorError, OverflowError):   # the scalar path says which workload, and why
+            passes = [None] * len(ws)
+    keep_from = len(ws) - result_cache.RESULTS_MAX
+    for i, (w, r) in enumerate(zip(ws, passes)):
+        slots = slots_of[w]
+        est = None
+        if r is not None:
+            try:
+                est = finished(forward_estimate(pspec, dev, prof, w, r), spec, dev, prof, w, asked)
+            except (EstimatorError, OverflowError):
+                est = None
+        if est is None:
+            first = _one(spec, dev, prof, w, asked)
+        elif i >= keep_from:
+            first = remember(prof.results, spec, dev, w, asked, est)
+        else:
+            first = est
+        out[slots[0]] = first
+        for slot in slots[1:]:
+            out[slot] = first if isinstance(first, EstimatorError) else copy_estimate(first)
