@@ -22,7 +22,7 @@ scalar path: ``forward_many`` returns None for those workloads.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -267,32 +267,47 @@ class PassMany:
                                                        span, total, power)
         return joules
 
-    def results(self, mem: list[list[memory.MemoryParts]]) -> list[PassResult]:
-        """Pass.result of each workload (`mem`: each workload's memory parts per GPU)."""
-        n = self.n
+    def passes(self, index: list[int], mem: list[memory.MemoryParts]) -> ManyPasses:
+        """Pass.result of every workload, as columns (`mem`: the memory parts of each GPU, arrays
+        over the workloads)."""
         clock = self.clock
         busy_us = clock.busy_us
         busy = sum(busy_us.values()) / max(1, len(busy_us))
         critical = sum(busy_us.values()) if self.w.parallel == "pipeline" or self.w.gpus == 1 else busy
         names = BOUND_NAMES + ("host",)
-        columns = []
-        for name, g in self.groups.items():
-            bounds = self._bounds(g)
-            columns.append((name, self._full(g.time).tolist(), self._full(g.flops).tolist(), self._full(g.bytes).tolist(),
-                            g.kernels, [names[b] for b in bounds.tolist()]))
-        gpus = [(gpu, self._full(b).tolist(), self._full(clock.first_us[gpu]).tolist(), self._full(clock.last_us[gpu]).tolist())
-                for gpu, b in busy_us.items()]
-        runtime, host_work = self._full(clock.total_us).tolist(), self._full(clock.host_work_us).tolist()
-        critical = self._full(critical).tolist()
+        groups = [(name, self._full(g.time).tolist(), self._full(g.flops).tolist(), self._full(g.bytes).tolist(),
+                   g.kernels, [names[b] for b in self._bounds(g).tolist()]) for name, g in self.groups.items()]
+        gpus = [(gpu, self._full(b).tolist(), self._full(clock.first_us[gpu]).tolist(),
+                 self._full(clock.last_us[gpu]).tolist()) for gpu, b in busy_us.items()]
         joules = self.energy_j()
-        joules = [None] * n if joules is None else self._full(joules).tolist()
-        out = []
-        for i in range(n):
-            groups = tuple(GroupSum(name, t[i], f[i], b[i], k, bd[i]) for name, t, f, b, k, bd in columns)
-            times = tuple(GpuTime(gpu, b[i], f[i], last[i]) for gpu, b, f, last in gpus)
-            out.append(PassResult(groups, times, runtime[i], host_work[i], critical[i], joules[i], tuple(mem[i]),
-                                  self.host_source))
-        return out
+        return ManyPasses(index, self._full(clock.total_us), self._full(clock.host_work_us), self._full(critical),
+                          None if joules is None else self._full(joules), groups, gpus, mem, self.host_source)
+
+
+@dataclass
+class ManyPasses:
+    """schedule.PassResult of workloads priced together, by column: numbers as arrays (or lists)
+    with one entry per workload, `index` saying which of the workloads given they are."""
+    index: list[int]
+    runtime_us: Any
+    host_work_us: Any
+    critical_gpu_us: Any
+    energy_j: Any              # None: no power model
+    groups: list[tuple]        # per operator group: name, time_ms, flops, bytes (lists), kernels, bound (list)
+    gpu_times: list[tuple]     # per GPU that ran kernels: gpu, busy_us, first_us, last_us (lists)
+    memory_parts: list[memory.MemoryParts]   # per GPU, each part a number or an array over the workloads
+    host_source: str
+
+    def result(self, i: int) -> PassResult:
+        """The PassResult of the i-th workload here (the one schedule.forward_pass gives it)."""
+        n = len(self.index)
+        parts = tuple(memory.MemoryParts(*(float(np.broadcast_to(getattr(m, f), (n,))[i]) if _is_array(getattr(m, f))
+                                           else getattr(m, f) for f in memory.PARTS + ("total",)))
+                      for m in self.memory_parts)
+        return PassResult(tuple(GroupSum(name, t[i], f[i], b[i], k, bd[i]) for name, t, f, b, k, bd in self.groups),
+                          tuple(GpuTime(gpu, b[i], f[i], last[i]) for gpu, b, f, last in self.gpu_times),
+                          float(self.runtime_us[i]), float(self.host_work_us[i]), float(self.critical_gpu_us[i]),
+                          None if self.energy_j is None else float(self.energy_j[i]), parts, self.host_source)
 
 
 def _with_input_copies_many(p: PassMany, layer: list[OpCostMany], place: Placement, g: int, seq: Any) -> list[OpCostMany]:
@@ -374,33 +389,33 @@ def _copy_replica_many(p: PassMany, gpus: int) -> None:
         p.load[g] = replace(p.load[0])
 
 
-def forward_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequence[Workload]) -> list[PassResult | None]:
-    """schedule.forward_pass of each of `ws` (validated workloads that differ only in batch and
-    seq; `spec` as priced_spec gives it), None for those left to the scalar path."""
-    out: list[PassResult | None] = [None] * len(ws)
-    if not ws:
-        return out
-    w0 = ws[0]
-    if w0.new_tokens:
-        return out
-    tried = _priced_together(spec, dev, prof, ws, list(range(len(ws))), seq_array=True)
-    if tried is not None:
-        return tried
+def forward_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequence[Workload]) -> list[ManyPasses]:
+    """schedule.forward_pass of `ws` (validated plain forwards that differ only in batch and seq,
+    `spec` as api.priced_spec gives it), in chunks priced together; a workload in no chunk is left
+    to the scalar path."""
+    if not ws or ws[0].new_tokens:
+        return []
+    whole = _priced_together(spec, dev, prof, ws, list(range(len(ws))), seq_array=True)
+    if whole is not None:
+        return [whole]
     by_seq: dict[int, list[int]] = {}
     for i, w in enumerate(ws):
         by_seq.setdefault(w.seq, []).append(i)
-    for seq, idx in by_seq.items():
-        if len(idx) < 2:
-            continue
-        got = _priced_together(spec, dev, prof, ws, idx, seq_array=False)
-        if got is not None:
-            for i, r in zip(idx, got):
-                out[i] = r
+    chunks = (_priced_together(spec, dev, prof, ws, idx, seq_array=False) for idx in by_seq.values() if len(idx) > 1)
+    return [c for c in chunks if c is not None]
+
+
+def forward_results(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequence[Workload]) -> list[PassResult | None]:
+    """forward_many as one PassResult per workload (None: left to the scalar path)."""
+    out: list[PassResult | None] = [None] * len(ws)
+    for chunk in forward_many(spec, dev, prof, ws):
+        for k, i in enumerate(chunk.index):
+            out[i] = chunk.result(k)
     return out
 
 
 def _priced_together(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequence[Workload], idx: list[int],
-                     seq_array: bool) -> list[PassResult | None] | None:
+                     seq_array: bool) -> ManyPasses | None:
     """The passes of ws[i] for i in idx, priced over arrays; None where their kernels cannot be
     listed or priced as arrays (`seq_array` False: one seq, batch alone an array)."""
     w0 = ws[idx[0]]
@@ -420,23 +435,21 @@ def _priced_together(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequen
     if (shards, cuda) != (1, True) or run_batch is not batch:
         if template_ops(spec, batch, seq, e) is None:
             return None
-    w_run = ws[idx[0]]
-    scalar = forward_ops(spec, w_run.batch // (gpus if replicated and mode == "data" else 1), w_run.seq, e, shards, cuda)
+    scalar = forward_ops(spec, w0.batch // (gpus if replicated and mode == "data" else 1), w0.seq, e, shards, cuda)
     if not agrees(ops, scalar, 0):
         return None
     host = host_model.host_price(prof, spec, w0.batch, w0.seq, e)
     n = len(idx)
+    try:
+        mem = _memory(spec, dev, w0, replicated, run_batch, batch, seq, shards)
+    except (TypeError, ValueError):   # a family's memory rule branches on a size: one by one
+        return None
     with np.errstate(all="ignore"):
         if replicated:
             p = PassMany(spec, dev, prof, w0, n, host)
             _replicated_many(p, ops, run_batch, seq, cat=w0.batch > 1)
             p.summarize()
             _copy_replica_many(p, gpus)
-            mem = []
-            for i in idx:
-                w = ws[i]
-                b = w.batch // gpus if mode == "data" else w.batch
-                mem.append([memory.replica_parts(spec, b * w.seq, w.seq, e, shards)] * gpus)
         else:
             if gpus > 1:
                 p = PassMany(spec, dev, prof, w0, n, host, hook_us=prof.dispatch_hook_us(spec.model_type, spec.family))
@@ -446,5 +459,15 @@ def _priced_together(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequen
                 place = single_gpu_placement(spec, e)
             _placed_many(p, ops, place, batch, seq)
             p.summarize()
-            mem = [memory.placed_parts_per_gpu(spec, place, ws[i].tokens, ws[i].seq, e) for i in idx]
-        return p.results(mem)
+        return p.passes(idx, mem)
+
+
+def _memory(spec: ModelSpec, dev: DeviceSpec, w0: Workload, replicated: bool, run_batch: Any, batch: Any, seq: Any,
+            shards: int) -> list[memory.MemoryParts]:
+    """The memory parts of each GPU (as schedule.forward_pass counts them), arrays over the workloads."""
+    e = w0.dtype_bytes
+    with np.errstate(all="ignore"):
+        if replicated:
+            return [memory.replica_parts(spec, run_batch * seq, seq, e, shards)] * w0.gpus
+        place = pipeline_split(spec, w0, dev) if w0.gpus > 1 else single_gpu_placement(spec, e)
+        return memory.placed_parts_per_gpu(spec, place, batch * seq, seq, e)

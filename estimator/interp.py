@@ -126,13 +126,15 @@ class LogGrid:
             brackets.append((lo, hi, t))
         table = self._dense()
         total = np.zeros(np.shape(brackets[0][2]))
+        below = [1.0 - t for _, _, t in brackets]
         for corner in product((0, 1), repeat=len(brackets)):
-            w = np.ones_like(total)
+            w = 1.0
             idx = []
-            for (lo, hi, t), c in zip(brackets, corner):
-                w = w * (t if c else 1.0 - t)
+            for (lo, hi, t), a, c in zip(brackets, below, corner):
+                w = w * (t if c else a)
                 idx.append(hi if c else lo)
-            total = total + np.where(w != 0.0, w * table[tuple(idx)], 0.0)
+            # a corner of weight 0 adds w * value = 0.0 (values are finite): the scalar call's skip
+            total = total + w * table[tuple(idx)]
         return np.exp(total)
 
     def _dense(self):

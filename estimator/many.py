@@ -15,9 +15,11 @@ workload from the profile's cache of results, a copy each time).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import gc
+from collections.abc import Iterable, Iterator, Mapping
 
-from .api import Estimate, check_profile_kind, finished, forward_estimate, priced, priced_spec, validate
+from .api import Estimate, check_profile_kind, finished_many, forward_estimates_many, priced, priced_spec, validate
 from .device import DeviceSpec, get_device
 from .errors import EstimatorError
 from .front_door import check_instance, check_path_or, shown
@@ -77,9 +79,25 @@ def estimate_many(model: str | ModelSpec, device: str | DeviceSpec, workloads: I
             out[slot] = _one(spec, dev, prof, w, asked)
         else:
             groups.setdefault(together(w), {}).setdefault(w, []).append(slot)
-    for slots_of in groups.values():
-        _price_group(spec, dev, prof, slots_of, asked, out)
+    with _collector_paused():
+        for slots_of in groups.values():
+            _price_group(spec, dev, prof, slots_of, asked, out)
     return out   # type: ignore[return-value]   every slot filled
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while estimates are built (as found when already
+    off): 100,000 estimates are some 1.5 million new lists and dicts, none garbage, and the
+    collections they would set off walk them all again and again (a third of the time)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def together(w: Workload) -> tuple:
@@ -103,32 +121,32 @@ def _price_group(spec: ModelSpec, dev: DeviceSpec, prof: Profile, slots_of: dict
                  asked: str | None, out: list) -> None:
     """Fill the slots of workloads that differ only in batch and seq: priced over arrays
     (forward_many.py) when there are at least ARRAY_MIN of them and their kernels allow it,
-    else one by one; every workload stored in the profile's cache of results but the earliest
-    of a group larger than the cache (which would push them out again at once)."""
+    the rest one by one (api.priced). Each slot gets an estimate of its own; the profile's cache
+    of results keeps the last RESULTS_MAX priced over arrays (earlier ones would only be pushed
+    out again)."""
     ws = list(slots_of)
-    passes: list = [None] * len(ws)
-    pspec = priced_spec(spec, ws[0])
+    done: list[Estimate | EstimatorError | None] = [None] * len(ws)
     if len(ws) >= ARRAY_MIN:
         from .forward_many import forward_many   # imports numpy: not for a call without arrays
+        pspec = priced_spec(spec, ws[0])
         try:
-            passes = forward_many(pspec, dev, prof, ws)
+            chunks = forward_many(pspec, dev, prof, ws)
         except (EstimatorError, OverflowError):   # the scalar path says which workload, and why
-            passes = [None] * len(ws)
-    keep_from = len(ws) - result_cache.RESULTS_MAX
-    for i, (w, r) in enumerate(zip(ws, passes)):
-        slots = slots_of[w]
-        est = None
-        if r is not None:
+            chunks = []
+        for chunk in chunks:
             try:
-                est = finished(forward_estimate(pspec, dev, prof, w, r), spec, dev, prof, w, asked)
+                ests, figures = forward_estimates_many(pspec, dev, prof, ws, chunk)
+                ests = finished_many(ests, spec, dev, prof, ws[0], asked, figures)
             except (EstimatorError, OverflowError):
-                est = None
-        if est is None:
-            first = _one(spec, dev, prof, w, asked)
-        elif i >= keep_from:
-            first = remember(prof.results, spec, dev, w, asked, est)
-        else:
-            first = est
+                continue
+            for i, est in zip(chunk.index, ests):
+                done[i] = est
+        keep = [i for i, est in enumerate(done) if est is not None][-result_cache.RESULTS_MAX:]
+        for i in keep:
+            done[i] = remember(prof.results, spec, dev, ws[i], asked, done[i])
+    for i, w in enumerate(ws):
+        first = done[i] if done[i] is not None else _one(spec, dev, prof, w, asked)
+        slots = slots_of[w]
         out[slots[0]] = first
         for slot in slots[1:]:
             out[slot] = first if isinstance(first, EstimatorError) else copy_estimate(first)

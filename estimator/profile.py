@@ -326,20 +326,28 @@ class Profile:
         nbytes = np.asarray(nbytes, dtype=float)
         grid = self.data.copy
         lo, top = grid[0][0], grid[-1][0]
-        t = self._copy.many(np.where(nbytes > 1.0, nbytes, 1.0))
-        t = np.where(nbytes > top, self._copy(top) * nbytes / top, np.where(nbytes < lo, self._copy(lo), t))
+        nbytes = np.atleast_1d(nbytes)
+        t = np.where(nbytes > top, self._copy(top) * nbytes / top, self._copy(lo))
+        inside = (nbytes <= top) & (nbytes >= lo)
+        if inside.any():
+            t[inside] = self._copy.many(np.where(nbytes[inside] > 1.0, nbytes[inside], 1.0))
         return t
 
     def elementwise_us_many(self, pattern: str, nbytes):
         import numpy as np
-        nbytes = np.asarray(nbytes, dtype=float)
+        nbytes = np.atleast_1d(np.asarray(nbytes, dtype=float))
         pts = self.data.elementwise.get(pattern)
         if not pts:
             return self.copy_us_many(nbytes / 2)
         lo, hi = pts[0][0], pts[-1][0]
         table = self._ew[pattern]
-        below = np.maximum(table(lo) * nbytes / lo, np.maximum(self._measured_copy_us_many(nbytes / 2), self.floor_us))
-        t = np.where(nbytes > hi, table(hi) * nbytes / hi, np.where(nbytes < lo, below, table.many(nbytes)))
+        t = table(hi) * nbytes / hi
+        inside, below = (nbytes >= lo) & (nbytes <= hi), nbytes < lo
+        if inside.any():
+            t[inside] = table.many(nbytes[inside])
+        if below.any():
+            small = nbytes[below]
+            t[below] = np.maximum(table(lo) * small / lo, np.maximum(self._measured_copy_us_many(small / 2), self.floor_us))
         return np.maximum(self._on_target_many(t, nbytes), self.floor_us)
 
     def p2p_us_many(self, nbytes):

@@ -146,7 +146,12 @@ def test_array_path_equals_the_scalar_path(model, dev, monkeypatch):
     ws += [ws[0], Workload(batch=2, seq=10**6), Workload(batch=2, seq=64, new_tokens=3)]
     priced = []
     real = fm.forward_many
-    monkeypatch.setattr(fm, "forward_many", lambda *a: priced.extend(x is not None for x in real(*a)) or real(*a))
+
+    def counted(*args):
+        chunks = real(*args)
+        priced.append((sum(len(c.index) for c in chunks), len(args[3])))
+        return chunks
+    monkeypatch.setattr(fm, "forward_many", counted)
     prof.results.clear()
     many = estimate_many(spec, d, ws)
     prof.results.clear()
@@ -157,7 +162,8 @@ def test_array_path_equals_the_scalar_path(model, dev, monkeypatch):
             assert isinstance(got, EstimatorError) and str(got) == str(exc)
             continue
         close(want.to_dict(), got.to_dict(), f"{model} {w}")
-    assert sum(priced) >= len(priced) // 2 > 0, "most workloads went through the array path"
+    arrays, asked = map(sum, zip(*priced))
+    assert arrays >= asked // 2 > 0, "most workloads went through the array path"
 
 
 @pytest.mark.parametrize("model", ["Qwen/Qwen3-30B-A3B", "openai/gpt-oss-20b"])
@@ -165,7 +171,7 @@ def test_kernels_the_arrays_do_not_price_go_one_by_one(model):
     """MoE experts (grouped GEMMs, host syncs) are not priced over arrays: the scalar path."""
     spec, dev = load_model(model), get_device("H100")
     ws = [Workload(batch=b, seq=s) for b in (1, 2, 4) for s in (64, 128)]
-    assert fm.forward_many(priced_spec(spec, ws[0]), dev, profile_for(dev), ws) == [None] * len(ws)
+    assert fm.forward_many(priced_spec(spec, ws[0]), dev, profile_for(dev), ws) == []
     for w, got in zip(ws, estimate_many(spec, dev, ws)):
         close(estimate(spec, dev, w).to_dict(), got.to_dict())
 
@@ -178,3 +184,20 @@ def test_template_agrees_with_the_scalar_kernels():
     for i, b in enumerate((1, 2, 5)):
         assert fm.agrees(ops, forward_ops(spec, b, 5000, 2), i)
     assert not fm.agrees(ops, forward_ops(spec, 3, 5000, 2), 0)
+
+
+@pytest.mark.parametrize("mode", [dict(), dict(gpus=3), dict(gpus=2, parallel="data"), dict(gpus=4, parallel="tensor")])
+def test_passes_priced_together_are_forward_pass(mode):
+    """Each workload's PassResult (GPU times and memory parts too, which no Estimate shows) is
+    schedule.forward_pass's."""
+    from estimator.schedule import forward_pass
+    spec, dev = load_model("Qwen/Qwen2.5-0.5B"), get_device("H200")
+    prof = profile_for(dev)
+    ws = [Workload(batch=b, seq=s, **mode) for b in (2, 4, 6) for s in (1, 33, 700)]
+    got = fm.forward_results(spec, dev, prof, ws)
+    for w, r in zip(ws, got):
+        want = forward_pass(spec, dev, prof, w)
+        assert r.gpu_times == want.gpu_times and r.groups == want.groups
+        assert r.peak_bytes_per_gpu == want.peak_bytes_per_gpu and r.memory_parts == want.memory_parts
+        assert (r.runtime_us, r.host_work_us, r.critical_gpu_us, r.energy_j, r.host_source) == (
+            want.runtime_us, want.host_work_us, want.critical_gpu_us, want.energy_j, want.host_source)
