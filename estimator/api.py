@@ -239,7 +239,14 @@ def forward_estimates_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: 
     parallel = mine[0].parallel if mine[0].gpus > 1 else "single"
     per_tokens: dict[int, list[str]] = {}
     per_seq: dict[int, list[str]] = {}
-    groups = passes.groups
+    # the dicts of each workload's breakdown and memory parts, made column by column
+    breakdowns = list(zip(*[[{"group": g, "time_ms": t_, "flops": f_, "bytes": b_, "kernels": kernels, "bound": bd_}
+                              for t_, f_, b_, bd_ in zip(t, f, b, bd)]
+                             for g, t, f, b, kernels, bd in passes.groups])) or [()] * n
+    memories = list(zip(*[[dict(zip(PARTS, row)) for row in zip(*(parts[p] for p in PARTS))] for parts in parts_gb]))
+    per_gpu = list(zip(*mem_gb))
+    template = _workload_dict(spec, mine[0], parallel=parallel)
+    usable = dev.memory_usable_gb
     out = []
     for k, w in enumerate(mine):
         tokens_per_gpu = w.batch * w.seq // (w.gpus if w.parallel == "data" else 1)
@@ -252,19 +259,18 @@ def forward_estimates_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: 
         notes = notes + masked
         if host_note:
             notes.append(host_note)
-        fits = busiest[k] <= dev.memory_usable_gb
+        fits = busiest[k] <= usable
         if not fits:
             notes.append(does_not_fit_note(busiest[k], dev))
+        workload = template.copy()   # _workload_dict's keys, in its order
+        workload["batch"], workload["seq"] = w.batch, w.seq
         out.append(Estimate(
-            model=name, device=device, workload=_workload_dict(spec, w, parallel=parallel),
-            runtime_ms=runtime_ms[k], memory_gb=busiest[k], memory_gb_per_gpu=[g[k] for g in mem_gb],
+            model=name, device=device, workload=workload,
+            runtime_ms=runtime_ms[k], memory_gb=busiest[k], memory_gb_per_gpu=list(per_gpu[k]),
             energy_j_per_token=None if energy is None else energy[k], throughput_tokens_per_s=throughput[k],
             fits=fits, host_ms=host_ms[k], gpu_busy_ms=busy_ms[k], bound="host" if host_bound[k] else "gpu",
-            params=params, profile=source,
-            breakdown=[{"group": g, "time_ms": t[k], "flops": f[k], "bytes": b[k], "kernels": kernels, "bound": bd[k]}
-                       for g, t, f, b, kernels, bd in groups],
-            memory_breakdown_gb=[{p: v[k] for p, v in parts.items()} for parts in parts_gb], notes=notes,
-            host_source=passes.host_source))
+            params=params, profile=source, breakdown=list(breakdowns[k]), memory_breakdown_gb=list(memories[k]),
+            notes=notes, host_source=passes.host_source))
     figures = {"runtime_ms": passes.runtime_us / 1e3, "memory_gb": np.array(busiest), "ttft_ms": None, "tpot_ms": None,
                "energy_j_per_token": None if energy is None else passes.energy_j / tokens}
     return out, figures
