@@ -12,6 +12,12 @@ exception object (test with ``isinstance(r, EstimatorError)``; ``str(r)`` is the
 reason), so a sweep of a thousand shapes keeps its 999 answers. Every other slot holds the same
 Estimate ``estimate`` returns for that workload (the same numbers, notes and ranges; a repeated
 workload from the profile's cache of results, a copy each time).
+
+Plain forward passes (new_tokens 0) that differ only in batch and seq are priced together over
+numpy arrays (forward_many.py: one kernel list for all of them, the same tables and overlap rule,
+the same floats), at least ARRAY_MIN distinct ones at a time; what the arrays do not cover (MoE
+experts, generation, a family whose kernels branch on a size for every seq) goes one by one
+through api.priced, as ``estimate`` does.
 """
 from __future__ import annotations
 
@@ -144,9 +150,8 @@ def _price_group(spec: ModelSpec, dev: DeviceSpec, prof: Profile, slots_of: dict
         keep = [i for i, est in enumerate(done) if est is not None][-result_cache.RESULTS_MAX:]
         for i in keep:
             done[i] = remember(prof.results, spec, dev, ws[i], asked, done[i])
-    for i, w in enumerate(ws):
-        first = done[i] if done[i] is not None else _one(spec, dev, prof, w, asked)
-        slots = slots_of[w]
+    for (w, slots), est in zip(slots_of.items(), done):
+        first = est if est is not None else _one(spec, dev, prof, w, asked)
         out[slots[0]] = first
         for slot in slots[1:]:
             out[slot] = first if isinstance(first, EstimatorError) else copy_estimate(first)
