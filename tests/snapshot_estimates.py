@@ -69,7 +69,10 @@ def snapshot() -> dict:
 
 
 def snapshot_many() -> dict:
-    """The same cases through estimate_many, one call per model and device (its array path)."""
+    """The same cases through estimate_many, one call per model and device, every group of
+    workloads that differ only in batch and seq offered to its array path (even one of one)."""
+    from estimator import many
+    many.ARRAY_MIN = 1
     by_pair: dict[tuple[str, str], list[dict]] = {}
     for model, dev, kw in cases():
         by_pair.setdefault((model, dev), []).append(kw)
