@@ -67,19 +67,18 @@ def _at(x: Any, i: int) -> Any:
     return x[i] if _is_array(x) else x
 
 
-def _priceable(ops: ForwardOps) -> bool:
-    """Kernels price_many takes, sizes exact in float64 (below EXACT_LIMIT)."""
+def _priceable(ops: ForwardOps, n: int) -> Any:
+    """Which workloads price_many can take (a boolean array over them): all or none by the
+    kernels' kinds, each by its sizes (exact in float64 below EXACT_LIMIT, as Python's integers
+    are; flops finite)."""
+    ok = np.ones(n, dtype=bool)
     for op in _all_ops(ops):
         if op.kind not in PRICED_KINDS or (op.kind == "sdpa" and (len(op.shape) != 3 or _is_array(op.shape[2]))):
-            return False
+            return np.zeros(n, dtype=bool)
         for x in (op.bytes, *op.shape):
-            if _is_array(x) and not (np.all(np.isfinite(x)) and np.max(x) < EXACT_LIMIT):
-                return False
-            if not _is_array(x) and not abs(x) < EXACT_LIMIT:
-                return False
-        if _is_array(op.flops) and not np.all(np.isfinite(op.flops)):
-            return False
-    return True
+            ok &= np.isfinite(x) & (np.abs(x) < EXACT_LIMIT)
+        ok &= np.isfinite(op.flops)
+    return ok
 
 
 def agrees(template: ForwardOps, scalar: ForwardOps, i: int) -> bool:
@@ -427,8 +426,12 @@ def _priced_together(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequen
     shards = gpus if replicated and mode == "tensor" else 1
     run_batch = batch // gpus if replicated and mode == "data" else batch
     ops = template_ops(spec, run_batch, seq, e, shards, cuda)
-    if ops is None or not _priceable(ops):
+    if ops is None:
         return None
+    exact = _priceable(ops, len(idx))
+    if not exact.all():   # sizes past float64's integers (or none priceable): those left to the scalar path
+        some = [i for i, ok in zip(idx, exact.tolist()) if ok]
+        return _priced_together(spec, dev, prof, ws, some, seq_array) if some else None
     # the host price lists the kernels of the whole batch on one GPU (host_model.host_price): it
     # depends on which kernels run, not on their sizes, so one workload's price holds for all
     # whose kernels the same arrays list

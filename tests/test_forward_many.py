@@ -201,3 +201,40 @@ def test_passes_priced_together_are_forward_pass(mode):
         assert r.peak_bytes_per_gpu == want.peak_bytes_per_gpu and r.memory_parts == want.memory_parts
         assert (r.runtime_us, r.host_work_us, r.critical_gpu_us, r.energy_j, r.host_source) == (
             want.runtime_us, want.host_work_us, want.critical_gpu_us, want.energy_j, want.host_source)
+
+
+def test_a_cpu_profile_over_arrays(tmp_path):
+    """A CPU calibration (the host computes each kernel: nothing overlaps; CPU attention kernels;
+    no ranges): the array path gives estimate()'s results there too."""
+    import json
+    from estimator.profile import PROFILE_DIR, load_profile_file
+    raw = json.loads((PROFILE_DIR / "h100-sxm5-80gb.json").read_text())
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(dict(raw, kind="cpu", device_name="Some CPU")))
+    cpu = load_profile_file(path)
+    dev = cpu.host_device()
+    ws = [Workload(batch=b, seq=s, dtype="float32") for b in (1, 2, 5) for s in (16, 100, 640)]
+    priced = fm.forward_results(load_model("Qwen/Qwen2.5-0.5B"), dev, cpu, ws)
+    assert all(r is not None for r in priced)
+    many = estimate_many("Qwen/Qwen2.5-0.5B", dev, ws, cpu)
+    cpu.results.clear()   # estimate() prices each anew, not from the cache the array path filled
+    for w, got in zip(ws, many):
+        close(estimate("Qwen/Qwen2.5-0.5B", dev, w, cpu).to_dict(), got.to_dict())
+
+
+def test_sizes_past_exact_floats_go_one_by_one():
+    """A workload whose kernel sizes pass 2**52 (where float64 and Python's integers part) is
+    left to the scalar path; the others of its group stay on the arrays."""
+    spec, dev = load_model("openai-community/gpt2"), get_device("H100")
+    ws = [Workload(batch=b, seq=64) for b in (1, 2, 3, 10**12)]
+    priced = fm.forward_results(spec, dev, profile_for(dev), ws)
+    assert [r is not None for r in priced] == [True, True, True, False]
+    many = estimate_many(spec, dev, ws)
+    profile_for(dev).results.clear()   # estimate() prices each anew, not from the cache the array path filled
+    for w, got in zip(ws, many):
+        try:
+            want = estimate(spec, dev, w).to_dict()
+        except EstimatorError as exc:
+            assert str(got) == str(exc)
+            continue
+        close(want, got.to_dict())
