@@ -388,10 +388,12 @@ def _copy_replica_many(p: PassMany, gpus: int) -> None:
         p.load[g] = replace(p.load[0])
 
 
-def forward_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequence[Workload]) -> list[ManyPasses]:
+def forward_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequence[Workload],
+                 least: int = 2) -> list[ManyPasses]:
     """schedule.forward_pass of `ws` (validated plain forwards that differ only in batch and seq,
     `spec` as api.priced_spec gives it), in chunks priced together; a workload in no chunk is left
-    to the scalar path."""
+    to the scalar path (those of a seq with fewer than `least` workloads where their kernels have
+    to be listed one seq at a time)."""
     if not ws or ws[0].new_tokens:
         return []
     whole = _priced_together(spec, dev, prof, ws, list(range(len(ws))), seq_array=True)
@@ -400,7 +402,7 @@ def forward_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequence[W
     by_seq: dict[int, list[int]] = {}
     for i, w in enumerate(ws):
         by_seq.setdefault(w.seq, []).append(i)
-    chunks = (_priced_together(spec, dev, prof, ws, idx, seq_array=False) for idx in by_seq.values() if len(idx) > 1)
+    chunks = (_priced_together(spec, dev, prof, ws, idx, seq_array=False) for idx in by_seq.values() if len(idx) >= least)
     return [c for c in chunks if c is not None]
 
 

@@ -136,7 +136,7 @@ def _price_group(spec: ModelSpec, dev: DeviceSpec, prof: Profile, slots_of: dict
         from .forward_many import forward_many   # imports numpy: not for a call without arrays
         pspec = priced_spec(spec, ws[0])
         try:
-            chunks = forward_many(pspec, dev, prof, ws)
+            chunks = forward_many(pspec, dev, prof, ws, least=ARRAY_MIN)
         except (EstimatorError, OverflowError):   # the scalar path says which workload, and why
             chunks = []
         for chunk in chunks:
