@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import distributed, energy, host_model, memory
-from .breakdown import GroupSum
+from .breakdown import GroupSum, GroupTotalMany, add_groups_many, group_bounds_many, group_sums_many
 from .cost import BOUND_NAMES, COMMUNICATION, OpCostMany, price_many
 from .device import DeviceSpec
 from .layers import groups_in
@@ -100,44 +100,6 @@ def comm_cost_many(name: str, nbytes: Any, us: Any, blocking: bool = True) -> Op
     return OpCostMany(Op(name, "communication", kind, 0.0, nbytes), us, COMMUNICATION, 0.5)
 
 
-class _GroupMany:
-    """breakdown.GroupTotal over arrays; `bound_time` per bound code with the rank at which the
-    bound first ran (the tie-break of group_sum's max, which takes the first inserted)."""
-    __slots__ = ("time", "flops", "bytes", "kernels", "bound_time", "seen", "first")
-
-    def __init__(self) -> None:
-        self.time, self.flops, self.bytes, self.kernels = 0.0, 0.0, 0.0, 0
-        self.bound_time: dict[int, Any] = {}
-        self.seen: dict[int, Any] = {}
-        self.first: dict[int, Any] = {}
-
-
-def _group_sums_many(costs: list[OpCostMany]) -> dict[str, _GroupMany]:
-    """breakdown.group_sums of many workloads."""
-    sums: dict[str, _GroupMany] = {}
-    for rank, c in enumerate(costs):
-        g = sums.get(c.op.group)
-        if g is None:
-            g = sums[c.op.group] = _GroupMany()
-        g.time = g.time + c.gpu_us
-        g.flops = g.flops + c.op.flops
-        g.bytes = g.bytes + c.op.bytes
-        g.kernels += 1
-        codes = (c.bound,) if not _is_array(c.bound) else range(len(BOUND_NAMES))
-        for code in codes:
-            mask = c.bound == code
-            if not _is_array(mask):
-                mask = np.full(np.shape(c.gpu_us), bool(mask))
-            elif not mask.any():
-                continue
-            before = g.seen.get(code)
-            g.bound_time[code] = g.bound_time.get(code, 0.0) + np.where(mask, c.gpu_us, 0.0)
-            g.seen[code] = mask if before is None else before | mask
-            first = g.first.get(code)
-            g.first[code] = np.where(mask, rank, np.inf) if first is None else np.where(~before & mask, rank, first)
-    return sums
-
-
 class PassMany:
     """schedule.Pass for many workloads: kernels priced over arrays, the clock run over arrays."""
 
@@ -147,7 +109,7 @@ class PassMany:
         self.slowdown: Any = 1.0
         self.clock = ClockMany(n, sync=prof.kind == "cpu")
         (self.layer_host_us, self.fixed_host_us), self.host_source = host.times, host.source
-        self.groups: dict[str, _GroupMany] = {}
+        self.groups: dict[str, GroupTotalMany] = {}
         self.load: dict[int, energy.GpuLoad] = {}
         self.segments: list[tuple[int, list[OpCostMany], int]] = []
 
@@ -222,36 +184,7 @@ class PassMany:
             load.memory_us = load.memory_us + memory_us * times
             load.compute_occ_us = load.compute_occ_us + comp_occ * times
             load.memory_occ_us = load.memory_occ_us + mem_occ * times
-            for name, s in _group_sums_many(costs).items():   # breakdown.add_groups
-                g = self.groups.get(name)
-                if g is None:
-                    g = self.groups[name] = _GroupMany()
-                g.time = g.time + s.time * times / 1e3
-                g.flops = g.flops + s.flops * times
-                g.bytes = g.bytes + s.bytes * times
-                g.kernels += s.kernels * times
-                for code, v in s.bound_time.items():
-                    seen = s.seen[code]
-                    g.bound_time[code] = np.where(seen, g.bound_time.get(code, 0.0) + v * times, g.bound_time.get(code, 0.0))
-                    rank = index * 1e6 + s.first[code]
-                    before = g.seen.get(code)
-                    g.first[code] = rank if before is None else np.where(before, g.first[code], rank)
-                    g.seen[code] = seen if before is None else before | seen
-
-    def _bounds(self, g: _GroupMany) -> Any:
-        """group_sum's bound of each workload: the bound with the most time, the first to run on a tie."""
-        best, best_time, best_first = None, None, None
-        for code, t in g.bound_time.items():
-            seen, first = g.seen[code], g.first[code]
-            if best is None:
-                best = np.where(seen, code, -1)
-                best_time, best_first = np.where(seen, t, -np.inf), np.where(seen, first, np.inf)
-                continue
-            wins = seen & ((t > best_time) | ((t == best_time) & (first < best_first)))
-            best = np.where(wins, code, best)
-            best_time = np.where(wins, t, best_time)
-            best_first = np.where(wins, first, best_first)
-        return best
+            add_groups_many(self.groups, group_sums_many(costs), times, index)
 
     def energy_j(self) -> Any:
         """Pass._energy_j of many workloads (None without a power model)."""
@@ -275,7 +208,7 @@ class PassMany:
         critical = sum(busy_us.values()) if self.w.parallel == "pipeline" or self.w.gpus == 1 else busy
         names = BOUND_NAMES + ("host",)
         groups = [(name, self._full(g.time).tolist(), self._full(g.flops).tolist(), self._full(g.bytes).tolist(),
-                   g.kernels, [names[b] for b in self._bounds(g).tolist()]) for name, g in self.groups.items()]
+                   g.kernels, [names[b] for b in group_bounds_many(g).tolist()]) for name, g in self.groups.items()]
         gpus = [(gpu, self._full(b).tolist(), self._full(clock.first_us[gpu]).tolist(),
                  self._full(clock.last_us[gpu]).tolist()) for gpu, b in busy_us.items()]
         joules = self.energy_j()

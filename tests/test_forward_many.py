@@ -240,3 +240,32 @@ def test_sizes_past_exact_floats_go_one_by_one():
             assert str(got) == str(exc)
             continue
         close(want, got.to_dict())
+
+
+def test_group_sums_over_arrays_are_the_scalar_ones_ties_included():
+    """breakdown's running sums and a group's bound (the most time; on a tie the bound that ran
+    first) for many workloads at once: each workload's are group_sum's of its own kernels."""
+    from estimator.breakdown import add_groups, add_groups_many, group_bounds_many, group_sum, group_sums, group_sums_many
+    from estimator.cost import OpCost, OpCostMany
+    from estimator.op_builders import Op
+    rng = random.Random(5)
+    n = 50
+    ops = [Op(f"k{i}", rng.choice("ab"), "elementwise", float(i), 10.0 * i) for i in range(8)]
+    lists = []
+    for _ in range(3):
+        times = [[rng.choice([1.0, 2.0, 3.0]) for _ in range(n)] for _ in ops]   # small values: many ties
+        bounds = [[rng.randrange(3) for _ in range(n)] for _ in ops]
+        lists.append((times, bounds, rng.choice([1, 4])))
+    many_groups: dict = {}
+    for index, (times, bounds, k) in enumerate(lists):
+        costs = [OpCostMany(op, np.array(t), np.array(b), 0.5) for op, t, b in zip(ops, times, bounds)]
+        add_groups_many(many_groups, group_sums_many(costs), k, index)
+    for i in range(n):
+        groups: dict = {}
+        for times, bounds, k in lists:
+            costs = [OpCost(op, t[i], BOUND_NAMES[b[i]], 0.5) for op, t, b in zip(ops, times, bounds)]
+            add_groups(groups, group_sums(costs), k)
+        for name, g in groups.items():
+            want, got = group_sum(name, g), many_groups[name]
+            assert (got.time[i], got.flops, got.bytes, got.kernels) == (want.time_ms, want.flops, want.bytes, want.kernels)
+            assert BOUND_NAMES[group_bounds_many(got)[i]] == want.bound
