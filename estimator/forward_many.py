@@ -373,9 +373,11 @@ def _priced_together(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: Sequen
     if (shards, cuda) != (1, True) or run_batch is not batch:
         if template_ops(spec, batch, seq, e) is None:
             return None
-    scalar = forward_ops(spec, w0.batch // (gpus if replicated and mode == "data" else 1), w0.seq, e, shards, cuda)
-    if not agrees(ops, scalar, 0):
-        return None
+    per_replica = gpus if replicated and mode == "data" else 1
+    for k in {0, len(idx) - 1}:   # the arrays list the kernels the scalar path lists (first and last workload)
+        w = ws[idx[k]]
+        if not agrees(ops, forward_ops(spec, w.batch // per_replica, w.seq, e, shards, cuda), k):
+            return None
     host = host_model.host_price(prof, spec, w0.batch, w0.seq, e)
     n = len(idx)
     try:
