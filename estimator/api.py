@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from .device import GB, DeviceSpec, ambiguity_note, get_device
 from .memory import PARTS, MemoryParts
@@ -14,7 +15,7 @@ from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
 from .result_cache import cached_estimate
 from .spec import ModelSpec as AnySpec
-from .schedule import forward_pass
+from .schedule import PassResult, forward_pass
 from .workload import Workload
 
 
@@ -149,7 +150,14 @@ def _whole_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload
         weights_note = [fp8.note(not kept, dev.architecture)]
         spec = spec if kept else replace(spec, fp8=None)
     est = _estimate(spec, dev, prof, w)
-    est.notes[:0] = input_notes(spec, dev, prof, w) + weights_note
+    est.notes[:0] = weights_note
+    return finished(est, spec, dev, prof, w, asked_device)
+
+
+def finished(est: Estimate, spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload,
+             asked_device: str | None) -> Estimate:
+    """`est` (of `spec` as given) with the notes on its inputs and its ranges: the whole estimate."""
+    est.notes[:0] = input_notes(spec, dev, prof, w)
     picked = ambiguity_note(asked_device) if asked_device is not None else None
     if picked:
         est.notes.append(picked)
@@ -175,14 +183,25 @@ def input_notes(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) ->
     return notes
 
 
-def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
-    """The estimate of a validated workload with the profile resolved (no ranges yet)."""
+def priced_spec(spec: ModelSpec, w: Workload) -> ModelSpec:
+    """The model as `w` runs it: without a K/V cache for use_cache=False, an MoE's experts
+    implementation applied."""
     if not w.use_cache and spec.use_cache:   # model(input_ids, use_cache=False): no K/V cache
         spec = replace(spec, use_cache=False)
-    spec = spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
+    return spec.arch.with_experts(spec, w.experts_implementation)   # MoE: the experts path priced
+
+
+def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
+    """The estimate of a validated workload with the profile resolved (no ranges yet)."""
+    spec = priced_spec(spec, w)
     if w.new_tokens:
         return _generation_estimate(spec, dev, prof, w)
-    r = forward_pass(spec, dev, prof, w)
+    return forward_estimate(spec, dev, prof, w, forward_pass(spec, dev, prof, w))
+
+
+def forward_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload, r: PassResult) -> Estimate:
+    """The Estimate of a forward pass of `spec` (priced_spec) that came to `r` (no ranges yet);
+    estimate_many builds its array-priced passes' estimates here too (forward_many.py)."""
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
@@ -201,6 +220,84 @@ def _estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> E
         throughput_tokens_per_s=w.tokens / (r.runtime_us * 1e-6), fits=fits, host_ms=r.host_work_us / 1e3,
         gpu_busy_ms=r.critical_gpu_us / 1e3, bound=r.bound, params=spec.param_count(), profile=prof.source,
         breakdown=r.breakdown(), memory_breakdown_gb=parts_gb, notes=notes, host_source=source)
+
+
+def forward_estimates_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: list[Workload],
+                           passes: Any) -> tuple[list[Estimate], dict]:
+    """forward_estimate of each workload ws[i] for i in passes.index, from its pass priced
+    together with the others over arrays (forward_many.ManyPasses), column by column: the same
+    fields and floats as forward_estimate of passes.result(k) (tests/test_forward_many.py);
+    with the figures ranges are set on, as arrays (for finished_many)."""
+    import numpy as np
+    n = len(passes.index)
+    mine = [ws[i] for i in passes.index]
+    mem = [np.broadcast_to(m.total / GB, (n,)) for m in passes.memory_parts]
+    mem_gb = [g.tolist() for g in mem]
+    busiest = np.max(np.array(mem), axis=0).tolist()
+    parts_gb = [{k: np.broadcast_to(getattr(m, k) / GB, (n,)).tolist() for k in PARTS} for m in passes.memory_parts]
+    tokens = np.array([float(w.tokens) for w in mine])
+    energy = None if passes.energy_j is None else (passes.energy_j / tokens).tolist()
+    throughput = (tokens / (passes.runtime_us * 1e-6)).tolist()
+    runtime_ms, host_ms = (passes.runtime_us / 1e3).tolist(), (passes.host_work_us / 1e3).tolist()
+    busy_ms = (passes.critical_gpu_us / 1e3).tolist()
+    host_bound = (passes.host_work_us >= passes.critical_gpu_us).tolist()
+    host_note = host_model.source_note(spec, passes.host_source)
+    params, name, device, source = spec.param_count(), spec.name, dev.name, prof.source
+    parallel = mine[0].parallel if mine[0].gpus > 1 else "single"
+    per_tokens: dict[int, list[str]] = {}
+    per_seq: dict[int, list[str]] = {}
+    # the dicts of each workload's breakdown and memory parts, made column by column
+    breakdowns = list(zip(*[[{"group": g, "time_ms": t_, "flops": f_, "bytes": b_, "kernels": kernels, "bound": bd_}
+                              for t_, f_, b_, bd_ in zip(t, f, b, bd)]
+                             for g, t, f, b, kernels, bd in passes.groups])) or [()] * n
+    memories = list(zip(*[[dict(zip(PARTS, row)) for row in zip(*(parts[p] for p in PARTS))] for parts in parts_gb]))
+    per_gpu = list(zip(*mem_gb))
+    template = _workload_dict(spec, mine[0], parallel=parallel)
+    usable = dev.memory_usable_gb
+    out = []
+    for k, w in enumerate(mine):
+        tokens_per_gpu = w.batch * w.seq // (w.gpus if w.parallel == "data" else 1)
+        notes = per_tokens.get(tokens_per_gpu)
+        if notes is None:
+            notes = per_tokens[tokens_per_gpu] = spec.arch.estimate_notes(spec, tokens_per_gpu)
+        masked = per_seq.get(w.seq)
+        if masked is None:
+            masked = per_seq[w.seq] = masked_note(spec.layer_kinds, w.seq)
+        notes = notes + masked
+        if host_note:
+            notes.append(host_note)
+        fits = busiest[k] <= usable
+        if not fits:
+            notes.append(does_not_fit_note(busiest[k], dev))
+        workload = template.copy()   # _workload_dict's keys, in its order
+        workload["batch"], workload["seq"] = w.batch, w.seq
+        out.append(Estimate(
+            model=name, device=device, workload=workload,
+            runtime_ms=runtime_ms[k], memory_gb=busiest[k], memory_gb_per_gpu=list(per_gpu[k]),
+            energy_j_per_token=None if energy is None else energy[k], throughput_tokens_per_s=throughput[k],
+            fits=fits, host_ms=host_ms[k], gpu_busy_ms=busy_ms[k], bound="host" if host_bound[k] else "gpu",
+            params=params, profile=source, breakdown=list(breakdowns[k]), memory_breakdown_gb=list(memories[k]),
+            notes=notes, host_source=passes.host_source))
+    figures = {"runtime_ms": passes.runtime_us / 1e3, "memory_gb": np.array(busiest), "ttft_ms": None, "tpot_ms": None,
+               "energy_j_per_token": None if energy is None else passes.energy_j / tokens}
+    return out, figures
+
+
+def finished_many(ests: list[Estimate], spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload,
+                  asked_device: str | None, figures: dict | None = None) -> list[Estimate]:
+    """finished of estimates of workloads that differ from `w` only in batch and seq (`figures`:
+    their ranged figures as arrays, forward_estimates_many's)."""
+    before = input_notes(spec, dev, prof, w)
+    after = []
+    picked = ambiguity_note(asked_device) if asked_device is not None else None
+    if picked:
+        after.append(picked)
+    if w.gpus > 1 and w.parallel == "tensor" and not spec.arch.has_tp_plan:
+        after.append(no_tp_plan_note(spec))
+    for est in ests:
+        est.notes[:0] = before
+        est.notes += after
+    return ranges.attach_many(ests, prof, values=figures)
 
 
 def memory_parts_gb(m: MemoryParts) -> dict[str, float]:

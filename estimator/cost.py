@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from . import fp8
 from .device import GB, DeviceSpec
@@ -78,4 +79,59 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
         # Power follows occupancy, not efficiency: a long strided copy keeps the board as busy as
         # a fast one, while a kernel near the launch floor is mostly latency.
         out.append(OpCost(op, t, bound, max(0.0, 1.0 - floor / t)))
+    return out
+
+
+# Bound of a kernel priced for many workloads (price_many): a code per workload, BOUND_NAMES[code].
+BOUND_NAMES = ("latency", "memory", "compute", "communication")
+LATENCY, MEMORY, COMPUTE, COMMUNICATION = range(4)
+
+
+@dataclass(frozen=True)
+class OpCostMany:
+    """OpCost of one kernel for many workloads at once: `op`'s sizes, `gpu_us`, `bound` (codes of
+    BOUND_NAMES) and `utilization` are numpy arrays over the workloads (or numbers shared by all)."""
+    op: Op
+    gpu_us: Any
+    bound: Any
+    utilization: Any
+
+
+def price_many(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profile, dtype: str,
+               tf32: bool = False) -> list[OpCostMany]:
+    """price_all for kernels whose sizes are numpy arrays over many workloads (forward_many.py):
+    the same tables, rules and floats, one array per kernel. Kinds other than gemm, sdpa (not a
+    decode one) and elementwise raise NotImplementedError (the caller prices those one by one)."""
+    import numpy as np
+    key = matmul_key(dtype, tf32)
+    peak_flops = device.matmul_tflops(dtype, tf32) * 1e12
+    peak_bw = device.memory_bandwidth_gb_s * GB
+    floor = profile.floor_us
+    latency = floor * 1.05
+    out = []
+    looked_up: dict[tuple, Any] = {}   # kernels of equal sizes (the same values, not just alike) looked up once
+    for op in ops:
+        kind = op.kind
+        sizes = op.shape if kind in ("gemm", "sdpa") else (op.bytes,)
+        same = (kind, op.pattern) + tuple(x.tobytes() if hasattr(x, "ndim") else x for x in sizes)
+        t = looked_up.get(same)
+        if op.pattern in (FLOAT32_GEMM, fp8.PATTERN):   # the float32 grid, FP8 weights: one by one
+            raise NotImplementedError(f"{op.pattern} kernels are priced one workload at a time")
+        if t is not None:
+            pass
+        elif kind == "gemm":
+            t = np.maximum(profile.gemm_us_many(*op.shape, key), floor)
+        elif kind == "sdpa" and len(op.shape) == 3 and not hasattr(op.shape[2], "ndim"):
+            t = np.maximum(profile.sdpa_us_many(op.shape[0], op.shape[1], op.shape[2], key)
+                           * (MASKED_SDPA_FACTOR if op.pattern == MASKED else 1.0), floor)
+        elif kind == "elementwise":
+            t = profile.elementwise_us_many(op.pattern, op.bytes)
+        else:
+            raise NotImplementedError(f"{kind} kernels are priced one workload at a time")
+        looked_up[same] = t
+        compute = op.flops / peak_flops if kind in COMPUTE_OPS else 0.0
+        memory = op.bytes / peak_bw
+        bound = np.where(t <= latency, LATENCY, np.where(compute >= memory, COMPUTE, MEMORY))
+        occupancy = 1.0 - floor / t
+        out.append(OpCostMany(op, t, bound, np.where(occupancy > 0.0, occupancy, 0.0)))
     return out

@@ -87,3 +87,28 @@ def allgather_us(prof: Profile, nbytes: float, gpus: int, nodes: int, nvlink_gb_
     link = get_link(network)
     remote = nbytes * (nodes - 1) / nodes
     return max(inside, remote / (link.bandwidth_gb_s * GB) * 1e6 + (nodes - 1) * link.latency_us)
+
+
+def allreduce_us_many(prof: Profile, nbytes, gpus: int, nodes: int, nvlink_gb_s: float, network: str):
+    """allreduce_us of an array of sizes (forward_many.py): the same rule, the same floats."""
+    import numpy as np
+    per_node = gpus // nodes
+    inside = prof.ring_allreduce_us_many(nbytes, per_node, nvlink_gb_s) if per_node > 1 else np.zeros(np.shape(nbytes))
+    if nodes == 1:
+        return inside
+    link = get_link(network)
+    across = (2 * (nodes - 1) / nodes * nbytes / per_node / (link.bandwidth_gb_s * GB) * 1e6
+              + 2 * (nodes - 1) * link.latency_us)
+    return np.where(inside >= across, inside, across)
+
+
+def allgather_us_many(prof: Profile, nbytes, gpus: int, nodes: int, nvlink_gb_s: float, network: str):
+    """allgather_us of an array of sizes (forward_many.py)."""
+    import numpy as np
+    inside = prof.allgather_us(nbytes, nvlink_gb_s)
+    if nodes == 1:
+        return inside
+    link = get_link(network)
+    remote = nbytes * (nodes - 1) / nodes
+    across = remote / (link.bandwidth_gb_s * GB) * 1e6 + (nodes - 1) * link.latency_us
+    return np.where(inside >= across, inside, across)

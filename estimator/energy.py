@@ -74,3 +74,40 @@ def power_cap_slowdown(compute_us: float, memory_us: float, window_us: float, po
     joules = p_gemm * compute_us + p_mem * memory_us + power.launch_bound_w * idle_us
     s = (joules / power.power_limit_w - memory_us - idle_us) / compute_us
     return max(1.0, s)
+
+
+# -- the two rules above over numpy arrays of many workloads (forward_many.py): the same
+# arithmetic in the same order, so the same floats (tests/test_forward_many.py holds them equal)
+
+def _positive(x):
+    """max(0.0, x) of each element (0.0 unless x > 0, as Python's max)."""
+    import numpy as np
+    return np.where(x > 0.0, x, 0.0)
+
+
+def gpu_energy_j_many(load: GpuLoad, span_us, total_us, power: PowerModel):
+    """gpu_energy_j of a GpuLoad whose fields are arrays over workloads."""
+    import numpy as np
+    floor = power.launch_bound_w
+    p_gemm, p_mem = unconstrained_powers_w(power)
+    kernels = (floor * load.busy_us + (p_gemm / load.slowdown - floor) * load.compute_occ_us
+               + (p_mem - floor) * load.memory_occ_us)
+    gaps = _positive(span_us - load.busy_us)
+    busiest = np.where(span_us >= load.busy_us, span_us, load.busy_us)   # max(span, busy)
+    waiting = _positive(total_us - busiest)
+    hot_idle_w = power.idle_w if power.hot_idle_w is None else power.hot_idle_w
+    return 1e-6 * (kernels + gaps * floor + waiting * hot_idle_w)
+
+
+def power_cap_slowdown_many(compute_us, memory_us, window_us, power: PowerModel):
+    """power_cap_slowdown of arrays of busy stretches."""
+    import numpy as np
+    needed = (power.gemm_w, power.gemm_burst_tflops, power.gemm_sustained_tflops, power.power_limit_w)
+    if not all(needed):
+        return np.ones(np.shape(compute_us))
+    p_gemm, p_mem = unconstrained_powers_w(power)
+    idle_us = _positive(window_us - compute_us - memory_us)
+    joules = p_gemm * compute_us + p_mem * memory_us + power.launch_bound_w * idle_us
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (joules / power.power_limit_w - memory_us - idle_us) / compute_us
+    return np.where(compute_us <= 0, 1.0, np.where(s > 1.0, s, 1.0))

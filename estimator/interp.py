@@ -106,15 +106,15 @@ class LogGrid:
         return math.exp(total)
 
     def many(self, *coords: Sequence[float]):
-        """The values at many points at once: one array per axis (equal lengths) -> a numpy array.
+        """The values at many points at once: one array (or number) per axis, broadcast together -> a numpy array.
         The same brackets, weights, corner order and sum as the scalar call; numpy's log / exp
         may differ from math's in the last bit (tests/test_interp_many.py bounds it at 1e-12
         relative). numpy is imported here only: a single estimate never loads it."""
         import numpy as np
         total = None
         brackets = []
-        for axis, c in zip(self.axes, coords):
-            x = np.log(np.asarray(c, dtype=float))
+        for axis, c in zip(self.axes, np.broadcast_arrays(*(np.asarray(c, dtype=float) for c in coords))):
+            x = np.log(c)
             a = np.asarray(axis)
             hi = np.clip(np.searchsorted(a, x, side="right"), 1, max(1, len(a) - 1))
             lo = hi - 1
@@ -125,14 +125,16 @@ class LogGrid:
             hi = np.where(inside, hi, lo)
             brackets.append((lo, hi, t))
         table = self._dense()
-        total = np.zeros(len(brackets[0][2]))
+        total = np.zeros(np.shape(brackets[0][2]))
+        below = [1.0 - t for _, _, t in brackets]
         for corner in product((0, 1), repeat=len(brackets)):
-            w = np.ones_like(total)
+            w = 1.0
             idx = []
-            for (lo, hi, t), c in zip(brackets, corner):
-                w = w * (t if c else 1.0 - t)
+            for (lo, hi, t), a, c in zip(brackets, below, corner):
+                w = w * (t if c else a)
                 idx.append(hi if c else lo)
-            total = total + np.where(w != 0.0, w * table[tuple(idx)], 0.0)
+            # a corner of weight 0 adds w * value = 0.0 (values are finite): the scalar call's skip
+            total = total + w * table[tuple(idx)]
         return np.exp(total)
 
     def _dense(self):

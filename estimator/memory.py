@@ -43,10 +43,32 @@ class MemoryParts:
     total: float
 
 
+def _is_array(x: object) -> bool:
+    return hasattr(x, "ndim")
+
+
+def larger(a, b):
+    """max(a, b) of two byte counts, either a number or a numpy array of them, one per workload
+    (forward_many.py counts many workloads' memory at once through these same functions)."""
+    if _is_array(a) or _is_array(b):
+        import numpy as np
+        return np.where(b > a, b, a)
+    return max(a, b)
+
+
 def split_peak(layer_peaks: list[float], head_peaks: list[float]) -> tuple[float, float, float]:
     """(activations, logits, peak): the largest working set, counted as activations when a layer
-    or the final norm reaches it, as logits when only the head does."""
-    act, head = max(layer_peaks), max(head_peaks, default=0.0)
+    or the final norm reaches it, as logits when only the head does (numbers or arrays, see larger)."""
+    act = layer_peaks[0]
+    for x in layer_peaks[1:]:
+        act = larger(act, x)
+    head = head_peaks[0] if head_peaks else 0.0
+    for x in head_peaks[1:]:
+        head = larger(head, x)
+    if _is_array(act) or _is_array(head):
+        import numpy as np
+        layer_wins = act >= head
+        return np.where(layer_wins, act, 0.0), np.where(layer_wins, 0.0, head), np.where(layer_wins, act, head)
     return (act, 0.0, act) if act >= head else (0.0, head, head)
 
 
@@ -71,8 +93,9 @@ def _layer_working_set(spec: ModelSpec, layer, mixed: bool, t: int, e: int, shar
         mlp = h + 3 * f
     attn, mlp = base + attn, base + mlp
     norm = h + (FP32 + FP32) * h / e if spec.norm == "rmsnorm" else 0  # fp32 copy + pow in RMSNorm
-    scores = spec.arch.attention_live_bytes(spec, t // seq, seq, max(1, spec.heads // shards), e) if seq else 0.0
-    return max(t * e * attn + scores, t * e * max(mlp, norm))
+    scores = (spec.arch.attention_live_bytes(spec, t // seq, seq, max(1, spec.heads // shards), e)
+              if _is_array(seq) or seq else 0.0)
+    return larger(t * e * attn + scores, t * e * max(mlp, norm))
 
 
 def kv_cache_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int,
@@ -166,6 +189,9 @@ def gathered_logits_bytes(spec: ModelSpec, t: int, batch: int, e: int, shards: i
     torch.cat rebuilds the last dim into a second full-size tensor while the buffer and the
     shard are alive (torch.distributed._functional_collectives.all_gather_single)."""
     full = t * spec.vocab * e
+    if _is_array(batch):   # many workloads at once (see larger)
+        import numpy as np
+        return full / shards + full + np.where(batch > 1, full, 0.0)
     return full / shards + full + (full if batch > 1 else 0.0)
 
 

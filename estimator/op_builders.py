@@ -26,11 +26,21 @@ class Op:
     def __post_init__(self) -> None:
         # Ops key every pricing memo: hash the fields once, not at every lookup (a generation
         # estimate looks up ~40,000 of them)
-        object.__setattr__(self, "_hash", hash((self.name, self.group, self.kind, self.flops, self.bytes,
-                                                self.shape, self.pattern)))
+        try:
+            key = hash((self.name, self.group, self.kind, self.flops, self.bytes, self.shape, self.pattern))
+        except TypeError:   # sizes as numpy arrays (forward_many.py: one Op per kernel for many workloads)
+            key = None
+        object.__setattr__(self, "_hash", key)
 
     def __hash__(self) -> int:
+        if self._hash is None:
+            raise TypeError("an Op of many workloads (array sizes) is not hashable")
         return self._hash
+
+
+def as_float(x):
+    """float(x); sizes given as a numpy array (forward_many.py prices many workloads at once) as they are."""
+    return x if hasattr(x, "ndim") else float(x)
 
 
 def gemm(name: str, group: str, m: int, n: int, k: int, e: int, bias: bool = False) -> Op:
@@ -40,7 +50,7 @@ def gemm(name: str, group: str, m: int, n: int, k: int, e: int, bias: bool = Fal
 
 def ew(name: str, group: str, elems: float, bytes_per_elem: float, pattern: str = "binary") -> Op:
     """Elementwise kernel over `elems` elements moving `bytes_per_elem` bytes per element."""
-    return Op(name, group, "elementwise", float(elems), float(elems * bytes_per_elem), pattern=pattern)
+    return Op(name, group, "elementwise", as_float(elems), as_float(elems * bytes_per_elem), pattern=pattern)
 
 
 def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e: int) -> Op:

@@ -343,6 +343,117 @@ class Profile:
         """An all-gather moving `nbytes` into each GPU (never calibrated): datasheet link bandwidth."""
         return nbytes / (link_gb_s * GB) * 1e6
 
+    # -- the lookups above for many kernels at once (forward_many.py): numpy arrays of sizes in,
+    # arrays of times out, the same rules and the same floats as the scalar lookups (their
+    # memo is skipped: each value is computed, not remembered). tests/test_forward_many.py
+    # holds them to the scalar ones.
+    def gemm_us_many(self, m, n, k, dtype: str):
+        """gemm_us of each (m, n, k) (arrays or numbers, broadcast together)."""
+        import numpy as np
+        m, n, k = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (m, n, k)))
+        table = self._gemm.get(dtype) or self._gemm.get("float16") or next(iter(self._gemm.values()))
+        unaligned = self._gemm.get(f"{dtype}_unaligned")
+        if unaligned is None:
+            return self._gemm_us_many(table, m, n, k, dtype)
+        odd = (n % 8 != 0) | (k % 8 != 0)
+        out = np.empty(m.shape)
+        for mask, t in ((~odd, table), (odd, unaligned)):
+            if mask.any():
+                out[mask] = self._gemm_us_many(t, m[mask], n[mask], k[mask], dtype)
+        return out
+
+    def _gemm_us_many(self, table: LogGrid, m, n, k, dtype: str):
+        import numpy as np
+        flops = 2.0 * m * n * k
+        t = flops / table.many(m, n, k)
+        t = self.transfer.compute_us_many(t, flops, dtype) if self.transfer else t
+        m0 = round(math.exp(table.axes[0][0]))
+        small = m < m0
+        gemv = self._gemv.get(dtype) if not self.transfer else None
+        if small.any() and gemv is not None:   # decode GEMMs: _gemm_us's line, the same floats
+            ms, ns, ks = m[small], n[small], k[small]
+            t = t.copy()
+            t[small] = np.maximum(gemv.launch_us + gemv.e * (ms * ks + ns * ks + ms * ns) / gemv.bytes_per_us, t[small])
+            return t
+        if small.any():
+            e = 4 if dtype.startswith(("float32", "tf32")) else 2
+            ms, ns, ks = m[small], n[small], k[small]
+            nbytes = e * (ms * ks + ns * ks + ms * ns)
+            t_m0 = self.gemm_us_many(np.full(ms.shape, float(m0)), ns, ks, dtype) * nbytes / (e * (m0 * ks + ns * ks + m0 * ns))
+            t = t.copy()
+            t[small] = np.maximum(t[small], np.minimum(self.copy_us_many(nbytes / 2), t_m0))
+        return t
+
+    def sdpa_us_many(self, bh, seq, d: int, dtype: str):
+        """sdpa_us of each (bh, seq) at one head dim `d`."""
+        import numpy as np
+        bh, seq = np.broadcast_arrays(np.asarray(bh, dtype=float), np.asarray(seq, dtype=float))
+        tables = self._sdpa.get(dtype) or self._sdpa.get("float16") or next(iter(self._sdpa.values()))
+        d0 = min(tables, key=lambda x: abs(math.log(x / d)))
+        flops = 2.0 * bh * seq * seq * d
+        t = flops / tables[d0].many(bh, seq)
+        return self.transfer.compute_us_many(t, flops, dtype) if self.transfer else t
+
+    def copy_us_many(self, nbytes):
+        import numpy as np
+        return np.maximum(self._on_target_many(self._measured_copy_us_many(nbytes), 2 * nbytes), self.floor_us)
+
+    def _on_target_many(self, t_us, nbytes):
+        return self.transfer.memory_us_many(t_us, nbytes) if self.transfer else t_us
+
+    def _measured_copy_us_many(self, nbytes):
+        import numpy as np
+        nbytes = np.asarray(nbytes, dtype=float)
+        grid = self.data.copy
+        lo, top = grid[0][0], grid[-1][0]
+        nbytes = np.atleast_1d(nbytes)
+        t = np.where(nbytes > top, self._copy(top) * nbytes / top, self._copy(lo))
+        inside = (nbytes <= top) & (nbytes >= lo)
+        if inside.any():
+            t[inside] = self._copy.many(np.where(nbytes[inside] > 1.0, nbytes[inside], 1.0))
+        return t
+
+    def elementwise_us_many(self, pattern: str, nbytes):
+        import numpy as np
+        nbytes = np.atleast_1d(np.asarray(nbytes, dtype=float))
+        pts = self.data.elementwise.get(pattern)
+        if not pts:
+            return self.copy_us_many(nbytes / 2)
+        lo, hi = pts[0][0], pts[-1][0]
+        table = self._ew[pattern]
+        t = table(hi) * nbytes / hi
+        inside, below = (nbytes >= lo) & (nbytes <= hi), nbytes < lo
+        if inside.any():
+            t[inside] = table.many(nbytes[inside])
+        if below.any():
+            small = nbytes[below]
+            t[below] = np.maximum(table(lo) * small / lo, np.maximum(self._measured_copy_us_many(small / 2), self.floor_us))
+        return np.maximum(self._on_target_many(t, nbytes), self.floor_us)
+
+    def p2p_us_many(self, nbytes):
+        import numpy as np
+        if self._p2p is None:
+            return None
+        top = self.data.p2p[-1][0]
+        return np.where(nbytes > top, self._p2p(top) * nbytes / top, self._p2p.many(nbytes))
+
+    def transfer_us_many(self, nbytes, link_gb_s: float):
+        t = self.p2p_us_many(nbytes)
+        return nbytes / (link_gb_s * GB) * 1e6 + P2P_LATENCY_US if t is None else t
+
+    def small_copy_us_many(self, nbytes):
+        import numpy as np
+        t = self.p2p_us_many(nbytes)
+        return np.full(np.shape(nbytes), SMALL_COPY_US) if t is None else np.where(t != 0, t, SMALL_COPY_US)
+
+    def ring_allreduce_us_many(self, nbytes, gpus: int, link_gb_s: float):
+        import numpy as np
+        if not self._allreduce:
+            return 2 * (gpus - 1) / gpus * nbytes / (link_gb_s * GB) * 1e6 + ALLREDUCE_LATENCY_US
+        n = min(self._allreduce, key=lambda x: (abs(x - gpus), -x))
+        top = self.data.allreduce[n][-1][0]
+        return np.where(nbytes > top, self._allreduce[n](top) * nbytes / top, self._allreduce[n].many(nbytes))
+
     def host_times(self, model_type: str, family: str) -> HostTimes:
         """Measured eager host time of this model type, else of its family, else none."""
         host = self.data.host

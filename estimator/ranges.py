@@ -191,6 +191,39 @@ def attach(est: Any, profile: Any, table: RangeTable | None = None) -> Any:
     return est
 
 
+def attach_many(ests: list[Any], profile: Any, table: RangeTable | None = None,
+                values: Mapping[str, Any] | None = None) -> list[Any]:
+    """attach of each of `ests` (of one profile and host source), made once per bound over arrays
+    of their figures (`values`: metric -> array over ests, or None for a figure they lack; read
+    from ests when not given): the same rule, the same floats."""
+    if getattr(profile, "kind", "gpu") != "gpu" or not ests:
+        return ests
+    import numpy as np
+    from types import SimpleNamespace
+    if values is None:
+        values = {m: None if getattr(ests[0], m) is None else np.array([getattr(e, m) for e in ests])
+                  for m in RANGE_METRICS}
+    bounds = np.array([est.bound == "host" for est in ests])
+    for bound, mask in (("host", bounds), ("gpu", ~bounds)):
+        if not mask.any():
+            continue
+        some = [est for est, m in zip(ests, mask.tolist()) if m]
+        together = SimpleNamespace(bound=bound, host_source=some[0].host_source, notes=[],
+                                   **{m: None if v is None else v[mask] for m, v in values.items()},
+                                   **{range_field(m): None for m in RANGE_METRICS})
+        attach(together, profile, table)
+        for m in RANGE_METRICS:
+            rng = getattr(together, range_field(m))
+            if rng is not None:
+                field = range_field(m)
+                for est, low, high in zip(some, rng[0].tolist(), rng[1].tolist()):
+                    setattr(est, field, [low, high])
+        if together.notes:
+            for est in some:
+                est.notes.extend(together.notes)
+    return ests
+
+
 # -- text for the CLI ---------------------------------------------------------------------------
 
 CLI_LABELS = {"runtime": ("runtime_ms", "{:.2f}"), "memory per GPU": ("memory_gb", "{:.2f}"),

@@ -84,14 +84,24 @@ def copy_estimate(est: Any) -> Any:
 def cached_estimate(results: OrderedDict, spec: Any, dev: Any, workload: Any, asked: str | None,
                     compute: Callable[[], Any]) -> Any:
     """A copy of the cached estimate of this key, else compute() stored (and a copy returned)."""
+    hit = cached_copy(results, spec, dev, workload, asked)
+    return hit if hit is not None else remember(results, spec, dev, workload, asked, compute())
+
+
+def cached_copy(results: OrderedDict, spec: Any, dev: Any, workload: Any, asked: str | None) -> Any:
+    """A copy of the cached estimate of this key, None when there is none."""
     key = (id(spec), id(dev), workload, asked)
     hit = results.get(key)
     if hit is not None and hit[0] is spec and hit[1] is dev:
         results.move_to_end(key)
         return copy_estimate(hit[2]) if hit[3] is None else _copy_planned(hit[2], hit[3])
-    est = compute()
+    return None
+
+
+def remember(results: OrderedDict, spec: Any, dev: Any, workload: Any, asked: str | None, est: Any) -> Any:
+    """Store `est` as the estimate of this key (the oldest dropped past RESULTS_MAX); a copy of it."""
     while len(results) >= RESULTS_MAX:
         results.popitem(last=False)
     plan = _copy_plan(est)
-    results[key] = (spec, dev, est, plan)
+    results[(id(spec), id(dev), workload, asked)] = (spec, dev, est, plan)
     return copy_estimate(est) if plan is None else _copy_planned(est, plan)

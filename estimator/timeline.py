@@ -95,3 +95,111 @@ class Clock:
     @property
     def total_us(self) -> float:
         return max(self.host_us, self.gpu_us)
+
+
+class ClockMany:
+    """Clock for many workloads at once (forward_many.py): every time a numpy array over the
+    workloads, kernels still launched one after another (the overlap rule is a recurrence), so
+    each workload's floats are those Clock gives it (tests/test_forward_many.py). Steps are
+    (host_us, gpu_us array, blocking), host_us shared by all workloads."""
+
+    def __init__(self, n: int, sync: bool = False):
+        import numpy as np
+        self.np = np
+        self.host_us = np.zeros(n)
+        self.gpu_us = np.zeros(n)
+        self.host_work_us = np.zeros(n)
+        self.busy_us: dict = {}
+        self.first_us: dict = {}
+        self.last_us: dict = {}
+        self.sync = sync
+
+    def run(self, gpu: int, steps: Sequence[tuple]) -> None:
+        np = self.np
+        h, g = self.host_us, self.gpu_us
+        start0 = None
+        busy = 0.0
+        host_work = self.host_work_us
+        for host, dur, blocking in steps:
+            h = h + host
+            host_work = host_work + host
+            start = np.where(h > g, h, g)
+            if start0 is None:
+                start0 = start
+            g = start + dur
+            busy = busy + dur
+            if blocking or self.sync:
+                h = g
+        self.host_work_us = host_work
+        self._account(gpu, start0 if start0 is not None else g, g, busy)
+        self.host_us, self.gpu_us = h, g
+
+    def repeat(self, gpu: int, steps: Sequence[tuple], times: int) -> None:
+        """Clock.repeat of every workload: each simulated until its own increments settle, then
+        extrapolated (a workload settled keeps its state while the others go on)."""
+        np = self.np
+        active = np.ones(self.host_us.shape, dtype=bool)
+        prev = None
+        host_sum = sum(s[0] for s in steps)
+        dur_sum = sum(s[1] for s in steps)
+        for i in range(times):
+            if not active.any():
+                return
+            saved = self._state(gpu)
+            h0, g0 = self.host_us, self.gpu_us
+            self.run(gpu, steps)
+            inc = (self.host_us - h0, self.gpu_us - g0)
+            self._keep(saved, gpu, active)
+            if prev is not None:
+                settled = active & (np.abs(inc[0] - prev[0]) < 1e-6) & (np.abs(inc[1] - prev[1]) < 1e-6)
+                if settled.any():
+                    left = times - i - 1
+                    end = np.where(settled, self.gpu_us + inc[1] * left, self.gpu_us)
+                    self.host_us = np.where(settled, self.host_us + inc[0] * left, self.host_us)
+                    self.gpu_us = end
+                    self.host_work_us = np.where(settled, self.host_work_us + host_sum * left, self.host_work_us)
+                    busy = self.busy_us[gpu] + dur_sum * left
+                    self.busy_us[gpu] = np.where(settled, busy, self.busy_us[gpu])
+                    last = self.last_us[gpu]
+                    self.last_us[gpu] = np.where(settled & ~(last >= end), end, last)
+                    active = active & ~settled
+            prev = inc
+
+    def _state(self, gpu: int) -> tuple:
+        return (self.host_us, self.gpu_us, self.host_work_us, self.busy_us.get(gpu), self.first_us.get(gpu),
+                self.last_us.get(gpu))
+
+    def _keep(self, saved: tuple, gpu: int, active) -> None:
+        """Workloads not `active` get their state from before the last run back."""
+        np = self.np
+        h, g, work, busy, first, last = saved
+        self.host_us = np.where(active, self.host_us, h)
+        self.gpu_us = np.where(active, self.gpu_us, g)
+        self.host_work_us = np.where(active, self.host_work_us, work)
+        if busy is not None:
+            self.busy_us[gpu] = np.where(active, self.busy_us[gpu], busy)
+            self.first_us[gpu] = np.where(active, self.first_us[gpu], first)
+            self.last_us[gpu] = np.where(active, self.last_us[gpu], last)
+
+    def host_only(self, us: float) -> None:
+        self.host_us = self.host_us + us
+        self.host_work_us = self.host_work_us + us
+
+    def mirror(self, gpu: int, gpus: int) -> None:
+        for g in range(gpus):
+            if g != gpu:
+                self.busy_us[g] = self.busy_us[gpu]
+                self.first_us[g] = self.first_us[gpu]
+                self.last_us[g] = self.last_us[gpu]
+
+    def _account(self, gpu: int, start, end, busy) -> None:
+        np = self.np
+        self.busy_us[gpu] = self.busy_us.get(gpu, 0.0) + busy
+        if gpu not in self.first_us:
+            self.first_us[gpu] = start
+        last = self.last_us.get(gpu, 0.0)
+        self.last_us[gpu] = np.where(last >= end, last, end)
+
+    @property
+    def total_us(self):
+        return self.np.where(self.host_us >= self.gpu_us, self.host_us, self.gpu_us)

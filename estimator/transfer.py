@@ -107,6 +107,25 @@ class Transfer:
         r = self.peak_ratio(dtype)
         return t_us * (f * r + (1.0 - f) * self.unbound_ratio(r))
 
+    # The two rules above over numpy arrays of times (profile.py's *_many lookups, forward_many.py):
+    # the same arithmetic in the same order, so the same floats (tests/test_forward_many.py).
+    def memory_us_many(self, t_us, nbytes):
+        import numpy as np
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = nbytes / (self.copy_bytes_per_us * t_us)
+        f = np.where((t_us > 0) & (ratio < 1.0), ratio, np.where(t_us > 0, 1.0, 0.0))
+        r = self.bandwidth_ratio
+        return t_us * (f * r + (1.0 - f) * self.unbound_ratio(r))
+
+    def compute_us_many(self, t_us, flops, dtype: str):
+        import numpy as np
+        rate = self.flops_per_us.get(dtype) or max(self.flops_per_us.values())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = flops / (rate * t_us)
+        f = np.where((t_us > 0) & (ratio < 1.0), ratio, np.where(t_us > 0, 1.0, 0.0))
+        r = self.peak_ratio(dtype)
+        return t_us * (f * r + (1.0 - f) * self.unbound_ratio(r))
+
     def power(self, power: dict) -> dict:
         """The source's measured power levels as the target would draw them."""
         out = dict(power)

@@ -2,6 +2,7 @@
 
     python tests/snapshot_estimates.py OUT.json        # write the snapshot
     python tests/snapshot_estimates.py OUT.json --diff BEFORE.json
+    python tests/snapshot_estimates.py OUT.json --many [--diff BEFORE.json]   # through estimate_many
 
 Every zoo model x several devices x shapes x dtypes x 1/2/4/8 GPUs x all parallel modes, plus
 generation and use_cache=False; each case's Estimate.to_dict() (or its EstimatorError text),
@@ -16,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
 
-from estimator import EstimatorError, Workload, estimate, zoo_names
+from estimator import EstimatorError, Workload, estimate, estimate_many, zoo_names
 
 DEVICES = ("H100", "H200", "A100", "RTX A6000", "L4")
 SHAPES = ((1, 128), (4, 512), (16, 1024), (2, 2048))
@@ -52,10 +53,14 @@ def _portable(value):
     return value
 
 
+def _key(model: str, dev: str, kw: dict) -> str:
+    return f"{model}|{dev}|" + ",".join(f"{k}={v}" for k, v in sorted(kw.items()))
+
+
 def snapshot() -> dict:
     out = {}
     for model, dev, kw in cases():
-        key = f"{model}|{dev}|" + ",".join(f"{k}={v}" for k, v in sorted(kw.items()))
+        key = _key(model, dev, kw)
         try:
             out[key] = _portable(estimate(model, dev, Workload(**kw)).to_dict())
         except EstimatorError as e:
@@ -63,8 +68,34 @@ def snapshot() -> dict:
     return out
 
 
+def snapshot_many() -> dict:
+    """The same cases through estimate_many, one call per model and device, every group of
+    workloads that differ only in batch and seq offered to its array path (even one of one)."""
+    from estimator import many
+    many.ARRAY_MIN = 1
+    by_pair: dict[tuple[str, str], list[dict]] = {}
+    for model, dev, kw in cases():
+        by_pair.setdefault((model, dev), []).append(kw)
+    out = {}
+    for (model, dev), kws in by_pair.items():
+        built = []
+        for kw in kws:
+            try:
+                built.append(Workload(**kw))
+            except EstimatorError as e:
+                out[_key(model, dev, kw)] = {"error": str(e)}
+        results = iter(estimate_many(model, dev, built))
+        for kw in kws:
+            if _key(model, dev, kw) not in out:
+                r = next(results)
+                out[_key(model, dev, kw)] = {"error": str(r)} if isinstance(r, EstimatorError) else _portable(r.to_dict())
+    return {k: out[k] for k in (_key(m, d, kw) for m, d, kw in cases())}
+
+
 def main(argv: list[str]) -> int:
-    snap = snapshot()
+    many = "--many" in argv
+    argv = [a for a in argv if a != "--many"]
+    snap = snapshot_many() if many else snapshot()
     with open(argv[0], "w") as f:
         json.dump(snap, f, sort_keys=True)
     print(f"{len(snap)} cases ({sum('error' not in v for v in snap.values())} estimated) -> {argv[0]}")

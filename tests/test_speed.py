@@ -108,6 +108,28 @@ def test_speed_new_shape_sweep(benchmark, model):
     shapes = _new_shapes()
     est = benchmark(lambda: estimate(spec, dev, next(shapes), profile=prof))
     assert est.runtime_ms > 0
+    if model == "facebook/opt-1.3b":
+        _check_median(benchmark, 1e-4)   # issue 26: a single new dense estimate in 0.1 ms
+
+
+def test_speed_estimate_many_100k_distinct_dense(benchmark):
+    """estimate_many of 100,000 distinct dense forward workloads, one model on one device: the
+    array path (estimator/forward_many.py; issue 26's target 2 s). The workloads are built before
+    the clock starts; the profile's cache of results is emptied before every round."""
+    from estimator import estimate_many
+    from estimator.profile import profile_for
+    spec, dev = load_model("facebook/opt-1.3b"), get_device("H100")
+    prof = profile_for(dev)
+    ws = [Workload(batch=1 + i // 1000, seq=1 + i % 1000) for i in range(100_000)]
+
+    def setup():
+        prof.results.clear()
+        gc.collect()
+
+    out = benchmark.pedantic(estimate_many, args=(spec, dev, ws), setup=setup, rounds=2, iterations=1)
+    assert len(out) == len(ws) and all(e.runtime_ms > 0 for e in out)
+    benchmark.extra_info["workloads"] = len(ws)
+    _check_median(benchmark, 2.0)
 
 
 def _rss_mb() -> float:

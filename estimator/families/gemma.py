@@ -34,7 +34,7 @@ from ..layer_config import sliding_pattern
 from ..kv_cache import attended_tokens
 from ..layers import PLAIN, LayerSpec
 from ..module_tree import Node, decoder_layers, leaf
-from ..op_builders import FP32, Op, ew, repeat_kv, rotary
+from ..op_builders import FP32, Op, as_float, ew, repeat_kv, rotary
 from ..spec import FamilyFields
 from .base import Family, qkv_projections
 from .llama import LLAMA
@@ -71,7 +71,7 @@ def gemma_rms_norm(name: str, group: str, rows: int, h: int, e: int) -> list[Op]
 
 def bmm(name: str, batch: int, m: int, n: int, k: int, e: int) -> Op:
     """A batched matmul of `batch` (m x k) @ (k x n), priced as one GEMM of batch*m rows."""
-    return Op(name, ATTN, "gemm", 2.0 * batch * m * n * k, float(e * batch * (m * k + n * k + m * n)),
+    return Op(name, ATTN, "gemm", 2.0 * batch * m * n * k, as_float(e * batch * (m * k + n * k + m * n)),
               (batch * m, n, k))
 
 
