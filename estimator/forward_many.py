@@ -27,13 +27,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import distributed, energy, host_model, memory
+from . import distributed, energy, fp8, host_model, memory
 from .breakdown import GroupSum, GroupTotalMany, add_groups_many, group_bounds_many, group_sums_many
 from .cost import BOUND_NAMES, COMMUNICATION, OpCostMany, price_many
 from .device import DeviceSpec
 from .layers import groups_in
 from .model import ModelSpec
-from .op_builders import Op
+from .op_builders import FLOAT32_GEMM, Op
 from .ops import ForwardOps, LayerOps, forward_ops
 from .placement import Placement, single_gpu_placement
 from .profile import ALLGATHER_HOST_US, Profile
@@ -67,13 +67,19 @@ def _at(x: Any, i: int) -> Any:
     return x[i] if _is_array(x) else x
 
 
+# GEMMs priced on the float32 grid inside a 16-bit model (Qwen3-Next's delta rule) and FP8 weights:
+# cost.price_all's branches price_many does not take, left to the scalar path
+SCALAR_PATTERNS = (FLOAT32_GEMM, fp8.PATTERN)
+
+
 def _priceable(ops: ForwardOps, n: int) -> Any:
     """Which workloads price_many can take (a boolean array over them): all or none by the
     kernels' kinds, each by its sizes (exact in float64 below EXACT_LIMIT, as Python's integers
     are; flops finite)."""
     ok = np.ones(n, dtype=bool)
     for op in _all_ops(ops):
-        if op.kind not in PRICED_KINDS or (op.kind == "sdpa" and (len(op.shape) != 3 or _is_array(op.shape[2]))):
+        if (op.kind not in PRICED_KINDS or op.pattern in SCALAR_PATTERNS
+                or (op.kind == "sdpa" and (len(op.shape) != 3 or _is_array(op.shape[2])))):
             return np.zeros(n, dtype=bool)
         for x in (op.bytes, *op.shape):
             ok &= np.isfinite(x) & (np.abs(x) < EXACT_LIMIT)

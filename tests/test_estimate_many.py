@@ -64,3 +64,30 @@ def test_results_cache_is_bounded(monkeypatch):
     for b in range(1, 12):
         estimate("AICrossSim/clm-60m", "H100", Workload(batch=b, seq=8))
         assert len(prof.results) <= 5
+
+
+def test_array_path_equals_scalar_on_the_later_pricing_rules(tmp_path):
+    """Rules added after the array path: a calibrated profile's decode-GEMM line (small-M points),
+    weights as the caching allocator holds them (clm), Qwen3-Next's float32 GEMMs and FP8 weights
+    (left to the scalar path): estimate_many gives estimate's numbers."""
+    import copy
+    import json
+    from estimator import Workload, estimate, estimate_many, load_model
+    from estimator.profile import PROFILE_DIR, Profile
+    raw = json.loads((PROFILE_DIR / "h200-sxm-141gb.json").read_text())
+    raw = copy.deepcopy(raw)
+    raw["gemm"]["bfloat16"] = raw["gemm"]["bfloat16"] + [[m, n, k, 4.2 + 2 * (m * k + n * k + m * n) / 4.16e6]
+                                                         for m in (1, 16, 64) for n in (512, 2048, 8192) for k in (512, 2048, 8192)]
+    prof = Profile(raw, "small-M points")
+    ws = [Workload(b, s, "bfloat16") for b in (1, 2, 3, 5, 8, 13, 32, 64) for s in (64, 128, 512)]
+    cfg = json.loads((PROFILE_DIR.parent / "zoo/Qwen/Qwen3-0.6B/config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [128, 128], "activation_scheme": "dynamic"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    fp8_model = load_model(str(tmp_path / "config.json"))
+    assert fp8_model.fp8 is not None
+    for model in ("AICrossSim/clm-1.1b", "Qwen/Qwen3-Next-80B-A3B-Instruct", fp8_model):
+        for p in (None, prof):
+            many = estimate_many(model, "H200", ws, profile=p)
+            for w, got in zip(ws, many):
+                want = estimate(model, "H200", w, profile=p)
+                assert got.to_dict() == want.to_dict(), (model, w)
