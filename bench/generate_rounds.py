@@ -59,10 +59,7 @@ def measure_generate(gen: Callable[[int], None], probe_gen: Callable[[int], None
         gen(1)               # and so has the case's one-token call
 
         def between() -> None:
-            n = host_probe.GEN_PASSES_PER_ROUND
-            one = host_probe.timed_median_ms(lambda: probe_gen(1), n, clock)
-            more = host_probe.timed_median_ms(lambda: probe_gen(host_probe.PROBE_STEPS), n, clock)
-            probes.append(host_probe.GenerateProbe(one, (more - one) / (host_probe.PROBE_STEPS - 1)))
+            probes.append(host_probe.generate_probe(probe_gen, clock))
             for _ in range(TTFT_PER_ROUND):
                 t0 = clock()
                 gen(1)

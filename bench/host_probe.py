@@ -49,6 +49,14 @@ class GenerateProbe:
     step_ms: float              # (generate(.., PROBE_STEPS) - generate(.., 1)) / (PROBE_STEPS - 1)
 
 
+def generate_probe(probe_gen: Callable[[int], None], clock: Callable[[], float] = time.perf_counter) -> GenerateProbe:
+    """The generate probe once: GEN_PASSES_PER_ROUND timed calls of 1 and of PROBE_STEPS new tokens
+    on the probe's input (`probe_gen(k)`), their medians as set-up and per-step time."""
+    one = timed_median_ms(lambda: probe_gen(1), GEN_PASSES_PER_ROUND, clock)
+    more = timed_median_ms(lambda: probe_gen(PROBE_STEPS), GEN_PASSES_PER_ROUND, clock)
+    return GenerateProbe(one, (more - one) / (PROBE_STEPS - 1))
+
+
 def timed_median_ms(fn: Callable[[], None], n: int = PROBE_PASSES,
                     clock: Callable[[], float] = time.perf_counter) -> float:
     times = []

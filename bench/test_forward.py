@@ -92,8 +92,11 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
         try:
             warm, blocks = None, []
 
-            def probe() -> None:   # the model's host time, next to every timed round
-                blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids), host_probe.PASSES_PER_ROUND))
+            def probe_ms() -> float:   # the model's host time at a few tokens
+                return host_probe.timed_median_ms(lambda: run(probe_ids), host_probe.PASSES_PER_ROUND)
+
+            def probe() -> None:   # next to every timed round
+                blocks.append(probe_ms())
 
             if on_gpu:
                 warm = settle(step, min_passes=bench_config.warmup)
@@ -108,10 +111,10 @@ def test_forward(case: Case, benchmark, bench_config, bench_recorder, check_boun
             mem = measure.peak_memory(step, gpus) if on_gpu else None
             energy_blocks: list[float] = []
             if probing:   # the energy window runs at its own host speed: probed beside it
-                energy_blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids), host_probe.PASSES_PER_ROUND))
+                energy_blocks.append(probe_ms())
             en = measure.energy(step, gpus, tokens, bench_config.energy_window_s) if on_gpu else None
             if probing:
-                energy_blocks.append(host_probe.timed_median_ms(lambda: run(probe_ids), host_probe.PASSES_PER_ROUND))
+                energy_blocks.append(probe_ms())
         except torch.cuda.OutOfMemoryError:
             oom = f"out of memory in the forward pass (estimated {est.memory_gb:.1f} GB on the busiest GPU)"
         else:

@@ -105,10 +105,7 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
 
         def probe_energy() -> None:   # the energy window runs at its own host speed: probed beside it
             if probing:
-                k, steps = host_probe.GEN_PASSES_PER_ROUND, host_probe.PROBE_STEPS
-                one = host_probe.timed_median_ms(lambda: gen(1, probe_ids), k)
-                more = host_probe.timed_median_ms(lambda: gen(steps, probe_ids), k)
-                energy_probes.append(host_probe.GenerateProbe(one, (more - one) / (steps - 1)))
+                energy_probes.append(host_probe.generate_probe(lambda k: gen(k, probe_ids)))
 
         probe_energy()
         en = measure.energy(lambda: gen(n), gpus, generated, bench_config.energy_window_s)

@@ -37,7 +37,7 @@ from .op_builders import FLOAT32_GEMM, Op
 from .ops import ForwardOps, LayerOps, forward_ops
 from .placement import Placement, single_gpu_placement
 from .profile import ALLGATHER_HOST_US, Profile
-from .schedule import BLOCKING_KINDS, COMPUTE_KINDS, PassResult, pipeline_split
+from .schedule import BLOCKING_KINDS, COMPUTE_KINDS, PassResult, pipeline_split, walk_stages
 from .timeline import ClockMany, GpuTime
 from .workload import Workload
 
@@ -257,30 +257,6 @@ def _with_input_copies_many(p: PassMany, layer: list[OpCostMany], place: Placeme
     return [comm_cost_many("input copy", small, p._full(p.prof.small_copy_us_many(small)))] * n + layer
 
 
-def _walk_many(p: PassMany, place: Placement, parts: dict, layers: list, layer_host_us: float,
-               fixed_per_kernel: float, batch: Any, rows: Any, logit_rows: Any) -> None:
-    """schedule._walk of many workloads."""
-    e = p.w.dtype_bytes
-    hidden_bytes = batch * rows * p.spec.hidden * e
-    cur, first = place.embed_gpu, 0
-    for stage in place.stages:
-        if stage.part == "rotary":
-            p.transfer(stage.gpu, hidden_bytes)
-            continue
-        if stage.gpu != cur:
-            p.transfer(stage.gpu, hidden_bytes)
-            cur = stage.gpu
-        if stage.part == "layers":
-            p.run_layers(stage.gpu, layers, layer_host_us + p.hook_us, first, stage.layers,
-                         lambda costs: _with_input_copies_many(p, costs, place, stage.gpu, rows))
-            first += stage.layers
-        else:
-            costs = parts[stage.part]
-            p.run(stage.gpu, costs, fixed_per_kernel * len(costs))
-    if place.head_gpu != 0:
-        p.transfer(0, batch * logit_rows * p.spec.vocab * e)
-
-
 def _placed_many(p: PassMany, ops: ForwardOps, place: Placement, batch: Any, seq: Any) -> None:
     """schedule._placed of many workloads (their memory is counted one by one, by memory.py)."""
     layers = p.layer_costs(ops, max(place.layers_per_gpu) / p.spec.layers)
@@ -288,7 +264,7 @@ def _placed_many(p: PassMany, ops: ForwardOps, place: Placement, batch: Any, seq
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
     n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
     parts = {"embeddings": pre, "final norm": post[:n_norm], "lm head": post[n_norm:]}
-    _walk_many(p, place, parts, layers, p.layer_host_us, fixed_per_kernel, batch, seq, seq)
+    walk_stages(p, place, parts, layers, p.layer_host_us, fixed_per_kernel, batch, seq, seq, _with_input_copies_many)
 
 
 def _replicated_many(p: PassMany, ops: ForwardOps, batch: Any, seq: Any, cat: bool) -> None:

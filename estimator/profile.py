@@ -148,6 +148,9 @@ class Profile:
     _lists: OrderedDict = field(default_factory=OrderedDict)  # priced kernel lists (memoized_list)
     # whole estimates of repeated workloads (result_cache.py)
     results: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
+    # values that depend on the host sections (host_model's corrections and decode glue): per
+    # Profile object, since with_host shares the table memo with the profile it overlays
+    _host_memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.data = d = parse_profile(self.raw, self.source)
@@ -199,12 +202,10 @@ class Profile:
         return _lookup(self._memo, MEMO_MAX_ENTRIES, key, compute, args)
 
     def memoized_host(self, key: tuple, compute: Callable[..., Any], *args: Any) -> Any:
-        """``memoized`` for values that depend on the host sections (host, generate): kept per
-        Profile object, since ``with_host`` shares the table memo with the profile it overlays."""
-        memo = self.__dict__.setdefault("_host_memo", {})
-        if key not in memo:
-            memo[key] = compute(*args)
-        return memo[key]
+        """``memoized`` for values that depend on the host sections (host, generate)."""
+        if key not in self._host_memo:
+            self._host_memo[key] = compute(*args)
+        return self._host_memo[key]
 
     def host_op_costs(self) -> dict[str, float]:
         """Host us per call of each operation class (calibrate/host_ops.py; empty when not measured)."""

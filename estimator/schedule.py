@@ -6,6 +6,7 @@ and the peak memory of each GPU; the Pass and its Clock stay inside this module.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
 from . import distributed, energy, host_model, memory
 from .breakdown import GroupSum, GroupTotal, add_groups, group_sum, group_sums
@@ -227,12 +228,13 @@ def _placed(p: Pass, spec: ModelSpec, w: Workload, place: Placement) -> list[mem
     fixed_per_kernel = p.fixed_host_us / max(1, len(pre) + len(post))
     n_norm = len(post) - sum(1 for c in post if c.op.group == "lm head")
     parts = {"embeddings": pre, "final norm": post[:n_norm], "lm head": post[n_norm:]}
-    _walk(p, place, parts, layers, p.layer_host_us, fixed_per_kernel, w.batch, w.seq, w.seq)
+    walk_stages(p, place, parts, layers, p.layer_host_us, fixed_per_kernel, w.batch, w.seq, w.seq)
     return memory.placed_parts_per_gpu(spec, place, t, w.seq, e)
 
 
-def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layers: list[tuple[LayerOps, list[OpCost]]],
-          layer_host_us: float, fixed_per_kernel: float, batch: int, rows: int, logit_rows: int) -> None:
+def walk_stages(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layers: list[tuple[LayerOps, list[OpCost]]],
+          layer_host_us: float, fixed_per_kernel: float, batch: int, rows: int, logit_rows: int,
+          input_copies: Callable[..., Any] | None = None) -> None:
     """The hidden state (batch x `rows` positions) walks the placement's stages once: a copy to
     each new stage's GPU, its decoder layers group by group (`layers`: each group's kernels),
     each behind its input copies, the other parts
@@ -249,7 +251,7 @@ def _walk(p: Pass, place: Placement, parts: dict[str, list[OpCost]], layers: lis
             cur = stage.gpu
         if stage.part == "layers":
             p.run_layers(stage.gpu, layers, layer_host_us + p.hook_us, first, stage.layers,
-                         lambda costs: _with_input_copies(p, costs, place, stage.gpu, rows))
+                         lambda costs: (input_copies or _with_input_copies)(p, costs, place, stage.gpu, rows))
             first += stage.layers
         else:
             costs = parts[stage.part]
@@ -348,7 +350,7 @@ def placed_step_pass(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workloa
     fixed = step_host_us / max(1, len(pre) + len(post))
     by_group = {g: [c for c in post if c.op.group == g] for g in ("final norm", "lm head", GENERATE_GROUP)}
     parts = {"embeddings": pre, "final norm": by_group["final norm"], "lm head": by_group["lm head"]}
-    _walk(p, place, parts, layers, layer_host_us, fixed, w.batch, rows, 1)
+    walk_stages(p, place, parts, layers, layer_host_us, fixed, w.batch, rows, 1)
     sampling = by_group[GENERATE_GROUP]
     p.run(0, sampling, fixed * len(sampling))
     p.summarize()

@@ -185,12 +185,7 @@ class ClockMany:
         self.host_us = self.host_us + us
         self.host_work_us = self.host_work_us + us
 
-    def mirror(self, gpu: int, gpus: int) -> None:
-        for g in range(gpus):
-            if g != gpu:
-                self.busy_us[g] = self.busy_us[gpu]
-                self.first_us[g] = self.first_us[gpu]
-                self.last_us[g] = self.last_us[gpu]
+    mirror = Clock.mirror   # the same copies of GPU `gpu`'s accounts, arrays or numbers
 
     def _account(self, gpu: int, start, end, busy) -> None:
         np = self.np

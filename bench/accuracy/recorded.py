@@ -75,20 +75,24 @@ def workload(row: Mapping[str, Any]) -> Workload:
     return Row.from_dict(row).workload()
 
 
+def host_key(r: Row) -> str:
+    """The model type the row's host times are recorded under (its experts implementation's)."""
+    spec = load_model(r.model)
+    return spec.arch.host_keys(spec.arch.with_experts(spec, r.experts_implementation))[0]
+
+
 def row_profile(row: Mapping[str, Any], transfer_from: str | None = None) -> Profile:
     """The profile a recorded row is re-estimated with: the current shipped (or transferred)
     calibration, with the host times measured on the row's own machine when the row recorded
     them (``estimated.host_us``, written by the suite since 2026-11-27): host time moves 20-50 %
     between machines of one GPU kind, and the suite measures it on the machine at hand."""
     r = Row.from_dict(row)
-    spec = load_model(row["model"])
-    spec = spec.arch.with_experts(spec, r.experts_implementation)
     prof = profile_for(get_device(str(row["device"])), transfer_from=transfer_from)
     recorded = r.estimated
     used = recorded.host_us if recorded is not None else None
     if not used:
         return prof
-    key = spec.arch.host_keys(spec)[0]
+    key = host_key(r)
     host = {key: {"per_layer_us": used["per_layer_us"], "fixed_us": used["fixed_us"]}}
     gen = recorded.generate_host_us or None
     return prof.with_host(host, {key: used.get("dispatch_hook_us", 0.0)},
@@ -102,8 +106,7 @@ def energy_profile(row: Mapping[str, Any], prof: Profile) -> Profile | None:
     used = r.estimated.energy_host_us if r.estimated is not None else None
     if not used:
         return None
-    spec = load_model(row["model"])
-    key = spec.arch.host_keys(spec.arch.with_experts(spec, r.experts_implementation))[0]
+    key = host_key(r)
     if "step_us" in used:   # a generation row: generate's entry
         return prof.with_host({}, {}, f"{prof.source}, host beside the energy window", generate={key: dict(used)})
     return prof.with_host({key: {"per_layer_us": used["per_layer_us"], "fixed_us": used["fixed_us"]}}, {},

@@ -13,7 +13,7 @@ with them the op-level model, left out family by family, missed five families by
 - host_ops and the 12 types loan 1 timed: loan 1's, as they were (../make_profile.py);
 - the five types loan 1 did not know (olmo2, granite, smollm3, olmoe, phimoe): loan 3's, times
   loan 1's host speed over loan 3's (the median type's ratio of 12-layer tiny-model host time),
-  except a type whose timings contradict each other (``inconsistent_ok``: olmo2), left to the
+  except a type whose timings contradict each other (``timings_agree``: olmo2), left to the
   op-level model;
 - generate: loan 3's entries (the only loan that timed generate() GC-frozen for every type), each
   coefficient times the same ratio.
@@ -34,11 +34,7 @@ PROFILE = ROOT / "estimator/profiles/h200-sxm-141gb.json"
 GENERATE_KEYS = ("setup_us", "setup_per_layer_us", "step_us", "step_per_layer_us")
 
 
-def geo(a: float, b: float) -> float:
-    return round(math.sqrt(a * b), 3)
-
-
-def inconsistent_ok(mt: str, host: dict, cal: dict) -> bool:
+def timings_agree(mt: str, host: dict, cal: dict) -> bool:
     """False when a dense type's forward took more per layer than 1.3 x its own decode step's layer
     (a decode step does a forward layer's work and a cache update): timed at a slow moment. olmo2
     on loan 3: 1261 us per forward layer, 667 per decode-step layer. Such a type keeps no entry:
@@ -51,13 +47,14 @@ def inconsistent_ok(mt: str, host: dict, cal: dict) -> bool:
 
 def main() -> None:
     base = json.loads(PROFILE.read_text())
-    loan1 = json.loads((HERE.parent / "probe.json").read_text())
     loan3 = json.loads((HERE / "h200-calibration-all-types.json").read_text())
-    old = base["host"]   # loan 1's entries (../make_profile.py): host_ops and host stay as they are
+    # loan 1's entries (../make_profile.py): host_ops and host stay as they are; entries an earlier
+    # run of this script added are made again (the script gives the same profile every run)
+    old = {mt: h for mt, h in base["host"].items() if "loan 3" not in str(h.get("source", ""))}
     ratios = [math.sqrt((12 * old[mt]["per_layer_us"] + old[mt]["fixed_us"]) / (12 * b["per_layer_us"] + b["fixed_us"]))
               for mt, b in loan3["host"].items() if mt in old]
     speed = statistics.median(ratios) ** 2     # loan 1's host time over loan 3's, the median type
-    rejected = [mt for mt, b in loan3["host"].items() if mt not in old and not inconsistent_ok(mt, b, loan3)]
+    rejected = [mt for mt, b in loan3["host"].items() if mt not in old and not timings_agree(mt, b, loan3)]
     for mt, b in loan3["host"].items():
         if mt not in old and mt not in rejected:
             old[mt] = {"per_layer_us": round(b["per_layer_us"] * speed, 3), "fixed_us": round(b["fixed_us"] * speed, 3),
