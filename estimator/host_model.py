@@ -216,7 +216,10 @@ def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost
     if own is not None:   # an entry the calibration derived from another family's timing is not this one's
         derived = ((prof.raw.get("generate") or {}).get(key) or {}).get("derived_from")
         return GenerateHost(*own, True), "forward" if derived else "measured"
-    fwd = host_price(prof, spec, 1, 1, e)
+    # the forward at the shape the calibration times and _decode_ratio divides by (1 x DECODE_BASE_TOKENS):
+    # an MoE layer's host time follows the experts its tokens hit, so a 1-token forward here would
+    # count the decode step's fewer experts twice (the MoE types left out came out 22-33 % low)
+    fwd = host_price(prof, spec, 1, DECODE_BASE_TOKENS, e)
     per_layer = fwd.times.per_layer_us * _decode_ratio(prof, spec, e) * decode_glue(prof, e)
     entries = [g for g in gen.values() if g is not None]
     if entries:
@@ -225,6 +228,9 @@ def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost
         return GenerateHost(setup, 0.0, step, per_layer, True), "forward" if fwd.source == "measured" else fwd.source
     source = "fallback" if fwd.source == "measured" else fwd.source
     return GenerateHost(GENERATE_SETUP_US, 0.0, fwd.times.fixed_us + GENERATE_STEP_US, per_layer, False), source
+
+
+DECODE_BASE_TOKENS = 8   # the prompt of host calibration's timed forward (calibrate/host.py): the decode ratio's base
 
 
 def decode_glue(prof: Profile, e: int) -> float:
@@ -265,8 +271,8 @@ def _price_decode_ratio(prof: Profile, spec: ModelSpec, e: int) -> float:
     if not costs:
         return 1.0
     from .decode import decode_ops   # decode builds on ops: imported here to keep this module light
-    fwd = forward_ops(spec, 1, 8, e)
-    step = decode_ops(spec, 1, 9, e)
+    fwd = forward_ops(spec, 1, DECODE_BASE_TOKENS, e)
+    step = decode_ops(spec, 1, DECODE_BASE_TOKENS + 1, e)
     def per_layer(ops) -> float:
         return sum(layer_priced_us(spec, g.ops, costs) * g.group.count for g in ops.layers) / spec.layers
     base = per_layer(fwd)

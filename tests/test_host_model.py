@@ -183,8 +183,10 @@ def test_decode_step_of_each_family_left_out_is_built_from_its_parts(shipped):
     parts (op-level forward x decode/forward ratio x the machine's decode glue, generate's own
     per-step work the median of the others), against the family's measured decode step (a
     12-layer tiny model). The issue asks 15 % for each; this holds the present model to its
-    measured spread (2026-12-03: mean 15.6 %, the MoE types 22-33 % low, OPT and GPT-2 23-27 %
-    high), so that a change that makes it worse fails."""
+    measured spread (2026-12-03: mean 10.3 %, max 26.6 %: OPT and GPT-2 23-27 % high, whose decode
+    layers cost 1.04-1.09x their forward layers where the rotary families' cost 1.1-1.7x; the MoE
+    types were 22-33 % low while the forward was priced at 1 token, counting the decode step's
+    fewer experts twice), so that a change that makes it worse fails."""
     errors = {}
     for model_type, entry in shipped.raw["generate"].items():
         if model_type not in shipped.data.host:
@@ -200,5 +202,5 @@ def test_decode_step_of_each_family_left_out_is_built_from_its_parts(shipped):
         errors[model_type] = gen.step_us + LOFO_LAYERS * gen.step_per_layer_us - want
         errors[model_type] /= want
     assert len(errors) >= 12
-    assert sum(abs(x) for x in errors.values()) / len(errors) <= 0.20, errors
-    assert max(abs(x) for x in errors.values()) <= 0.35, errors
+    assert sum(abs(x) for x in errors.values()) / len(errors) <= 0.12, errors
+    assert max(abs(x) for x in errors.values()) <= 0.30, errors
