@@ -93,9 +93,11 @@ def _layer_working_set(spec: ModelSpec, layer, mixed: bool, t: int, e: int, shar
         mlp = h + 3 * f
     attn, mlp = base + attn, base + mlp
     norm = h + (FP32 + FP32) * h / e if spec.norm == "rmsnorm" else 0  # fp32 copy + pow in RMSNorm
-    scores = (spec.arch.attention_live_bytes(spec, t // seq, seq, max(1, spec.heads // shards), e)
-              if _is_array(seq) or seq else 0.0)
-    return larger(t * e * attn + scores, t * e * max(mlp, norm))
+    scores = masks = 0.0
+    if _is_array(seq) or seq:
+        scores = spec.arch.attention_live_bytes(spec, t // seq, seq, max(1, spec.heads // shards), e)
+        masks = spec.arch.mask_bytes(spec, seq)   # alive through the whole layer
+    return larger(t * e * attn + scores, t * e * max(mlp, norm)) + masks
 
 
 def kv_cache_bytes(spec: ModelSpec, batch: int, context: int, e: int, first: int, count: int,

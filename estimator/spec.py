@@ -38,7 +38,7 @@ class FamilyHooks(Protocol):
     - model.py:     aliases, spec_fields, layer_kinds (a config.json into a ModelSpec);
     - spec.py:      mlp_params, extra_layer_params, embedding_params, embed_dim, has_final_norm, head_bias;
     - ops.py:       the *_ops hooks (kernels of one forward pass);
-    - memory.py:    layer_live_per_token, attention_live_bytes, logit_copies, position_rows;
+    - memory.py:    layer_live_per_token, attention_live_bytes, mask_bytes, logit_copies, position_rows;
     - placement.py: module_tree, hidden_path_in, hidden_path_out;
     - schedule.py:  tp_sharded_linears, rotary_copy_dim; api.py: estimate_notes, has_tp_plan;
     - calibration:  tiny_config_kwargs and the hf_* module names of the transformers model.

@@ -108,3 +108,33 @@ def test_gemma2_eager_decode_attention_runs_at_the_cache_length():
         assert qk["sliding"].shape == (spec.heads, sliding_keys, spec.head_dim)
         pv = [op for op in step["full"] if op.name == "pv"][0]
         assert pv.flops == 2.0 * spec.heads * spec.head_dim * kv_len
+
+
+@pytest.mark.parametrize("model_type", sorted(TINY))
+@pytest.mark.parametrize("seq", [8, WINDOW, 40])
+@pytest.mark.parametrize("via_generate", [False, True])
+def test_sdpa_mask_bytes_match_transformers(model_type, seq, via_generate):
+    """The boolean masks the decoder hands its SDPA layers during the prompt's forward (distinct
+    tensors, their bytes) equal Family.mask_bytes: none below the window, one (1, 1, seq, seq)
+    bool mask (expanded over the batch) from the window on, in model(ids) and in generate's prefill alike."""
+    cfg = TINY[model_type]
+    spec = ModelSpec.from_hf_config(cfg)
+    model = hf_model(cfg)
+    batch, masks = 2, {}
+    for layer in model.model.layers:
+        def hook(module, args, kwargs):
+            m = kwargs.get("attention_mask")
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if hidden.shape[1] > 1 and isinstance(m, torch.Tensor):   # the prompt's pass, not a decode step
+                masks[m.data_ptr()] = m.untyped_storage().nbytes()
+        layer.self_attn.register_forward_pre_hook(hook, with_kwargs=True)
+    ids = torch.randint(0, 128, (batch, seq))
+    with torch.no_grad():
+        if via_generate:
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=2, do_sample=False,
+                           eos_token_id=None, pad_token_id=0)
+        else:
+            model(ids)
+    assert sum(masks.values()) == spec.arch.mask_bytes(spec, seq)
+    assert memory.layer_working_set(spec, batch * seq, 4, seq=seq) - memory.layer_working_set(spec, batch * seq, 4) \
+        == spec.arch.mask_bytes(spec, seq) + spec.arch.attention_live_bytes(spec, batch, seq, spec.heads, 4)

@@ -161,6 +161,10 @@ class Gemma(Family):
         return self.attention_ops(spec, batch, 1, spec.heads, spec.kv_heads, e, layer=layer,
                                   kv_len=attended_tokens(layer, kv_len))
 
+    def mask_bytes(self, spec: ModelSpec, seq: Any) -> Any:
+        """Gemma 3: SDPA's boolean masks (Family's); Gemma 2's eager float masks are in attention_live_bytes."""
+        return Family.mask_bytes(self, spec, seq) if self.version == 3 else 0.0
+
     def attention_live_bytes(self, spec: ModelSpec, batch: int, seq: int, heads: int, e: int) -> float:
         if self.version == 3:
             return 0.0
