@@ -40,7 +40,8 @@ prof)
   done ;;
 main)
   timeout 170 python -m pytest bench/ -q -p no:cacheprovider --bench-report-dir "$out" --bench-calibrate always \
-    --bench-report-name main-calibrate-always > "$out/main.log" 2>&1; snap ;;
+    --bench-report-name main-calibrate-always > "$out/main.log" 2>&1
+  cp -r "${XDG_CACHE_HOME:-$HOME/.cache}/llm-perf-estimator" "$out/cache" 2>/dev/null; snap ;;
 matrix)
   timeout "${MATRIX_TIMEOUT:-280}" python -m pytest bench/test_forward.py "${common[@]}" --bench-batch 1,64 \
     --bench-seq 128,2048 -k gpu --bench-report-name host-matrix > "$out/matrix.log" 2>&1; snap ;;
