@@ -237,9 +237,13 @@ def test_a_closed_pipe_is_one_line():
 def test_an_interrupted_sweep_is_one_line_exit_130_and_keeps_the_old_file(tmp_path):
     target = tmp_path / "rows.csv"
     target.write_text("old\n")
+    # Ctrl-C at a terminal reaches a process whose SIGINT is at its default; a suite started in the
+    # background (`cmd &` in a script, nohup) inherits SIGINT ignored, and so would this child, which
+    # then ran all its cases (busy_run.py, 2026-12-03): its disposition is reset to the default
     proc = subprocess.Popen([sys.executable, "-m", "estimator", "sweep", *SMALL, "--batch", "1:1000",
                              "--seq", "1:100", "--out", str(target)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()     # said before the first estimate
     assert first == "sweep: 100,000 cases\n"
     proc.send_signal(signal.SIGINT)
