@@ -34,7 +34,7 @@ fam)
     --bench-report-name sliding-8k > "$out/sliding.log" 2>&1; snap ;;
 prof)
   for m in "openai/gpt-oss-20b 8 2048" "bench/slices/gemma-3-4b-text 1 16384" "facebook/opt-1.3b 16 1024 float16" \
-           "bench/slices/DeepSeek-V3-5-layers 8 2048"; do
+           "bench/slices/DeepSeek-V3-5-layers 8 2048" "AICrossSim/clm-200m 64 2048"; do
     set -- $m; f="$out/prof-$(basename "$1")-$2x$3.txt"
     ROWS=45 timeout 100 python -m bench.profile_ops $m > "$f" 2>&1; snap
   done ;;
