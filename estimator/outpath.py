@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import IO, Callable
 
 from .errors import EstimatorError
 
@@ -85,14 +86,28 @@ def write_output(path: str | os.PathLike[str], data: str | bytes, what: str = "o
 def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
     """Write text (or bytes) to a temporary file next to path, then os.replace it into place;
     the file gets the mode `new_file_mode` gives, as a plain open() would."""
+    _atomic(path, lambda handle: handle.write(text), binary=isinstance(text, bytes))
+
+
+def write_atomic_stream(path: str | os.PathLike[str], fill: Callable[[IO[str]], object], what: str = "output") -> None:
+    """write_output for text made while it is written: `fill(handle)` writes into the temporary
+    file (a streamed sweep, row by row), which replaces `path` only once `fill` returns; a
+    failure leaves the old file as it was (an OSError as one EstimatorError line naming it)."""
+    try:
+        _atomic(path, fill, binary=False)
+    except OSError as exc:
+        raise EstimatorError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def _atomic(path: str | os.PathLike[str], fill: Callable[[IO], object], binary: bool) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
-        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as handle:
-            handle.write(text)
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as handle:
+            fill(handle)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -10,6 +10,7 @@ model or device names are a mistake in the whole sweep and raise EstimatorError 
 from __future__ import annotations
 
 import itertools
+from itertools import islice
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -220,11 +221,24 @@ def largest_parts(row: SweepRow, n: int = 2) -> list[tuple[str, float]]:
     return sorted(parts, key=lambda p: -p[1])[:n]
 
 
+STREAM_CASES = 20_000   # cases priced together per chunk of a streamed sweep: bounded memory, arrays still long
+
+
+def iter_sweep(spec: SweepSpec, chunk: int = STREAM_CASES) -> Iterator[SweepRow]:
+    """Every case of `spec` in run_sweep's order, priced `chunk` cases at a time (estimate_many is
+    exact to estimate, so the chunking changes no number): a million-case sweep streamed to a file
+    holds one chunk of rows at a time."""
+    models, devices = spec.resolved_models(), spec.resolved_devices()
+    for m in models:
+        for d in devices:
+            cases = iter(workloads(spec, m))
+            while batch := list(islice(cases, chunk)):
+                yield from estimate_rows(m, d, batch, spec.profile, spec.transfer_from)
+
+
 def run_sweep(spec: SweepSpec) -> list[SweepRow]:
     """Every case of `spec`, models outermost, then devices, then the workload axes in field order."""
-    models, devices = spec.resolved_models(), spec.resolved_devices()
-    return [row for m in models for d in devices
-            for row in estimate_rows(m, d, list(workloads(spec, m)), spec.profile, spec.transfer_from)]
+    return list(iter_sweep(spec))
 
 
 def sort_rows(rows: list[SweepRow], by: str) -> list[SweepRow]:

@@ -10,7 +10,8 @@ from .device import ambiguity_note
 from .errors import EstimatorError
 from .fit import FIT_GPUS, MAX_BATCH, FitAnswer, fit_answers
 from .outpath import check_writable, same_file
-from .sweep import RANGE_HELP, SORT_KEYS, SweepRow, SweepSpec, parse_ints, parse_names, run_sweep, sort_rows
+from .sweep import (RANGE_HELP, SORT_KEYS, SweepRow, SweepSpec, iter_sweep, parse_ints, parse_names, run_sweep,
+                    sort_rows)
 from . import sweep_output, sweep_plot
 from .workload import PARALLEL_MODES
 
@@ -127,6 +128,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     else:
         cases = budget.check_cases(budget.sweep_cases(spec), args.max_cases)
         print(f"sweep: {cases:,} case{'s' * (cases != 1)}", file=sys.stderr)
+        fmt = sweep_output.format_for(args.out) if args.out else "csv" if args.csv else "json" if args.json else "table"
+        if fmt in sweep_output.STREAMED_FORMATS and not args.sort and args.plot is None:
+            # row by row, chunk by chunk: a million-case sweep in bounded memory
+            rows = iter_sweep(spec)
+            if args.out:
+                n = sweep_output.write_stream(rows, args.out, fmt)
+                print(f"wrote {args.out} ({n} case{'s' * (n != 1)})", file=sys.stderr)
+            else:
+                sweep_output.stream(rows, sys.stdout, fmt)
+            _notes(spec, generation=cases > 0 and any(spec.new_tokens))
+            return
         items, kind = run_sweep(spec), SweepRow
         if args.sort:
             items = sort_rows(items, args.sort)
@@ -144,10 +156,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.plot is not None:
         lines = sweep_plot.plot(items, args.plot, axis, args.png)
         print(f"wrote {args.png} ({args.plot} against {axis}, {lines} line{'s' * (lines != 1)})", file=sys.stderr)
-    # last, so that an error above stays the only line on stderr
+    _notes(spec, generation=any(i.new_tokens for i in items))
+
+
+def _notes(spec: SweepSpec, generation: bool) -> None:
+    """The closing notes, last, so that an error above stays the only line on stderr."""
     for name in spec.devices:   # "H100": the rows name the SXM5 part; say that a PCIe one exists
         picked = None if name.lower() == "all" else ambiguity_note(name)
         if picked:
             print(f"note: {picked}", file=sys.stderr)
-    if any(i.new_tokens for i in items):
+    if generation:
         print(f"note: {GENERATION_EXECUTION}", file=sys.stderr)

@@ -7,14 +7,14 @@ import io
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Iterable, Sequence
 
 
 from .errors import EstimatorError
 from .fit import FitAnswer
 from .jsonout import strict_dict
 from .tables import tabulate
-from .outpath import check_writable, write_output
+from .outpath import check_writable, write_output, write_atomic_stream
 from .sweep import SweepRow, largest_parts
 
 FORMATS = ("table", "csv", "json")
@@ -87,11 +87,21 @@ def fit_table(answers: Sequence[FitAnswer]) -> str:
 def to_csv(items: Sequence[SweepRow] | Sequence[FitAnswer], kind: type) -> str:
     """Every field of `kind` as a column; None as an empty cell."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(kind)], lineterminator="\n")
-    writer.writeheader()
-    for item in items:
-        writer.writerow({k: "" if v is None else v for k, v in asdict(item).items()})
+    write_csv(items, out, kind)
     return out.getvalue()
+
+
+def write_csv(items: Iterable[SweepRow] | Iterable[FitAnswer], handle: IO[str], kind: type) -> int:
+    """to_csv's text into `handle`, item by item; returns how many. Fields read by name, not by
+    dataclasses.asdict, whose deep copy of every value took half of a streamed sweep's time."""
+    names = [f.name for f in fields(kind)]
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(names)
+    count = 0
+    for item in items:
+        writer.writerow(["" if v is None else v for v in map(item.__getattribute__, names)])
+        count += 1
+    return count
 
 
 def to_json(items: Sequence[SweepRow] | Sequence[FitAnswer]) -> str:
@@ -118,6 +128,36 @@ def format_for(path: str) -> str:
         raise EstimatorError(f"--out {path}: unknown suffix {suffix or '(none)'!r}: use one of "
                              f"{', '.join(SUFFIX_FORMATS)} (a PNG plot is --plot METRIC --png FILE)")
     return SUFFIX_FORMATS[suffix]
+
+
+STREAMED_FORMATS = ("csv", "json")   # written row by row; a table needs every row for its widths
+
+
+def stream(rows: Iterable[SweepRow], handle: IO[str], fmt: str) -> int:
+    """`rows` written to `handle` one at a time as CSV or JSON, the same text render() gives for
+    the list of them; returns how many. Nothing holds more than the row at hand."""
+    if fmt == "csv":
+        return write_csv(rows, handle, SweepRow)
+    if fmt != "json":
+        raise EstimatorError(f"a streamed sweep is written as {' or '.join(STREAMED_FORMATS)}, not {fmt}")
+    names, count = [f.name for f in fields(SweepRow)], 0
+    for row in rows:   # to_json's layout: a list of indented objects, one per row
+        clean, _ = strict_dict(dict(zip(names, map(row.__getattribute__, names))))
+        text = json.dumps(clean, indent=1, allow_nan=False).replace("\n", "\n ")
+        handle.write(("[\n " if count == 0 else ",\n ") + text)
+        count += 1
+    handle.write("\n]\n" if count else "[]\n")
+    return count
+
+
+def write_stream(rows: Iterable[SweepRow], path: str, fmt: str | None = None) -> int:
+    """stream() into `path` (its suffix names csv or json), atomically: an interrupted or failed
+    sweep leaves the old file, if any, as it was; returns the number of rows."""
+    fmt = fmt or format_for(path)
+    counted: list[int] = []
+    write_atomic_stream(check_writable(path, "sweep output"), lambda handle: counted.append(stream(rows, handle, fmt)),
+                        "sweep output")
+    return counted[0]
 
 
 def write(items: Sequence[SweepRow] | Sequence[FitAnswer], path: str, kind: type) -> None:

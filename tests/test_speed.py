@@ -202,3 +202,38 @@ def test_speed_plan_llama_70b_every_device(benchmark, cold):
     assert {c.device_key for c in result.candidates} == {d.key for d in list_devices()}
     benchmark.extra_info["estimates"] = result.estimates
     _check_median(benchmark, 1.0)
+
+
+def test_speed_sweep_100k_streamed_to_csv(benchmark, tmp_path):
+    """100,000 cases of `python -m estimator sweep --out rows.csv`, streamed chunk by chunk
+    (estimator.sweep.iter_sweep, sweep_output.write_stream): issue 26 asks a million in seconds,
+    so the target here is 1 s per 100,000; measured 2026-12-03 on this 2-CPU machine: about 10 s."""
+    from estimator import sweep_output
+    from estimator.sweep import SweepSpec, iter_sweep
+    spec = SweepSpec(models=("AICrossSim/clm-60m",), devices=("H100",), batches=tuple(range(1, 201)),
+                     seqs=tuple(range(1, 501)))
+    out = tmp_path / "rows.csv"
+    n = benchmark.pedantic(lambda: sweep_output.write_stream(iter_sweep(spec), str(out)), rounds=1, iterations=1)
+    assert n == 100_000
+    benchmark.extra_info["cases"] = n
+    _check_median(benchmark, 1.0)
+
+
+@pytest.mark.skipif(not os.environ.get("ESTIMATOR_SLOW"), reason="a million cases (about 100 s): set ESTIMATOR_SLOW=1")
+def test_speed_million_case_sweep_streams_in_bounded_memory(benchmark, tmp_path):
+    """The CLI's million-case sweep to CSV in a process of its own: its peak resident memory stays
+    that of a chunk (2026-12-03: 238 MB at 1,000,000 cases, 233 MB at 200,000; the same 200,000
+    listed for --sort: 408 MB)."""
+    import subprocess
+    import sys
+    out = tmp_path / "rows.csv"
+    code = ("import resource, sys; from estimator.__main__ import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    argv = [sys.executable, "-c", code, "sweep", "--model", "AICrossSim/clm-60m", "--device", "H100",
+            "--batch", "1:1000", "--seq", "1:1000", "--max-cases", "1000000", "--out", str(out)]
+    done = benchmark.pedantic(lambda: subprocess.run(argv, capture_output=True, text=True), rounds=1, iterations=1)
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
+    benchmark.extra_info["peak_rss_mb"] = peak_mb
+    assert peak_mb < 400, f"{peak_mb:.0f} MB"   # memory, not time: rows streamed, not listed
+    _check_median(benchmark, 10.0)

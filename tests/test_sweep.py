@@ -287,3 +287,48 @@ def test_models_sizes_readable(capsys) -> None:
 def test_parameter_counts_never_read_1000_of_a_unit(count: float, text: str) -> None:
     from estimator.sweep_output import format_params
     assert format_params(count) == text
+
+
+# ---- streamed sweeps (issue 26: a million cases to CSV in bounded memory) -------------------------
+
+STREAM_SPEC = SweepSpec(models=("AICrossSim/clm-60m", "facebook/opt-350m"), devices=("H100", "L4"),
+                        batches=(1, 2, 3, 64), seqs=(1, 7, 128, 3000), new_tokens=(0, 4))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_a_streamed_sweep_writes_the_text_of_the_listed_one(fmt):
+    """Chunk by chunk (here 5 cases at a time), refused rows included, the streamed text equals
+    what render() makes of run_sweep's list."""
+    from estimator import sweep_output
+    from estimator.sweep import iter_sweep
+    rows = run_sweep(STREAM_SPEC)
+    assert any(not r.ok for r in rows) and any(r.ok for r in rows)
+    out = io.StringIO()
+    assert sweep_output.stream(iter_sweep(STREAM_SPEC, chunk=5), out, fmt) == len(rows)
+    assert out.getvalue() == sweep_output.render(rows, fmt, SweepRow)
+
+
+def test_a_streamed_sweep_prices_one_chunk_at_a_time(monkeypatch):
+    """A million-case sweep's first row is ready once its first chunk is priced: nothing holds
+    more than STREAM_CASES rows (the bounded memory a million-case CSV needs)."""
+    import estimator.sweep as sweep
+    priced = []
+    real = sweep.estimate_rows
+    monkeypatch.setattr(sweep, "estimate_rows", lambda m, d, cases, *a: priced.append(len(cases)) or real(m, d, cases, *a))
+    spec = SweepSpec(models=("AICrossSim/clm-60m",), devices=("H100",), batches=tuple(range(1, 1001)),
+                     seqs=tuple(range(1, 1001)))
+    rows = sweep.iter_sweep(spec)
+    first = next(rows)
+    assert first.ok and priced == [sweep.STREAM_CASES]
+
+
+def test_the_cli_streams_csv_and_json_files_and_stdout(capsys, tmp_path):
+    args = ("--model", "AICrossSim/clm-60m", "--device", "H100", "--batch", "1:3", "--seq", "64,128")
+    for name in ("rows.csv", "rows.json"):
+        rc, _, err = run(capsys, *args, "--out", str(tmp_path / name))
+        assert rc == 0 and f"({6} cases)" in err, err
+    with open(tmp_path / "rows.csv") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    assert len(json.loads((tmp_path / "rows.json").read_text())) == 6
+    rc, out, _ = run(capsys, *args, "--csv")
+    assert rc == 0 and out == (tmp_path / "rows.csv").read_text()
