@@ -206,9 +206,11 @@ def _contains_kind(m: Node, kind: str) -> bool:
     return m.kind == kind or any(_contains_kind(c, kind) for c in m.children or ())
 
 
+@lru_cache(maxsize=1024)
 def single_gpu_placement(spec: ModelSpec, dtype_bytes: int) -> Placement:
     """The whole model on GPU 0 without accelerate: nothing crosses GPUs (rotary_gpu -1). Its
-    weights as the CUDA caching allocator holds them when built on the GPU (allocator.py)."""
+    weights as the CUDA caching allocator holds them when built on the GPU (allocator.py).
+    Memoized: every one-GPU estimate asks, and counting the weights walks the model."""
     from .allocator import allocator_overhead_bytes
     weights = spec.weight_bytes(dtype_bytes) + allocator_overhead_bytes(spec, dtype_bytes)
     return Placement(layers_per_gpu=(spec.layers,), embed_gpu=0, head_gpu=0,
