@@ -40,7 +40,7 @@ copies the logits back to the device of input_ids when that is not `head_gpu`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from .device import GB
@@ -85,10 +85,11 @@ class Placement:
             i -= n
         raise IndexError(i)
 
-    @property
+    @cached_property
     def stages(self) -> tuple[Stage, ...]:
         """Embeddings, the rotary module when it is on another GPU (its hook copies the hidden
-        state there, the decoder keeps its own), each GPU's run of layers, final norm, LM head."""
+        state there, the decoder keeps its own), each GPU's run of layers, final norm, LM head
+        (built once per placement: placements are memoized, every pass walks their stages)."""
         stages = [Stage("embeddings", self.embed_gpu)]
         if self.rotary_gpu >= 0 and self.rotary_gpu != self.embed_gpu:
             stages.append(Stage("rotary", self.rotary_gpu))
