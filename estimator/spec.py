@@ -214,8 +214,9 @@ class ModelSpec:
         return (0 if self.tied_embeddings else self.vocab * self.arch.embed_dim(self)) + self.vocab * self.arch.head_bias(self)
 
     def param_count(self) -> int:
-        return (self.embedding_params() + self.decoder_params()
-                + self.norm_params() * self.arch.has_final_norm(self) + self.head_params())
+        """Every parameter (a tied head once); memoized per spec: every estimate reports it, and
+        counting walks the layer groups."""
+        return _param_count(self)
 
     # ---- weight bytes: `d` bytes per parameter, FP8 linears at 1 byte plus their scales -------
     def layer_weight_bytes_each(self, d: int) -> tuple[int, ...]:
@@ -237,6 +238,12 @@ class ModelSpec:
             return self.param_count() * d
         rest = self.embedding_params() + self.norm_params() * self.arch.has_final_norm(self)
         return rest * d + sum(self.layer_weight_bytes_each(d)) + self.head_weight_bytes(d)
+
+
+@lru_cache(maxsize=1024)
+def _param_count(spec: ModelSpec) -> int:
+    return (spec.embedding_params() + spec.decoder_params()
+            + spec.norm_params() * spec.arch.has_final_norm(spec) + spec.head_params())
 
 
 @lru_cache(maxsize=1024)
