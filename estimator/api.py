@@ -205,7 +205,7 @@ def forward_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workloa
     mem_gb = [m / GB for m in r.peak_bytes_per_gpu]
     parts_gb = [memory_parts_gb(m) for m in r.memory_parts]
     notes = spec.arch.estimate_notes(spec, w.batch * w.seq // (w.gpus if w.parallel == "data" else 1))
-    notes += masked_note(spec.layer_kinds, w.seq)
+    notes += model_masked_note(spec, w.seq)
     host_note = host_model.source_note(spec, r.host_source)
     if host_note:
         notes.append(host_note)
@@ -262,7 +262,7 @@ def forward_estimates_many(spec: ModelSpec, dev: DeviceSpec, prof: Profile, ws: 
             notes = per_tokens[tokens_per_gpu] = spec.arch.estimate_notes(spec, tokens_per_gpu)
         masked = per_seq.get(w.seq)
         if masked is None:
-            masked = per_seq[w.seq] = masked_note(spec.layer_kinds, w.seq)
+            masked = per_seq[w.seq] = model_masked_note(spec, w.seq)
         notes = notes + masked
         if host_note:
             notes.append(host_note)
@@ -300,6 +300,13 @@ def finished_many(ests: list[Estimate], spec: ModelSpec, dev: DeviceSpec, prof: 
     return ranges.attach_many(ests, prof, values=figures)
 
 
+def model_masked_note(spec: ModelSpec, kv_len: int) -> list[str]:
+    """layers.masked_note of `spec` at `kv_len` keys, over a layer kind per group of layers
+    (spec.layer_groups, the kinds as priced) rather than one per layer: the same note, a few
+    kinds to look at instead of every layer."""
+    return masked_note(tuple(g.layer for g in spec.layer_groups), kv_len)
+
+
 def memory_parts_gb(m: MemoryParts) -> dict[str, float]:
     """One GPU's peak by part, in GB (memory.PARTS, in that order)."""
     return {k: getattr(m, k) / GB for k in PARTS}
@@ -331,7 +338,7 @@ def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Wor
     fits = mem_gb <= dev.memory_usable_gb
     notes = [] if fits else [does_not_fit_note(mem_gb, dev)]
     notes = ([GENERATION_EXECUTION] + spec.arch.estimate_notes(spec, w.batch * w.seq)
-             + masked_note(spec.layer_kinds, w.seq + w.new_tokens - 1) + notes)
+             + model_masked_note(spec, w.seq + w.new_tokens - 1) + notes)
     host_note = host_model.source_note(spec, g.host_source, "generate's host time")
     if host_note:
         notes.append(host_note)

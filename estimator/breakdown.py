@@ -39,14 +39,16 @@ def group_sums(costs: list[OpCost]) -> dict[str, GroupTotal]:
     """group -> its gpu us, flops, bytes, kernels and us per bound for one pass over `costs`."""
     sums: dict[str, GroupTotal] = {}
     for c in costs:
-        g = sums.get(c.op.group)
+        op, t, bound = c.op, c.gpu_us, c.bound
+        g = sums.get(op.group)
         if g is None:
-            g = sums[c.op.group] = GroupTotal()
-        g.time += c.gpu_us
-        g.flops += c.op.flops
-        g.bytes += c.op.bytes
+            g = sums[op.group] = GroupTotal()
+        g.time += t
+        g.flops += op.flops
+        g.bytes += op.bytes
         g.kernels += 1
-        g.bound_time[c.bound] = g.bound_time.get(c.bound, 0.0) + c.gpu_us
+        bound_time = g.bound_time
+        bound_time[bound] = bound_time.get(bound, 0.0) + t
     return sums
 
 
@@ -60,8 +62,9 @@ def add_groups(groups: dict[str, GroupTotal], sums: dict[str, GroupTotal], times
         g.flops += s.flops * times
         g.bytes += s.bytes * times
         g.kernels += s.kernels * times
+        bound_time = g.bound_time
         for k, v in s.bound_time.items():
-            g.bound_time[k] = g.bound_time.get(k, 0.0) + v * times
+            bound_time[k] = bound_time.get(k, 0.0) + v * times
 
 
 def group_sum(name: str, g: GroupTotal) -> GroupSum:

@@ -50,10 +50,14 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
     peak_bw = device.memory_bandwidth_gb_s * GB
     floor = profile.floor_us
     latency = floor * 1.05
+    elementwise_us = profile.elementwise_us
     out = []
+    append = out.append
     for op in ops:
         kind = op.kind
-        if kind == "gemm":   # a float32 matmul inside a lower-precision model runs on the float32 grid
+        if kind == "elementwise":   # most kernels of a pass
+            t = elementwise_us(op.pattern, op.bytes)
+        elif kind == "gemm":   # a float32 matmul inside a lower-precision model runs on the float32 grid
             t = profile.gemm_us(*op.shape, key if op.pattern != FLOAT32_GEMM else fp32_key)
             if op.pattern == fp8.PATTERN:             # FP8 weights: from the 16-bit GEMM (fp8.py)
                 t = fp8.gemm_us(op, t, DTYPE_BYTES.get(dtype, 2), peak_flops, peak_bw)
@@ -69,16 +73,15 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
             t = max(profile.sdpa_us(*op.shape, key) * (MASKED_SDPA_FACTOR if op.pattern == MASKED else 1.0),
                     floor)
         else:
-            t = profile.elementwise_us(op.pattern, op.bytes)
-        compute = op.flops / peak_flops if kind in COMPUTE_OPS else 0.0
-        memory = op.bytes / peak_bw
+            t = elementwise_us(op.pattern, op.bytes)
         if t <= latency:
             bound = "latency"
         else:
-            bound = "compute" if compute >= memory else "memory"
+            compute = op.flops / peak_flops if kind in COMPUTE_OPS else 0.0
+            bound = "compute" if compute >= op.bytes / peak_bw else "memory"
         # Power follows occupancy, not efficiency: a long strided copy keeps the board as busy as
         # a fast one, while a kernel near the launch floor is mostly latency.
-        out.append(OpCost(op, t, bound, max(0.0, 1.0 - floor / t)))
+        append(OpCost(op, t, bound, max(0.0, 1.0 - floor / t)))
     return out
 
 

@@ -40,7 +40,7 @@ copies the logits back to the device of input_ids when that is not `head_gpu`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from .device import GB
@@ -85,10 +85,11 @@ class Placement:
             i -= n
         raise IndexError(i)
 
-    @property
+    @cached_property
     def stages(self) -> tuple[Stage, ...]:
         """Embeddings, the rotary module when it is on another GPU (its hook copies the hidden
-        state there, the decoder keeps its own), each GPU's run of layers, final norm, LM head."""
+        state there, the decoder keeps its own), each GPU's run of layers, final norm, LM head
+        (built once per placement: placements are memoized, every pass walks their stages)."""
         stages = [Stage("embeddings", self.embed_gpu)]
         if self.rotary_gpu >= 0 and self.rotary_gpu != self.embed_gpu:
             stages.append(Stage("rotary", self.rotary_gpu))
@@ -206,9 +207,11 @@ def _contains_kind(m: Node, kind: str) -> bool:
     return m.kind == kind or any(_contains_kind(c, kind) for c in m.children or ())
 
 
+@lru_cache(maxsize=1024)
 def single_gpu_placement(spec: ModelSpec, dtype_bytes: int) -> Placement:
     """The whole model on GPU 0 without accelerate: nothing crosses GPUs (rotary_gpu -1). Its
-    weights as the CUDA caching allocator holds them when built on the GPU (allocator.py)."""
+    weights as the CUDA caching allocator holds them when built on the GPU (allocator.py).
+    Memoized: every one-GPU estimate asks, and counting the weights walks the model."""
     from .allocator import allocator_overhead_bytes
     weights = spec.weight_bytes(dtype_bytes) + allocator_overhead_bytes(spec, dtype_bytes)
     return Placement(layers_per_gpu=(spec.layers,), embed_gpu=0, head_gpu=0,

@@ -34,30 +34,32 @@ def fresh(value: Any) -> Any:
 _NESTED = (list, dict)
 
 
-def _scalars(values: Any) -> bool:
-    return all(type(v) not in _NESTED for v in values)
-
-
-def _flat(est: Any) -> bool:
-    """Whether every field of `est` is a scalar, a dict of scalars or a list of scalars and of
-    dicts of scalars (what an Estimate holds today): then `_copy_planned` copies it fully."""
-    for v in est.__dict__.values():
-        if type(v) is dict and not _scalars(v.values()):
-            return False
-        if type(v) is list and not all(_scalars(x.values()) if type(x) is dict else type(x) is not list for x in v):
-            return False
-    return True
-
-
 def _copy_plan(est: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None:
-    """For a flat `est` (see _flat), its fields to copy: lists of scalars, lists holding dicts,
-    dicts; None for any other estimate (copied with copy_estimate)."""
-    if not _flat(est):
-        return None
-    items = est.__dict__.items()
-    return (tuple(k for k, v in items if type(v) is list and not any(type(x) is dict for x in v)),
-            tuple(k for k, v in items if type(v) is list and any(type(x) is dict for x in v)),
-            tuple(k for k, v in items if type(v) is dict))
+    """For an `est` whose every field is a scalar, a dict of scalars or a list of scalars and of
+    dicts of scalars (what an Estimate holds today), its fields to copy: lists of scalars, lists
+    holding dicts, dicts; None for any other estimate (copied with copy_estimate). One pass over
+    the values, plain loops: it runs at every estimate stored."""
+    lists, dict_lists, dicts = [], [], []
+    for k, v in est.__dict__.items():
+        kind = type(v)
+        if kind is dict:
+            for x in v.values():
+                if type(x) in _NESTED:
+                    return None
+            dicts.append(k)
+        elif kind is list:
+            holds_dicts = False
+            for x in v:
+                inner = type(x)
+                if inner is dict:
+                    holds_dicts = True
+                    for y in x.values():
+                        if type(y) in _NESTED:
+                            return None
+                elif inner is list:
+                    return None
+            (dict_lists if holds_dicts else lists).append(k)
+    return tuple(lists), tuple(dict_lists), tuple(dicts)
 
 
 def _copy_planned(est: Any, plan: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]) -> Any:

@@ -163,14 +163,18 @@ class Pass:
         """Breakdown per operator group and load per GPU, each distinct kernel list summed once."""
         sums: dict[int, tuple] = {}
         for gpu, costs, times in self.segments:
-            if id(costs) not in sums:
-                comp = [c for c in costs if _compute(c)]
-                mem = [c for c in costs if not _compute(c)]
-                sums[id(costs)] = (sum(c.gpu_us for c in comp), sum(c.gpu_us for c in mem),
-                                   sum(c.gpu_us * c.utilization for c in comp),
-                                   sum(c.gpu_us * c.utilization for c in mem), group_sums(costs))
-            compute, memory_us, comp_occ, mem_occ, groups = sums[id(costs)]
-            load = self.load.setdefault(gpu, energy.GpuLoad(slowdown=self.slowdown))
+            summed = sums.get(id(costs))
+            if summed is None:
+                comp, mem = [], []
+                for c in costs:
+                    (comp if _compute(c) else mem).append(c)
+                summed = sums[id(costs)] = (sum([c.gpu_us for c in comp]), sum([c.gpu_us for c in mem]),
+                                            sum([c.gpu_us * c.utilization for c in comp]),
+                                            sum([c.gpu_us * c.utilization for c in mem]), group_sums(costs))
+            compute, memory_us, comp_occ, mem_occ, groups = summed
+            load = self.load.get(gpu)
+            if load is None:
+                load = self.load[gpu] = energy.GpuLoad(slowdown=self.slowdown)
             load.compute_us += compute * times
             load.memory_us += memory_us * times
             load.compute_occ_us += comp_occ * times

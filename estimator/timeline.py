@@ -41,16 +41,18 @@ class Clock:
         h, g = self.host_us, self.gpu_us
         start0 = None
         busy = 0.0
+        work, sync = self.host_work_us, self.sync   # locals: the same additions, in the same order
         for host, dur, blocking in steps:
             h += host
-            self.host_work_us += host
+            work += host
             start = h if h > g else g
             if start0 is None:
                 start0 = start
             g = start + dur
             busy += dur
-            if blocking or self.sync:
+            if blocking or sync:
                 h = g
+        self.host_work_us = work
         self._account(gpu, start0 if start0 is not None else g, g, busy)
         self.host_us, self.gpu_us = h, g
 
