@@ -20,8 +20,9 @@ with them the op-level model, left out family by family, missed five families by
 Checked on decode steps neither loan's calibration ran (probe.json's 12 real-size models at batch
 1 and 16, loan 1; the six models' generate at batch 1, loan 3): TPOT mean |error| about 22 % and
 16 %, bias about -9 % and +15 %: the two loans' own host speeds differ by about that much.
-The GPU tables (gemm, sdpa, copy, elementwise, grouped_gemm, power, p2p, allreduce, dispatch) stay
-those of the shipped profile (two calibrations on a 4 x H200, 2026-11-27/12-01).
+The GPU tables (gemm, sdpa, copy, elementwise, grouped_gemm, p2p, allreduce, dispatch) stay
+those of the shipped profile (two calibrations on a 4 x H200, 2026-11-27/12-01); the power section
+is the median of five machines' (../loan5/make_power.py).
 """
 import json
 import math
