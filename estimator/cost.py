@@ -6,7 +6,7 @@ from typing import Any
 
 from . import fp8
 from .device import GB, DeviceSpec
-from .op_builders import FLOAT32_GEMM, MASKED
+from .op_builders import FLOAT32_GEMM, MASKED, ODD_ROW_SOFTMAX
 from .ops import Op
 from .profile import Profile
 
@@ -15,6 +15,13 @@ from .profile import Profile
 # grid is calibrated, so it is priced as the causal grid's time at its shape times this factor
 # (twice the scores computed). Estimates with such layers say so in a note (layers.masked_note).
 MASKED_SDPA_FACTOR = 2.0
+
+# A softmax over rows of an odd length (gpt-oss's scores with their sink column: keys + 1) cannot
+# use vectorized loads: on the H200 of 2026-12-03 (loan 5, reports/probes/h200-2026-12-03/loan5/
+# prof-gpt-oss-20b-8x2048.txt) cunn_SoftMaxForwardReg over 8 x 64 x 2048 rows of 2049 bf16 took
+# 11.7 ms per call where the calibrated reduce pattern prices its 8.6 GB at 2.2 ms. Priced as the
+# reduce pattern's time above the launch floor times this factor. One kernel profile: an estimate.
+ODD_ROW_SOFTMAX_FACTOR = 5.4
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,11 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
     for op in ops:
         kind = op.kind
         if kind == "elementwise":   # most kernels of a pass
-            t = elementwise_us(op.pattern, op.bytes)
+            if op.pattern == ODD_ROW_SOFTMAX:   # the reduce pattern, slowed above the launch floor
+                t = elementwise_us("reduce", op.bytes)
+                t = floor + (t - floor) * ODD_ROW_SOFTMAX_FACTOR if t > floor else t
+            else:
+                t = elementwise_us(op.pattern, op.bytes)
         elif kind == "gemm":   # a float32 matmul inside a lower-precision model runs on the float32 grid
             t = profile.gemm_us(*op.shape, key if op.pattern != FLOAT32_GEMM else fp32_key)
             if op.pattern == fp8.PATTERN:             # FP8 weights: from the 16-bit GEMM (fp8.py)
@@ -118,7 +129,7 @@ def price_many(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Prof
         sizes = op.shape if kind in ("gemm", "sdpa") else (op.bytes,)
         same = (kind, op.pattern) + tuple(x.tobytes() if hasattr(x, "ndim") else x for x in sizes)
         t = looked_up.get(same)
-        if op.pattern in (FLOAT32_GEMM, fp8.PATTERN):   # the float32 grid, FP8 weights: one by one
+        if op.pattern in (FLOAT32_GEMM, fp8.PATTERN, ODD_ROW_SOFTMAX):   # the float32 grid, FP8 weights: one by one
             raise NotImplementedError(f"{op.pattern} kernels are priced one workload at a time")
         if t is not None:
             pass

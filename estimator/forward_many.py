@@ -33,7 +33,7 @@ from .cost import BOUND_NAMES, COMMUNICATION, OpCostMany, price_many
 from .device import DeviceSpec
 from .layers import groups_in
 from .model import ModelSpec
-from .op_builders import FLOAT32_GEMM, Op
+from .op_builders import FLOAT32_GEMM, ODD_ROW_SOFTMAX, Op
 from .ops import ForwardOps, LayerOps, forward_ops
 from .placement import Placement, single_gpu_placement
 from .profile import ALLGATHER_HOST_US, Profile
@@ -69,7 +69,7 @@ def _at(x: Any, i: int) -> Any:
 
 # GEMMs priced on the float32 grid inside a 16-bit model (Qwen3-Next's delta rule) and FP8 weights:
 # cost.price_all's branches price_many does not take, left to the scalar path
-SCALAR_PATTERNS = (FLOAT32_GEMM, fp8.PATTERN)
+SCALAR_PATTERNS = (FLOAT32_GEMM, fp8.PATTERN, ODD_ROW_SOFTMAX)
 
 
 def _priceable(ops: ForwardOps, n: int) -> Any:

@@ -60,6 +60,7 @@ def sdpa(group: str, batch: int, heads: int, kv_heads: int, seq: int, d: int, e:
 
 
 MASKED = "masked"   # Op.pattern of an SDPA given an explicit mask (cost.py: no masked grid calibrated)
+ODD_ROW_SOFTMAX = "odd_row_softmax"   # Op.pattern of a softmax over rows of an odd length (cost.py)
 FLOAT32_GEMM = "float32"   # Op.pattern of a GEMM that runs in float32 whatever the model's dtype (cost.py)
 
 

@@ -33,7 +33,7 @@ from ..errors import EstimatorError
 from ..kv_cache import attended_tokens
 from ..layer_config import attention_kinds, layer_specs
 from ..layers import EXPERTS, PLAIN, LayerSpec
-from ..op_builders import FP32, Op, ew, gemm, repeat_kv, rotary
+from ..op_builders import FP32, ODD_ROW_SOFTMAX, Op, ew, gemm, repeat_kv, rotary
 from .base import plain_tree, qkv_projections
 from .gemma import bmm
 from .moe import ROUTER, MoE, MoEFields, expert_hits
@@ -152,11 +152,17 @@ class GptOss(MoE):
         bh, scores = batch * heads, batch * heads * seq * keys
         sinks = batch * heads * seq * (keys + 1)
         ops = repeat_kv(ATTN, batch, heads, kv, keys, d, e)
+        # Rows of keys + 1 (the sink column) are odd: the softmax runs unvectorized and the
+        # probabilities' slice [..., :-1] reaches pv with a row stride of keys + 1, so cuBLAS takes
+        # an unaligned kernel (priced on the unaligned grid at k = keys + 1). The cat of the
+        # expanded sinks runs as a generic strided kernel, not CatArrayBatchedCopy. Kernel profile
+        # of gpt-oss-20b at 8 x 2048 on an H200 (reports/probes/h200-2026-12-03/loan5): per layer
+        # softmax 11.7 ms, pv 3.4 ms (cutlass sm75 kernel), the sinks cat about 5 ms.
         ops += [bmm("qk", bh, seq, keys, d, e), ew("scale", ATTN, scores, 2 * e, "unary"),
                 ew("mask_add", ATTN, scores, 2 * e, "broadcast"),
-                ew("sinks_cat", ATTN, sinks, 2 * e, "strided_cat"), ew("row_max", ATTN, sinks, e, "reduce"),
-                ew("sub_max", ATTN, sinks, 3 * e, "broadcast"), ew("softmax", ATTN, sinks, 2 * e, "reduce")]
-        return ops + [bmm("pv", bh, seq, d, keys, e)]
+                ew("sinks_cat", ATTN, sinks, 2 * e, "strided"), ew("row_max", ATTN, sinks, e, "reduce"),
+                ew("sub_max", ATTN, sinks, 3 * e, "broadcast"), ew("softmax", ATTN, sinks, 2 * e, ODD_ROW_SOFTMAX)]
+        return ops + [bmm("pv", bh, seq, d, keys + 1, e)]
 
     def decode_attention_ops(self, spec: ModelSpec, layer: LayerSpec, one: list[Op], batch: int, kv_len: int,
                              e: int) -> list[Op]:
