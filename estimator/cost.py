@@ -11,10 +11,19 @@ from .ops import Op
 from .profile import Profile
 
 # ESTIMATE, not measured: an SDPA given an explicit mask (sliding layers past their window) runs
-# the memory-efficient kernel over every score, not flash over the causal half; no masked-SDPA
-# grid is calibrated, so it is priced as the causal grid's time at its shape times this factor
-# (twice the scores computed). Estimates with such layers say so in a note (layers.masked_note).
-MASKED_SDPA_FACTOR = 2.0
+# without causal skipping over every score; no masked-SDPA grid is calibrated, so it is priced as
+# the causal grid's time at its shape times a factor: twice the scores computed, and at head_dim
+# 256 a slower kernel besides. Fitted on H200 rows: Mistral 7B's generate at 8k context (head_dim
+# 128) wants 2x or less; Gemma 3 4B at 1 x 16384 (head_dim 256; cuDNN's kernel, 34 calls 257 ms in
+# the kernel profile of reports/probes/h200-2026-12-03/loan5) wants 3.1x, where 2x left it 12.6 %
+# fast. Estimates with such layers say so in a note (layers.masked_note).
+MASKED_SDPA_FACTOR = 2.0          # head_dim <= 128
+MASKED_SDPA_FACTOR_WIDE = 3.1     # head_dim > 128 (Gemma's 256)
+
+
+def masked_sdpa_factor(head_dim: int) -> float:
+    """The masked SDPA's time over the causal grid's at its shape (the estimate above)."""
+    return MASKED_SDPA_FACTOR if head_dim <= 128 else MASKED_SDPA_FACTOR_WIDE
 
 # A softmax over rows of an odd length (gpt-oss's scores with their sink column: keys + 1) cannot
 # use vectorized loads: on the H200 of 2026-12-03 (loan 5, reports/probes/h200-2026-12-03/loan5/
@@ -81,7 +90,7 @@ def price_all(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Profi
         elif kind == "sdpa" and len(op.shape) == 4:   # decode: one query per head over the cache
             t = profile.copy_us(op.bytes / 2)          # reads K and V once: memory-bound
         elif kind == "sdpa":
-            t = max(profile.sdpa_us(*op.shape, key) * (MASKED_SDPA_FACTOR if op.pattern == MASKED else 1.0),
+            t = max(profile.sdpa_us(*op.shape, key) * (masked_sdpa_factor(op.shape[2]) if op.pattern == MASKED else 1.0),
                     floor)
         else:
             t = elementwise_us(op.pattern, op.bytes)
@@ -137,7 +146,7 @@ def price_many(ops: tuple[Op, ...] | list[Op], device: DeviceSpec, profile: Prof
             t = np.maximum(profile.gemm_us_many(*op.shape, key), floor)
         elif kind == "sdpa" and len(op.shape) == 3 and not hasattr(op.shape[2], "ndim"):
             t = np.maximum(profile.sdpa_us_many(op.shape[0], op.shape[1], op.shape[2], key)
-                           * (MASKED_SDPA_FACTOR if op.pattern == MASKED else 1.0), floor)
+                           * (masked_sdpa_factor(op.shape[2]) if op.pattern == MASKED else 1.0), floor)
         elif kind == "elementwise":
             t = profile.elementwise_us_many(op.pattern, op.bytes)
         else:

@@ -75,7 +75,7 @@ def sdpa_masked(group: str, batch: int, heads: int, q_len: int, kv_len: int, d: 
     """SDPA with an explicit boolean mask (a sliding window past its window: transformers cannot
     skip the mask): no flash kernel, the memory-efficient one computes every score of the
     q_len x kv_len block (no causal skipping) and reads the mask; K/V come repeated to every head.
-    Priced from the causal grid at (batch*heads, q_len, d), scaled in cost.py (MASKED_SDPA_FACTOR)."""
+    Priced from the causal grid at (batch*heads, q_len, d), scaled in cost.py (masked_sdpa_factor)."""
     flops = 4.0 * batch * heads * q_len * kv_len * d
     nbytes = e * batch * heads * d * (2 * q_len + 2 * kv_len) + batch * q_len * kv_len
     return Op("sdpa", group, "sdpa", flops, nbytes, (batch * heads, q_len, d), MASKED)

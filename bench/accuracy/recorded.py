@@ -25,7 +25,10 @@ DESIGN_SOURCES: tuple[str, ...] = ("h100x4-16x1024.json", "h100x4-archs.json",
                                    # looked at to fix tensor-parallel host time, float32 attention
                                    # and power, and Gemma 2's logits memory (2026-11-27)
                                    "h200x4-main.json", "h200x4-fp32.json", "h200x4-families.json")
-DESIGN_CASES: tuple[str, ...] = ("gpt2-1gpu", "clm-1.1b-1gpu", "opt-1.3b-1gpu", "clm-60m-1gpu-1x128")
+DESIGN_CASES: tuple[str, ...] = ("gpt2-1gpu", "clm-1.1b-1gpu", "opt-1.3b-1gpu", "clm-60m-1gpu-1x128",
+                                 # kernel-profiled on 2026-12-03 (loan 5) and fitted to: gpt-oss's attention,
+                                 # the masked SDPA at head_dim 256 (estimator/cost.py)
+                                 "gpt-oss-20b-H200-1gpu-8x2048-grouped_mm", "gemma-3-4b-text-H200-1gpu-1x16384")
 
 
 def held_out(row: Mapping[str, Any]) -> bool:
