@@ -31,13 +31,12 @@ from . import distributed, energy, fp8, host_model, memory
 from .breakdown import GroupSum, GroupTotalMany, add_groups_many, group_bounds_many, group_sums_many
 from .cost import BOUND_NAMES, COMMUNICATION, OpCostMany, price_many
 from .device import DeviceSpec
-from .layers import groups_in
 from .model import ModelSpec
 from .op_builders import FLOAT32_GEMM, ODD_ROW_SOFTMAX, Op
 from .ops import ForwardOps, LayerOps, forward_ops
 from .placement import Placement, single_gpu_placement
 from .profile import ALLGATHER_HOST_US, Profile
-from .schedule import BLOCKING_KINDS, COMPUTE_KINDS, PassResult, pipeline_split, walk_stages
+from .schedule import BLOCKING_KINDS, COMPUTE_KINDS, Pass, PassResult, pipeline_split, walk_stages
 from .timeline import ClockMany, GpuTime
 from .workload import Workload
 
@@ -156,11 +155,7 @@ class PassMany:
         costs[judged] = self.set_power_cap(costs[judged], duty)
         return [(g, c if i == judged else self._slowed(c)) for i, (g, c) in enumerate(zip(ops.layers, costs))]
 
-    def run_layers(self, gpu: int, layers: list, host_us: float, first: int, count: int, lead=None) -> None:
-        by_group = {g.group: c for g, c in layers}
-        for group, n in groups_in(tuple(by_group), first, count):
-            costs = by_group[group]
-            self.run(gpu, lead(costs) if lead else costs, host_us, times=n)
+    run_layers = Pass.run_layers   # the same walk over layer groups, with this class's run
 
     def run(self, gpu: int, costs: list[OpCostMany], host_us: float, times: int = 1) -> None:
         if not costs or times == 0:
