@@ -23,9 +23,7 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
         raise EstimatorError(f"{what} {out} is a directory, expected a file path")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=out.parent)
-        os.close(fd)
-        os.unlink(probe)
+        _probe(out.parent, f".{out.name}.", ".probe")
     except OSError as exc:
         raise EstimatorError(f"cannot write {what} {out}: {exc.strerror or exc}") from None
     if out.exists() and not os.access(out, os.W_OK):
@@ -46,12 +44,20 @@ def check_writable_dir(path: str | os.PathLike[str], what: str = "output folder"
     if not existing.is_dir():
         raise EstimatorError(f"cannot write {what} {folder}: {existing} is a file")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
+        _probe(existing, ".write-check.", "")
     except OSError as exc:
         raise EstimatorError(f"cannot write {what} {folder}: {exc.strerror or exc}") from None
     return folder
+
+
+def _probe(folder: Path, prefix: str, suffix: str) -> None:
+    """Create and remove a file in `folder`: OSError when it cannot. Removed however the check
+    ends: a Ctrl-C between the two (a streamed sweep checks its file as it starts) left it behind."""
+    fd, probe = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)
 
 
 def _umask() -> int:
