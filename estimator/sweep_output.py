@@ -155,8 +155,9 @@ def write_stream(rows: Iterable[SweepRow], path: str, fmt: str | None = None) ->
     sweep leaves the old file, if any, as it was; returns the number of rows."""
     fmt = fmt or format_for(path)
     counted: list[int] = []
-    write_atomic_stream(check_writable(path, "sweep output"), lambda handle: counted.append(stream(rows, handle, fmt)),
-                        "sweep output")
+    # no check_writable probe here: the command checks its outputs before it prices anything, and a
+    # probe file made now, just as streaming starts, was left behind by a Ctrl-C landing in it
+    write_atomic_stream(path, lambda handle: counted.append(stream(rows, handle, fmt)), "sweep output")
     return counted[0]
 
 
