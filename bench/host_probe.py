@@ -5,7 +5,7 @@ H200s of one kind and drifted within a process, so a profile's host numbers, mea
 machine or minutes earlier, can be off by 20-50 % for a host-bound case. The probe runs the SAME
 built model on PROBE_TOKENS tokens (one sequence), where the GPU work is negligible and the pass
 is the host's alone, interleaved with the case's own rounds (PASSES_PER_ROUND before every timed
-forward round; GEN_PASSES_PER_ROUND of each generate probe call before every timed generate round): the host moved by 30 % within
+forward round; a generate round's probe calls paired with the case's, bench/generate_rounds.py): the host moved by 30 % within
 one case on a lent H200 (clm-60m at 16 x 1024: 18.7 ms before its rounds, 25.5 ms after); on the
 lent H200s that pass took what the host-bound shapes took within 1-3 % in the same minute
 (reports/probes/h200-2026-12-01/probe_host.json). The case is then estimated with the profile's
@@ -51,10 +51,18 @@ class GenerateProbe:
 
 def generate_probe(probe_gen: Callable[[int], None], clock: Callable[[], float] = time.perf_counter) -> GenerateProbe:
     """The generate probe once: GEN_PASSES_PER_ROUND timed calls of 1 and of PROBE_STEPS new tokens
-    on the probe's input (`probe_gen(k)`), their medians as set-up and per-step time."""
+    on the probe's input (`probe_gen(k)`), their medians as set-up and per-step time (the energy
+    window's probes; a timed round's are paired with the case's calls: bench/generate_rounds.py)."""
     one = timed_median_ms(lambda: probe_gen(1), GEN_PASSES_PER_ROUND, clock)
+    return GenerateProbe(one, step_probe(probe_gen, one, clock))
+
+
+def step_probe(probe_gen: Callable[[int], None], ttft_ms: float,
+               clock: Callable[[], float] = time.perf_counter) -> float:
+    """The probe's decode step (ms): GEN_PASSES_PER_ROUND timed calls of PROBE_STEPS new tokens,
+    their median less the one-token call's `ttft_ms`, over the PROBE_STEPS - 1 further steps."""
     more = timed_median_ms(lambda: probe_gen(PROBE_STEPS), GEN_PASSES_PER_ROUND, clock)
-    return GenerateProbe(one, (more - one) / (PROBE_STEPS - 1))
+    return (more - ttft_ms) / (PROBE_STEPS - 1)
 
 
 def timed_median_ms(fn: Callable[[], None], n: int = PROBE_PASSES,

@@ -12,8 +12,15 @@
 #           gpt-oss-20b and the DeepSeek-V3 slice at 8 x 2048, Gemma 3 4B at 1 x 16384, OPT at 16 x 1024;
 #   main:   the README main job with --bench-calibrate always; matrix: the host-bound matrix (24 rows);
 #   v2lite: DeepSeek-V2-Lite's forward at 8 x 2048 and the sliding-window generate cases at 8k context.
+# Stages of the 2026-12-03 night session (issue 25):
+#   hostcal: the CPU the process gets (cgroup quota and throttling, load) around a full calibration
+#            with every type's generate() timed, forward and generate round-robin (calibrate/host.py).
 source "$(dirname "$0")/run_common.sh"
-stage=${2:?cal, fam, prof, main, matrix, v2lite, gen1 or gen16}
+stage=${2:?cal, hostcal, fam, prof, main, matrix, v2lite, gen1 or gen16}
+cpuinfo() {   # what may slow the host: the cgroup's CPU quota and its throttling, load, the CPUs we may use
+  { date -u +%FT%TZ; nproc; cat /proc/loadavg; cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.stat 2>/dev/null
+    python -c "import os; print('affinity', sorted(os.sched_getaffinity(0)))"
+    lscpu 2>/dev/null | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|CPU max MHz)"; } >> "$out/cpuinfo.txt" 2>&1; }
 case "$stage" in
 cal)
   /usr/bin/time -f "calibrate wall %e s" timeout 200 python -m estimator calibrate --generate-types all \
@@ -23,6 +30,11 @@ cal)
   cp -r "${XDG_CACHE_HOME:-$HOME/.cache}/llm-perf-estimator" "$out/cache" 2>/dev/null; snap
   timeout 200 python -m pytest bench/test_forward.py "${common[@]}" --bench-batch 1,64 --bench-seq 128,2048 \
     -k gpu --bench-report-name host-matrix > "$out/matrix.log" 2>&1; snap ;;
+hostcal)
+  cpuinfo
+  /usr/bin/time -f "calibrate wall %e s" timeout 240 python -m estimator calibrate --generate-types all \
+    --out "$out/h200-calibration-all-types.json" > "$out/cal-all.log" 2>&1
+  cpuinfo; snap ;;
 fam)
   timeout 150 python -m pytest bench/test_forward.py "${common[@]}" -k gpu --bench-batch 8 --bench-seq 2048 \
     --bench-models openai/gpt-oss-20b,bench/slices/DeepSeek-V3-5-layers,bench/slices/Llama-4-Scout-8-layers \
@@ -52,8 +64,8 @@ v2lite)
     --bench-new-tokens 8 --bench-models google/gemma-3-1b-pt,mistralai/Mistral-7B-v0.1,openai/gpt-oss-20b \
     --bench-report-name sliding-8k > "$out/sliding.log" 2>&1; snap ;;
 gen1|gen16)
-  b=${stage#gen}
+  b=${stage#gen}; cpuinfo
   timeout "${GEN_TIMEOUT:-560}" python -m pytest bench/test_generate.py "${common[@]}" --bench-new-tokens 64 \
-    --bench-batch "$b" --bench-seq 128,512 --bench-report-name "gen-64-b$b" > "$out/gen$b.log" 2>&1; snap ;;
+    --bench-batch "$b" --bench-seq 128,512 --bench-report-name "gen-64-b$b" > "$out/gen$b.log" 2>&1; cpuinfo; snap ;;
 esac
 grep -h -E "passed|failed|error|calibrate wall|calibration done|expected" "$out"/*.log | tail -12

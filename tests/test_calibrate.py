@@ -280,3 +280,37 @@ def test_thinned_grid_is_filled_from_its_reference():
         assert abs(r[3] / f[3] - 0.97) < 1e-3
 
 
+
+
+def test_host_stage_times_forward_and_generate_round_robin(monkeypatch) -> None:
+    """The host stage (host.time_host_families): every family's forward and generate() timed in
+    one loop, round by round, so that a slow moment of the host hits every family alike; both
+    sections come out of the one loop (forward for all, generate for those asked)."""
+    calls: list[tuple[str, str]] = []
+    real = host.tiny_model
+
+    def traced(family, layers, device):
+        model = real(family, layers, device)
+        forward, generate = model.forward, model.generate
+        inside = []   # generate's own forward calls are not the stage's
+
+        def gen(*a, **k):
+            calls.append((family, "generate"))
+            inside.append(1)
+            try:
+                return generate(*a, **k)
+            finally:
+                inside.pop()
+        model.forward = lambda *a, **k: (inside or calls.append((family, "forward")), forward(*a, **k))[1]
+        model.generate = gen
+        return model
+
+    monkeypatch.setattr(host, "tiny_model", traced)
+    fwd, gen = host.time_host_families(torch.device("cpu"), ("llama", "opt"), ("opt",), log=lambda _: None, rounds=2)
+    assert set(fwd) == {"llama", "opt"} and set(gen) == {"opt"}
+    assert all(v["per_layer_us"] >= 0 for v in fwd.values()) and gen["opt"]["step_per_layer_us"] >= 0
+    families = [f for f, _ in calls]
+    switches = sum(a != b for a, b in zip(families, families[1:]))
+    assert switches == 3   # rounds (a warm-up and 2 timed), the start rotated: llama opt | opt llama | llama opt
+    per_round = 2 * host.FORWARD_PER_ROUND * 2 + 4   # forward of both depths, then 4 generate calls (opt)
+    assert len(calls) == 3 * per_round

@@ -109,18 +109,43 @@ def test_generate_never_times_its_first_call_and_probes_before_every_round() -> 
                            cpu_probe=lambda: 50.0)
     assert calls[0] == ("gen", 64) and run.warm.passes >= 2            # the first call is a warm-up call
     assert run.rounds.data == pytest.approx([0.46] * 5)                # never the 3.6 s call
-    assert run.ttft_ms_rounds == pytest.approx([50.0] * (TTFT_PER_ROUND * 5))   # next to each round's probe
+    assert run.ttft_ms_rounds == pytest.approx([50.0] * (TTFT_PER_ROUND * 5))   # paired with each round's probe
     assert len(run.probes) == 5 and run.rounds.cpu_probe_us == [50.0] * 5   # one probe of each kind per round
     assert run.probes[0].ttft_ms == pytest.approx(6.0) and run.probes[0].step_ms == pytest.approx(2.0)
     first_probe = calls.index(("probe", 1))        # the probe's own untimed warm-up calls come after it
     assert calls[:first_probe] == [("gen", 64)] * run.warm.passes
-    # each timed round is preceded by its probe block (3 x 1 token, 3 x PROBE_STEPS tokens), then
-    # the case's timed one-token calls (TTFT at the probe's moment)
-    block = [("probe", 1)] * 3 + [("probe", host_probe.PROBE_STEPS)] * 3 + [("gen", 1)] * TTFT_PER_ROUND
+    # each timed round is preceded by its probe block: TTFT_PER_ROUND pairs (the probe's one-token
+    # call, then the case's), then 3 probe calls of PROBE_STEPS tokens; one more step probe at the end
+    block = [("probe", 1), ("gen", 1)] * TTFT_PER_ROUND + [("probe", host_probe.PROBE_STEPS)] * 3
     timed = [i for i, c in enumerate(calls) if c == ("gen", 64) and i > first_probe]
     k = len(block)
     assert len(timed) == 5 and all(calls[i - k:i] == block for i in timed) and gc.isenabled()
+    assert calls[timed[-1] + 1:] == [("probe", 1)] * 3 + [("probe", host_probe.PROBE_STEPS)] * 3
     assert calls.index(("gen", 1)) < timed[0] - k          # an untimed one-token call before the first timed one
+
+
+def test_a_rounds_step_probe_is_the_mean_of_the_probes_around_it() -> None:
+    """The host slows 2x during the third round: that round's step probe averages the probe
+    before it (fast) and the one after it (slow); its TTFT is its own paired probe calls'."""
+    clock, state = FakeClock(), {"slow": 1.0, "step_probes": 0}
+
+    def gen(tokens: int) -> None:
+        clock.now += (0.46 if tokens > 1 else 0.05) * state["slow"]
+
+    def probe_gen(tokens: int) -> None:
+        if tokens > 1:
+            state["step_probes"] += 1
+            if state["step_probes"] == 2 + 3 * 3:   # 2 untimed, 3 per round: the third round's probe is done
+                state["slow"] = 2.0
+                clock.now += 0.004 + 0.002 * tokens   # this call still ran fast
+                return
+        clock.now += (0.004 + 0.002 * tokens) * state["slow"]
+
+    run = measure_generate(gen, probe_gen, 64, rounds=5, warmup=0, benchmark=None, clock=clock, cpu_probe=None)
+    steps = [p.step_ms for p in run.probes]
+    assert steps[0] == pytest.approx(2.0) and steps[-1] == pytest.approx(4.0)
+    assert [round(x, 6) for x in steps] == [2.0, 2.0, 3.0, 4.0, 4.0]   # the flip's round: the mean of both
+    assert [round(p.ttft_ms, 6) for p in run.probes] == [6.0, 6.0, 6.0, 12.0, 12.0]
 
 
 def test_generate_without_the_host_probe_still_warms_up_first() -> None:

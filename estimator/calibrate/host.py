@@ -25,6 +25,8 @@ QUICK_HOST_TYPES = ("llama", "opt", "gpt2")
 # Timed calls per tiny model: with the GC frozen and off the median of 24 is as steady as 40 were
 # (the spread of a host-bound pass is the host's own speed, measured apart by the CPU probe)
 HOST_CALLS = 24
+HOST_ROUNDS = 6           # timed rounds of the host stage (one more, untimed, warms up)
+FORWARD_PER_ROUND = HOST_CALLS // HOST_ROUNDS   # forward calls per model per round: HOST_CALLS in all
 HOST_LAYERS = (2, 12)  # a 10-layer difference: the per-layer time stands well above noise
 DISPATCH_LAYERS = 6
 GENERATE_STEPS = (2, 10)  # new tokens per generate call: 8 more steps stand well above noise
@@ -83,64 +85,97 @@ def preload_host_models(families: Sequence[str] = HOST_FAMILIES) -> None:
 
 def time_host_overhead(device: torch.device, families: Sequence[str] = HOST_FAMILIES,
                        log: Log = print) -> dict[str, dict[str, Any]]:
-    """Per-layer and fixed wall time of tiny models (L=2 vs L=12) per family: eager host overhead."""
-    out: dict[str, dict[str, Any]] = {}
-    lo, hi = HOST_LAYERS
-    for family in families:
-        models: list[torch.nn.Module] = []
-        try:
-            models = [tiny_model(family, n, device) for n in (lo, hi)]
-            t_lo, t_hi = time_models(models, device, calls=HOST_CALLS)
-        except Exception as exc:  # a transformers version without this family: skip, keep going
-            log(f"  host {family}: failed ({type(exc).__name__}: {exc}), skipped")
-            continue
-        finally:
-            del models
-            free(device)
-        per_layer = (t_hi - t_lo) / (hi - lo)
-        out[family] = {"per_layer_us": round(per_layer, 3),
-                       "fixed_us": round(t_lo - lo * per_layer, 3),
-                       "layers_measured": [lo, hi]}
-        log(f"host {family}: {per_layer:.1f} us/layer + {t_lo - lo * per_layer:.1f} us fixed")
-    return out
+    """Per-layer and fixed wall time of tiny models (L=2 vs L=12) per family: eager host overhead
+    (``time_host_families`` without generate)."""
+    return time_host_families(device, families, (), log)[0]
 
 
 def time_generate_overhead(device: torch.device, families: Sequence[str] = HOST_FAMILIES,
-                           log: Log = print, calls: int = 5, warmup: int = 1) -> dict[str, dict[str, Any]]:
-    """model.generate's own host time per family, on tiny models (GPU work negligible): greedy,
-    eos_token_id=None, min_new_tokens = max_new_tokens, at two depths x two step counts.
+                           log: Log = print) -> dict[str, dict[str, Any]]:
+    """model.generate's own host time per family (``time_host_families``, its generate part)."""
+    return time_host_families(device, families, families, log)[1]
 
-    T(L, N) = setup(L) + N x step(L), with setup(L) = setup_us + L x setup_per_layer_us and
-    step(L) = step_us + L x step_per_layer_us (a step: the forward's Python, logits processing,
-    stopping criteria, cache bookkeeping; the prefill counts as one step)."""
-    out: dict[str, dict[str, Any]] = {}
-    (lo, hi), (n1, n2) = HOST_LAYERS, GENERATE_STEPS
+
+def time_host_families(device: torch.device, families: Sequence[str] = HOST_FAMILIES,
+                       generate_families: Sequence[str] = (), log: Log = print,
+                       rounds: int = HOST_ROUNDS) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The host stage: every family's tiny models (L=2 and L=12) timed in one loop, round-robin.
+
+    Forward: model(input_ids), FORWARD_PER_ROUND calls per model per round, each synchronised;
+    per-layer = (T(12) - T(2)) / 10 and fixed = T(2) - 2 x per-layer from the medians.
+    generate() (the families in `generate_families`): greedy, eos_token_id=None, min_new_tokens =
+    max_new_tokens, at both depths x GENERATE_STEPS new tokens, once per round;
+    T(L, N) = setup(L) + N x step(L) (``fit_generate_host``).
+
+    Why one loop: the host of a lent machine moves 1.5-2x within seconds. Timed one family after
+    another (forward for all, then generate for all), each family's figures were taken at a moment
+    of their own: on the 2026-12-03 loan 3 the same family's decode-step layer came out 0.5-1.7x its
+    forward layer, and Qwen3's forward 1.36x loan 1's where Llama's was 0.92x. Round-robin, every
+    family's forward and generate share the host's moments, so their ratios and the families'
+    relative costs are the model's, not the host's. The first round is a warm-up (untimed)."""
+    lo, hi = HOST_LAYERS
+    n1, n2 = GENERATE_STEPS
+    gen_set = set(generate_families)
+    models: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
     for family in families:
         try:
-            models = [tiny_model(family, n, device) for n in (lo, hi)]
-            ids = torch.randint(1, 256, (1, 8), device=device)
-            kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
-            times: dict[tuple[int, int], list[float]] = {}
-            with torch.inference_mode(), gc_off():
-                for i in range(warmup + calls):
-                    for model, layers in zip(models, (lo, hi)):
-                        for n in (n1, n2):
-                            sync(device)
-                            t0 = time.perf_counter()
-                            model.generate(ids, max_new_tokens=n, min_new_tokens=n, **kw)
-                            sync(device)
-                            if i >= warmup:
-                                times.setdefault((layers, n), []).append((time.perf_counter() - t0) * 1e6)
-        except Exception as exc:  # noqa: BLE001 - a family this transformers cannot generate with
-            log(f"  generate {family}: failed ({type(exc).__name__}: {exc}), skipped")
+            models[family] = (tiny_model(family, lo, device), tiny_model(family, hi, device))
+        except Exception as exc:  # a transformers version without this family: skip, keep going
+            log(f"  host {family}: failed ({type(exc).__name__}: {exc}), skipped")
+    ids = torch.randint(1, 256, (1, 8), device=device)
+    kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
+    fwd: dict[str, dict[int, list[float]]] = {f: {lo: [], hi: []} for f in models}
+    gen: dict[str, dict[tuple[int, int], list[float]]] = {f: {} for f in models if f in gen_set}
+    failed: set[str] = set()
+
+    def timed_us(call) -> float:
+        sync(device)
+        t0 = time.perf_counter()
+        call()
+        sync(device)
+        return (time.perf_counter() - t0) * 1e6
+
+    order = list(models)
+    try:
+        with torch.inference_mode(), gc_off():
+            for r in range(rounds + 1):   # round 0: warm-up
+                for family in order[r % len(order):] + order[:r % len(order)] if order else ():
+                    if family in failed:
+                        continue
+                    pair = models[family]
+                    try:
+                        for _ in range(FORWARD_PER_ROUND):
+                            for model, layers in zip(pair, (lo, hi)):
+                                t = timed_us(lambda: model(ids))
+                                if r:
+                                    fwd[family][layers].append(t)
+                        if family in gen:
+                            for model, layers in zip(pair, (lo, hi)):
+                                for n in (n1, n2):
+                                    t = timed_us(lambda: model.generate(ids, max_new_tokens=n, min_new_tokens=n, **kw))
+                                    if r:
+                                        gen[family].setdefault((layers, n), []).append(t)
+                    except Exception as exc:  # noqa: BLE001 - one family must not end the stage
+                        log(f"  host {family}: failed ({type(exc).__name__}: {exc}), skipped")
+                        failed.add(family)
+    finally:
+        models.clear()
+        free(device)
+    host: dict[str, dict[str, Any]] = {}
+    generate: dict[str, dict[str, Any]] = {}
+    for family in order:
+        if family in failed:
             continue
-        finally:
-            models = []
-            free(device)
-        out[family] = fit_generate_host({k: median(v) for k, v in times.items()})
-        log(f"generate {family}: set-up {out[family]['setup_us']:.0f} us, per step "
-            f"{out[family]['step_us']:.0f} us + {out[family]['step_per_layer_us']:.1f} us/layer")
-    return out
+        t_lo, t_hi = median(fwd[family][lo]), median(fwd[family][hi])
+        per_layer = (t_hi - t_lo) / (hi - lo)
+        host[family] = {"per_layer_us": round(per_layer, 3), "fixed_us": round(t_lo - lo * per_layer, 3),
+                        "layers_measured": [lo, hi]}
+        log(f"host {family}: {per_layer:.1f} us/layer + {t_lo - lo * per_layer:.1f} us fixed")
+        if family in gen:
+            g = generate[family] = fit_generate_host({k: median(v) for k, v in gen[family].items()})
+            log(f"generate {family}: set-up {g['setup_us']:.0f} us, per step "
+                f"{g['step_us']:.0f} us + {g['step_per_layer_us']:.1f} us/layer")
+    return host, generate
 
 
 def _line_non_negative(x: tuple[int, int], y: tuple[float, float]) -> tuple[float, float]:

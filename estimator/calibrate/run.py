@@ -15,8 +15,7 @@ import torch
 
 from ..outpath import write_atomic
 from .collectives import AllreduceJob, measure_p2p
-from .host import (HOST_FAMILIES, QUICK_HOST_TYPES, dispatch_overhead_us,
-                   preload_host_models, time_generate_overhead, time_host_overhead)
+from .host import HOST_FAMILIES, QUICK_HOST_TYPES, dispatch_overhead_us, preload_host_models, time_host_families
 from .grouped import time_grouped_stage
 from .host_ops import time_host_ops
 from .kernels import time_kernels
@@ -77,9 +76,10 @@ def calibrate(device: str = "auto", quick: bool = False, log: Log = print,
             if gpu:   # MoE experts as transformers runs them by default (grouped_mm)
                 time_grouped_stage(dev, profile, quick, say)
             profile["host_ops"] = time_host_ops(dev, log=say)
-            profile["host"] = time_host_overhead(dev, types, log=say)
-            if gpu:  # generation is estimated and measured on GPUs only; a CPU keeps its calibration short
-                timed = time_generate_overhead(dev, gen_types, log=say)
+            # forward and generate() of every type in one round-robin loop (host.time_host_families);
+            # generation is estimated and measured on GPUs only: a CPU keeps its calibration short
+            profile["host"], timed = time_host_families(dev, types, gen_types if gpu else (), log=say)
+            if gpu:
                 profile["generate"] = timed
         if gpu and profile["gpu_count"] >= 2:
             profile["dispatch"] = dispatch_overhead_us(types, log=say)
