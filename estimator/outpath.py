@@ -8,6 +8,7 @@ never sees half a file.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import IO, Callable
@@ -109,15 +110,24 @@ def _atomic(path: str | os.PathLike[str], fill: Callable[[IO], object], binary: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as handle:
-            fill(handle)
-        os.replace(tmp, path)
-    except BaseException:
+    while True:
+        # the name is chosen before the file exists, so that an interrupt landing anywhere after the
+        # file is created (a Ctrl-C right as a streamed sweep starts: inside tempfile.mkstemp, between
+        # its open and its return, one leaked in a fresh-clone CI run) still finds it to remove
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue   # another writer's temporary name: draw again (and remove nothing)
+            os.fchmod(fd, mode)
+            with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as handle:
+                fill(handle)
+            os.replace(tmp, path)
+            return
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise

@@ -294,3 +294,18 @@ def test_one_new_token_has_no_tpot():
     assert rc == 0 and json.loads(out)["tpot_ms"] is None
     rc, out, err = run_cli("estimate", *SMALL, "--batch", "1", "--seq", "64", "--new-tokens", "1")
     assert rc == 0 and any(line.startswith("time per output token") and "n/a" in line for line in out.splitlines())
+
+
+def test_an_interrupt_right_after_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """The window a fresh-clone CI run hit: the Ctrl-C landed between the temporary file's
+    creation and the code that removes it on failure (inside tempfile.mkstemp)."""
+    from estimator import outpath
+    target = tmp_path / "rows.csv"
+    target.write_text("old\n")
+
+    def interrupted(fd, mode):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(outpath.os, "fchmod", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        outpath.write_atomic_stream(target, lambda h: h.write("new\n"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"] and target.read_text() == "old\n"
