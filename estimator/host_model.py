@@ -220,7 +220,7 @@ def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost
     # an MoE layer's host time follows the experts its tokens hit, so a 1-token forward here would
     # count the decode step's fewer experts twice (the MoE types left out came out 22-33 % low)
     fwd = host_price(prof, spec, 1, DECODE_BASE_TOKENS, e)
-    per_layer = fwd.times.per_layer_us * _decode_ratio(prof, spec, e) * decode_glue(prof, e)
+    per_layer = fwd.times.per_layer_us * _decode_ratio(prof, spec, e) * decode_glue(prof, e, _routed(spec))
     entries = [g for g in gen.values() if g is not None]
     if entries:
         step = statistics.median(g.step_us for g in entries)
@@ -233,31 +233,43 @@ def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost
 DECODE_BASE_TOKENS = 8   # the prompt of host calibration's timed forward (calibrate/host.py): the decode ratio's base
 
 
-def decode_glue(prof: Profile, e: int) -> float:
-    """What a decode step's layer costs the host beyond its operations' price, machine-wide: the
-    median over the model types the profile timed both ways of (generate's measured per-layer step)
-    / (the forward's measured per-layer host x the op-level decode/forward ratio). The cache
-    update's Python (DynamicCache bookkeeping, per-layer mask and position handling) is not an
-    operation the op list prices: on the 2026-12-03 H200 calibration a decode step's layer took
-    0.9-1.7x its forward layer (median 1.3); without this factor, generate's host time built from
-    parts came out 0-48 % low (median -27 %) for the types left out in turn. 1.0 without such types."""
-    return prof.memoized_host(("decode-glue", e), _decode_glue, prof, e)
+def _routed(spec: ModelSpec) -> bool:
+    """Whether `spec`'s MLP runs routed experts (the decode glue's kind)."""
+    return spec.arch.experts_implementation(spec) is not None
 
 
-def _decode_glue(prof: Profile, e: int) -> float:
-    ratios = []
+def decode_glue(prof: Profile, e: int, routed: bool = False) -> float:
+    """What a decode step's layer costs the host beyond its operations' price, machine-wide, per
+    MLP kind (dense, or routed experts): the median over the model types of that kind the profile
+    timed both ways of (generate's measured per-layer step) / (the forward's measured per-layer
+    host x the op-level decode/forward ratio); over every such type when none is of the kind.
+
+    Timed round-robin (calibrate/host.py, 2026-12-03 loan 6), a dense type's decode-step layer
+    costs what its op list says, 0.9-1.1x (median 1.0); the routed-expert types' 1.0-1.25x (median
+    1.2): their decode step runs fewer experts than the 8-token forward, and the expert loop's
+    Python (a sync per expert, the routing's index tensors) shrinks less than its kernels do.
+    Without the per-kind split, the MoE types left out in turn came out 18-20 % low. (The glue of
+    1.30 fitted on the earlier profile was the host's drift: its forward and generate() were timed
+    minutes and loans apart.) 1.0 without such types."""
+    return prof.memoized_host(("decode-glue", e, routed), _decode_glue, prof, e, routed)
+
+
+def _decode_glue(prof: Profile, e: int, routed: bool) -> float:
+    ratios: dict[bool, list[float]] = {False: [], True: []}
     for mt, g in prof.data.generate.items():
         fwd = prof.data.host.get(mt)
         derived = ((prof.raw.get("generate") or {}).get(mt) or {}).get("derived_from")
         if g is None or fwd is None or derived or fwd.per_layer_us <= 0 or mt not in BY_MODEL_TYPE:
             continue
         try:
-            r = _decode_ratio(prof, _tiny_spec(mt), e)
+            spec = _tiny_spec(mt)
+            r = _decode_ratio(prof, spec, e)
         except Exception:   # noqa: BLE001 - a tiny config this estimator cannot read
             continue
         if r > 0:
-            ratios.append(g.step_per_layer_us / (fwd.per_layer_us * r))
-    return statistics.median(ratios) if ratios else 1.0
+            ratios[_routed(spec)].append(g.step_per_layer_us / (fwd.per_layer_us * r))
+    pick = ratios[routed] or ratios[not routed]
+    return statistics.median(pick) if pick else 1.0
 
 
 def _decode_ratio(prof: Profile, spec: ModelSpec, e: int) -> float:

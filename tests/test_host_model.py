@@ -180,13 +180,12 @@ def test_a_derived_generate_entry_is_not_called_measured(shipped):
 
 def test_decode_step_of_each_family_left_out_is_built_from_its_parts(shipped):
     """generate's host time of a family whose generate() and forward were not timed, built from
-    parts (op-level forward x decode/forward ratio x the machine's decode glue, generate's own
-    per-step work the median of the others), against the family's measured decode step (a
-    12-layer tiny model). The issue asks 15 % for each; this holds the present model to its
-    measured spread (2026-12-03: mean 10.3 %, max 26.6 %: OPT and GPT-2 23-27 % high, whose decode
-    layers cost 1.04-1.09x their forward layers where the rotary families' cost 1.1-1.7x; the MoE
-    types were 22-33 % low while the forward was priced at 1 token, counting the decode step's
-    fewer experts twice), so that a change that makes it worse fails."""
+    parts (op-level forward x decode/forward ratio x the machine's decode glue of its MLP kind,
+    generate's own per-step work the median of the others), against the family's measured decode
+    step (a 12-layer tiny model): within 15 % for each, as the issue asks. On the shipped H200
+    (generate timed round-robin with the forward, loan 6 of 2026-12-03): mean 6.5 %, max 14.4 %
+    (smollm3 +14.4, llama +12.3, olmoe +12.5, mixtral -11.9). With the earlier generate section,
+    timed minutes and loans away from its forward, it was mean 10.3 %, max 26.6 %."""
     errors = {}
     for model_type, entry in shipped.raw["generate"].items():
         if model_type not in shipped.data.host:
@@ -202,5 +201,17 @@ def test_decode_step_of_each_family_left_out_is_built_from_its_parts(shipped):
         errors[model_type] = gen.step_us + LOFO_LAYERS * gen.step_per_layer_us - want
         errors[model_type] /= want
     assert len(errors) >= 12
-    assert sum(abs(x) for x in errors.values()) / len(errors) <= 0.12, errors
-    assert max(abs(x) for x in errors.values()) <= 0.30, errors
+    assert sum(abs(x) for x in errors.values()) / len(errors) <= 0.10, errors
+    assert max(abs(x) for x in errors.values()) <= 0.15, errors
+
+
+def test_decode_glue_is_per_mlp_kind_and_falls_back_to_every_type(shipped):
+    """Routed-expert types get the glue of the routed types the profile timed; a profile that
+    timed no such type gives them the dense types' glue (never a silent 1.0 when data exists)."""
+    dense, routed = hm.decode_glue(shipped, 2, False), hm.decode_glue(shipped, 2, True)
+    assert dense != routed and 0.8 < dense < 1.2 and 1.0 < routed < 1.4
+    raw = copy.deepcopy(shipped.raw)
+    for mt in ("mixtral", "qwen3_moe", "olmoe", "phimoe"):
+        raw["generate"].pop(mt)
+    only_dense = Profile(raw, "dense only")
+    assert hm.decode_glue(only_dense, 2, True) == hm.decode_glue(only_dense, 2, False)
