@@ -209,7 +209,7 @@ def test_decode_glue_is_per_mlp_kind_and_falls_back_to_every_type(shipped):
     """Routed-expert types get the glue of the routed types the profile timed; a profile that
     timed no such type gives them the dense types' glue (never a silent 1.0 when data exists)."""
     dense, routed = hm.decode_glue(shipped, 2, False), hm.decode_glue(shipped, 2, True)
-    assert dense != routed and 0.8 < dense < 1.2 and 1.0 < routed < 1.4
+    assert routed > dense > 0.5   # the expert loop's Python shrinks less than its kernels in a decode step
     raw = copy.deepcopy(shipped.raw)
     for mt in ("mixtral", "qwen3_moe", "olmoe", "phimoe"):
         raw["generate"].pop(mt)
