@@ -160,6 +160,7 @@ class PerRound:
     factors: list               # per round: the forward factor, or generate's scaled host entry
     runtime_ms: list[float]     # per round: the estimated runtime
     base: int                   # the index of the median round
+    estimates: list = dataclasses.field(default_factory=list)   # per round: its whole estimate
 
     @property
     def factor(self) -> Any:
@@ -178,7 +179,7 @@ def per_round(fits: Sequence[tuple[Profile, Any]], estimate_of: Callable[[Profil
     medians = {k: statistics.median_low([getattr(e, k) for e in ests]) for k in MEDIAN_FIELDS
                if all(getattr(e, k) is not None for e in ests)}
     return PerRound(dataclasses.replace(ests[base], **medians), fits[base][0], [f for _, f in fits],
-                    [e.runtime_ms for e in ests], base)
+                    [e.runtime_ms for e in ests], base, ests)
 
 
 def forward_per_round(prof: Profile, spec, device, w: Workload, probes_ms: Sequence[float]) -> PerRound:

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 from estimator import outpath
 
 from . import metrics
-from .compare import ERROR_BASIS, errors, relative_error
+from .compare import ERROR_BASIS, PAIRED_BASIS, errors, paired, relative_error
 from .formats import NA, fmt_error, fmt_fixed2, fmt_int, fmt_sig3  # noqa: F401  (cell formats, re-exported)
 from .formats import finite_number as _number
 from .grid import grid_lines
@@ -235,6 +235,10 @@ def render_rst(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, Any] | N
         out += _section("Generation", "-")
         out += ["TTFT is ``generate(..., max_new_tokens=1)``; TPOT the mean decode step, (generate - TTFT) "
                 "/ (new tokens - 1); memory the peak of the call; energy per generated token.", ""]
+        if any(paired(r) for r in generated):
+            out += [f"Rows measured with the host probe judge runtime, TTFT, TPOT and throughput on {PAIRED_BASIS} "
+                    "(the host moved 1.5-2x within seconds on the lent machines); their Measured and Estimated "
+                    "columns show the medians of the rounds.", ""]
         for text in dict.fromkeys(generation_workload(r) for r in generated):
             part = [r for r in generated if generation_workload(r) == text]
             out += [text, ""] + grid_table(part, metrics.generation_table()) + [""] + range_notes(part)
@@ -288,7 +292,7 @@ def results_document(rows: Iterable[Mapping[str, Any]], machine: Mapping[str, An
     unstable, checked = unstable_counts(cases)
     if checked:   # rows measured since the stability check (issue 25)
         summary |= {"unstable": unstable, "stability_checked": checked}
-    return _jsonable({"schema_version": SCHEMA_VERSION, "error_basis": ERROR_BASIS,
+    return _jsonable({"schema_version": SCHEMA_VERSION, "error_basis": ERROR_BASIS, "paired_error_basis": PAIRED_BASIS,
                       "throughput_unit": "tokens/s", "machine": machine, "config": config,
                       "summary": summary, "cases": cases, "skipped": skipped})
 

@@ -115,6 +115,9 @@ class Measured:
     round_drift: float = ABSENT                   # how far the case's own rounds moved (bench/rounds.py's round_drift)
     round_drift_bound: float | None = ABSENT      # the bound that drift is held to (the case's runtime bound)
     unstable: bool = ABSENT                       # drift beyond that bound: reported and counted, still judged
+    # generation rows with the host probe: each timed round's runtime_ms, ttft_ms (the median of its
+    # one-token calls) and tpot_ms, paired with ``Estimated.per_round`` (bench/compare.py)
+    per_round: Mapping[str, list[float]] = ABSENT
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -174,6 +177,10 @@ class Estimated:
     energy_j_per_token_range: list[float] | None = ABSENT
     ttft_ms_range: list[float] | None = ABSENT    # generation rows only
     tpot_ms_range: list[float] | None = ABSENT
+    # generation rows with the host probe: the estimate of each timed round at the host speed its
+    # probe measured (runtime_ms, ttft_ms, tpot_ms), and generate's host entry of each round
+    per_round: Mapping[str, list[float]] = ABSENT
+    generate_host_us_rounds: list[Mapping[str, float]] = ABSENT
     extra: Mapping[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # see GENERATE_KEY_ORDER
 

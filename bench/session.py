@@ -19,7 +19,7 @@ from estimator.outpath import check_writable_dir
 
 from . import report, results
 from .machine import machine_info
-from .compare import ERROR_BASIS, errors, out_of_bounds
+from .compare import ERROR_BASIS, PAIRED_BASIS, errors, out_of_bounds, paired
 from .options import BenchConfig
 
 BENCH_FIXTURES = ("bench_recorder", "check_bounds")
@@ -115,7 +115,8 @@ class BenchSession:
         if not seen:
             self.write()
         if bad:
-            pytest.fail(f"{stored['case_id']}: estimate outside bounds, error = {ERROR_BASIS}:\n"
+            basis = PAIRED_BASIS if paired(row) else ERROR_BASIS
+            pytest.fail(f"{stored['case_id']}: estimate outside bounds, error = {basis}:\n"
                         + "\n".join(bad), pytrace=False)
         return row_errors
 

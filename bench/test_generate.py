@@ -18,7 +18,7 @@ import torch
 from bench import build, host_probe, measure
 from bench.calibration import host_used
 from bench.cases import detect, spec_or_skip
-from bench.generate_rounds import measure_generate
+from bench.generate_rounds import TTFT_PER_ROUND, measure_generate
 from bench.plugin import get_bench_config
 from bench.row import Estimated, Measured, Row, parallel_label
 from estimator import EstimatorError, estimate
@@ -47,6 +47,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not cfg.new_tokens:
         cases = [GenCase("", 0, 0, 0)]
     metafunc.parametrize("gen_case", cases, ids=[c.id if c.model else "no-generation" for c in cases])
+
+
+PER_ROUND_KEYS = ("runtime_ms", "ttft_ms", "tpot_ms")
+
+
+def measured_per_round(run, new_tokens: int) -> dict[str, list[float]]:
+    """Each timed round's runtime, TTFT (the median of the one-token calls paired with its probe)
+    and TPOT ((runtime - TTFT) / (new tokens - 1)), in ms (bench/generate_rounds.py's order)."""
+    k = TTFT_PER_ROUND
+    runtime = [x * 1e3 for x in run.rounds.data]
+    ttft = [statistics.median(run.ttft_ms_rounds[i * k:(i + 1) * k]) for i in range(len(runtime))]
+    return {"runtime_ms": runtime, "ttft_ms": ttft,
+            "tpot_ms": [(r - t) / max(1, new_tokens - 1) for r, t in zip(runtime, ttft)]}
 
 
 def _skip_reason(case: GenCase) -> str | None:
@@ -120,14 +133,21 @@ def test_generate(gen_case: GenCase, benchmark, bench_config, bench_recorder, ch
                                    warmup_settled=warm.settled,
                                    **run.rounds.row_fields(bench_config.generation_bounds.get("tpot_ms")))
     gen_host = None
+    per_round = None
     if run.probes:   # the case estimated with each round's own generate host time, the median taken
         fit = host_probe.generate_per_round(prof, spec, machine.device, row.workload(), run.probes)
         prof, est, gen_host = fit.profile, fit.estimate, fit.factor[0]
         measured = dataclasses.replace(measured, host_probe_ms=[x for p in run.probes for x in (p.ttft_ms, p.step_ms)],
-                                       host_factor_rounds=[[round(x, 4) for x in f] for _, f in fit.factors])
+                                       host_factor_rounds=[[round(x, 4) for x in f] for _, f in fit.factors],
+                                       per_round=measured_per_round(run, n))
+        per_round = fit
     estimated = Estimated.from_estimate(est, host_us=host_used(prof, spec))
     if gen_host:
         estimated = dataclasses.replace(estimated, generate_host_us=gen_host)
+    if per_round is not None:   # each round's estimate, paired with its measurement (bench/compare.py)
+        estimated = dataclasses.replace(
+            estimated, per_round={k: [getattr(e, k) for e in per_round.estimates] for k in PER_ROUND_KEYS},
+            generate_host_us_rounds=[entry for entry, _ in per_round.factors])
     if energy_probes:   # energy at the host speed of its own window (the two probes beside it, averaged)
         mid = host_probe.GenerateProbe(sum(p.ttft_ms for p in energy_probes) / len(energy_probes),
                                        sum(p.step_ms for p in energy_probes) / len(energy_probes))

@@ -66,3 +66,25 @@ def test_energy_is_reestimated_at_the_host_speed_of_its_window() -> None:
     base, new = reestimate(gen), reestimate(slow)
     assert new["tpot_ms"] == base["tpot_ms"]
     assert new["generate_energy_j_per_token"] > 1.2 * base["generate_energy_j_per_token"]
+
+
+def test_a_row_with_per_round_host_entries_is_re_estimated_round_by_round():
+    """A generation row that recorded each round's generate host entry is re-estimated once per
+    round with it (bench/accuracy/recorded.per_round_estimates), and judged on the paired basis:
+    a round at twice the host entry is estimated slower, and the paired error follows the rounds."""
+    import copy
+    import json as _json
+    from bench.accuracy.recorded import MEASURED, evaluate, reestimate
+    doc = _json.loads((MEASURED / "h200x1-1203e-generate-64-b1.json").read_text())
+    row = copy.deepcopy(next(c for c in doc["cases"] if c["case_id"].startswith("generate-AICrossSim/clm-60m-1x128")))
+    row["source"] = "h200x1-1203e-generate-64-b1.json"
+    entry = row["estimated"]["generate_host_us"]
+    slow = {k: 2 * v for k, v in entry.items()}
+    row["estimated"]["generate_host_us_rounds"] = [entry, slow, entry]
+    got = reestimate(row)["per_round"]
+    assert got["runtime_ms"][0] == pytest.approx(got["runtime_ms"][2]) and got["runtime_ms"][1] > 1.5 * got["runtime_ms"][0]
+    meas = got["runtime_ms"][0] * 1.02
+    row["measured"]["per_round"] = {"runtime_ms": [meas, 2 * meas, meas], "ttft_ms": got["ttft_ms"],
+                                    "tpot_ms": got["tpot_ms"]}
+    [judged] = evaluate([row])
+    assert judged["error"]["runtime_ms"] == pytest.approx(1 / 1.02 - 1, abs=0.03)

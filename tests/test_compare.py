@@ -69,3 +69,26 @@ def test_out_of_bounds_edges():
     assert out_of_bounds({"runtime_ms": 0.5}, {"runtime_ms": None}) == []
     assert out_of_bounds({"runtime_ms": -0.2}, {"runtime_ms": 0.0}) == [
         "runtime_ms: -20.0% > 0.0%"]
+
+
+def test_a_generation_row_with_rounds_is_judged_round_by_round():
+    """The host doubles its speed in rounds 3-5: the medians of the measurement (round 3's 1.0 s)
+    and of the estimates (round 1's 2.0 s, at its slow probe) come from different moments, 100 %
+    apart; each round's estimate at its own probe is within 5 % of that round."""
+    meas_rt, est_rt = [2000.0, 2100.0, 1000.0, 1050.0, 980.0], [2040.0, 2000.0, 1030.0, 1000.0, 1000.0]
+    row = {"kind": "generate",
+           "measured": {"runtime_ms": 1050.0, "ttft_ms": 20.0, "tpot_ms": 16.0, "throughput_tokens_per_s": 61.0,
+                        "per_round": {"runtime_ms": meas_rt, "ttft_ms": [30, 31, 15, 16, 15],
+                                      "tpot_ms": [x / 64 for x in meas_rt]}},
+           "estimated": {"runtime_ms": 2000.0, "ttft_ms": 30.0, "tpot_ms": 31.0, "throughput_tokens_per_s": 32.0,
+                         "per_round": {"runtime_ms": est_rt, "ttft_ms": [31, 30, 15, 15, 16],
+                                       "tpot_ms": [x / 64 for x in est_rt]}}}
+    e = errors(row)
+    ratios = sorted(a / b for a, b in zip(est_rt, meas_rt))
+    assert e["runtime_ms"] == pytest.approx(ratios[2] - 1) and abs(e["runtime_ms"]) < 0.05
+    assert e["tpot_ms"] == pytest.approx(e["runtime_ms"]) and abs(e["ttft_ms"]) < 0.05
+    assert e["throughput_tokens_per_s"] == pytest.approx(sorted(b / a for a, b in zip(est_rt, meas_rt))[2] - 1)
+    plain = {k: dict(v, per_round=None) for k, v in row.items() if k != "kind"} | {"kind": "generate"}
+    assert errors(plain)["runtime_ms"] == pytest.approx(2000 / 1050 - 1)   # without rounds: the medians
+    uneven = {**row, "estimated": {**row["estimated"], "per_round": {"runtime_ms": est_rt[:4]}}}
+    assert errors(uneven)["runtime_ms"] == pytest.approx(2000 / 1050 - 1)  # rounds that do not pair: the medians

@@ -219,3 +219,22 @@ def test_unstable_cases_are_counted_and_shown_with_their_spread() -> None:
     assert doc["summary"] == {"passed": 3, "unstable": 1, "stability_checked": 2}
     assert "Unstable" not in render_rst([steady, old])
     assert "unstable" not in results_document([old], None, {})["summary"]   # old reports stay as they were
+
+
+def test_each_round_gets_its_own_runtime_ttft_and_tpot() -> None:
+    """bench/test_generate.measured_per_round: a round's TTFT is the median of the one-token calls
+    paired with its probe, its TPOT (runtime - TTFT) / (new tokens - 1)."""
+    pytest.importorskip("torch")
+    from bench.test_generate import measured_per_round
+    clock = FakeClock()
+
+    def gen(tokens: int) -> None:
+        clock.now += 0.46 if tokens > 1 else 0.05
+
+    def probe_gen(tokens: int) -> None:
+        clock.now += 0.004 + 0.002 * tokens
+
+    run = measure_generate(gen, probe_gen, 64, rounds=5, warmup=0, benchmark=None, clock=clock, cpu_probe=None)
+    got = measured_per_round(run, 64)
+    assert got["runtime_ms"] == pytest.approx([460.0] * 5) and got["ttft_ms"] == pytest.approx([50.0] * 5)
+    assert got["tpot_ms"] == pytest.approx([(460.0 - 50.0) / 63] * 5)

@@ -116,6 +116,24 @@ def energy_profile(row: Mapping[str, Any], prof: Profile) -> Profile | None:
                           f"{prof.source}, host beside the energy window")
 
 
+def per_round_estimates(row: Mapping[str, Any], prof: Profile) -> dict[str, list[float]] | None:
+    """A generation row measured with the host probe: its case re-estimated once per timed round
+    with that round's generate host entry (``generate_host_us_rounds``), the values the row is
+    judged on round by round (bench/compare.py's PAIRED_BASIS); None for other rows."""
+    r = Row.from_dict(row)
+    entries = r.estimated.generate_host_us_rounds if r.estimated is not None else None
+    if not entries:
+        return None
+    key = host_key(r)
+    out: dict[str, list[float]] = {"runtime_ms": [], "ttft_ms": [], "tpot_ms": []}
+    for entry in entries:
+        e = estimate(row["model"], row["device"], workload(row),
+                     prof.with_host({}, {}, f"{prof.source}, the round's generate host", generate={key: dict(entry)}))
+        for k in out:
+            out[k].append(getattr(e, k))
+    return out
+
+
 def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict[str, Any]:
     """The current estimator's four metrics (+ memory_gb_per_gpu) for a recorded row; with
     `transfer_from`, through the transfer model from that device's calibration. Energy at the
@@ -125,6 +143,9 @@ def reestimate(row: Mapping[str, Any], transfer_from: str | None = None) -> dict
     out = {**{m: getattr(e, m) for m in METRICS}, "memory_gb_per_gpu": list(e.memory_gb_per_gpu)}
     if e.ttft_ms is not None:   # a generation row: its TTFT / TPOT are gated too
         out |= {m: getattr(e, m) for m in GENERATION_METRICS}
+    rounds = per_round_estimates(row, prof)
+    if rounds is not None:
+        out["per_round"] = rounds
     eprof = energy_profile(row, prof)
     if eprof is not None:
         en = estimate(row["model"], row["device"], workload(row), eprof)
