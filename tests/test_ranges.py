@@ -183,7 +183,7 @@ def test_the_command_writes_the_shipped_file_from_the_recorded_rows(tmp_path: Pa
 
 def test_machines_and_host_machines() -> None:
     labels = {s["label"] for s in cmd.sessions().values()}
-    assert len(labels) == 12    # reports/measured/MACHINES.md: two H100 and ten H200 machines (two 4-GPU, eight 1-GPU loans;
+    assert len(labels) == 13    # reports/measured/MACHINES.md: two H100 and eleven H200 machines (two 4-GPU, nine 1-GPU loans;
     # loan 4 of 2026-12-03 is labelled with loan 3: its files carry the same machine block)
     machines = list({s["label"]: s for s in cmd.sessions().values()}.values())
     h200 = cmd.calibration_machines("h200-sxm-141gb", machines)
