@@ -250,7 +250,9 @@ def decode_glue(prof: Profile, e: int, routed: bool = False) -> float:
     Python (a sync per expert, the routing's index tensors) shrinks less than its kernels do.
     Without the per-kind split, the MoE types left out in turn came out 18-20 % low. (The glue of
     1.30 fitted on the earlier profile was the host's drift: its forward and generate() were timed
-    minutes and loans apart.) 1.0 without such types."""
+    minutes and loans apart.) On the shipped H200 profile the glue also carries the level of the
+    lent machines' real decode steps (reports/probes/h200-2026-12-03/loan6/make_level.py: the
+    generate section x 1.215), so it reads 1.20 (dense) and 1.42 (routed). 1.0 without such types."""
     return prof.memoized_host(("decode-glue", e, routed), _decode_glue, prof, e, routed)
 
 

@@ -1,5 +1,9 @@
 """How estimator/profiles/h200-sxm-141gb.json's host sections were made on 2026-12-03 (afternoon).
 
+Superseded in part: the generate section this script writes was replaced that night by
+../loan6/make_profile.py (generate timed round-robin with its forward) and ../loan6/make_level.py
+(the lent machines' decode-step level); run those two after this one to rebuild the shipped profile.
+
     python reports/probes/h200-2026-12-03/loan3/make_profile.py
 
 Host time moved 1.2-2.2x between lent H200s of one kind; two loans of the day timed it with the
