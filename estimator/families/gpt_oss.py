@@ -129,7 +129,9 @@ class GptOss(MoE):
     def estimate_notes(self, spec: ModelSpec, tokens: int) -> list[str]:
         notes = super().estimate_notes(spec, tokens)
         notes.append("gpt-oss runs eager attention with its learned sinks (transformers has no SDPA path for it): "
-                     "score matrices priced and held as seq x seq per head")
+                     "score matrices priced and held as seq x seq per head; their softmax over rows of keys + 1 "
+                     "(unvectorized) is priced at 5.4x the calibrated reduction, a factor from one H200 kernel "
+                     "profile (cost.ODD_ROW_SOFTMAX_FACTOR), not from this machine's calibration")
         if _fields(spec).mxfp4:
             notes.append("mxfp4 checkpoint priced as bfloat16 weights: without the triton kernels (not installed on "
                          "the benchmark GPUs) transformers dequantizes the experts to bfloat16 on load; weight "
