@@ -22,6 +22,7 @@ ERROR_BASIS = "(estimated - measured) / measured"
 # on 12 of 12 cases; the medians compared apart, 8 of 12).
 PAIRED_BASIS = ("the median over the timed rounds of (the round's estimate, at the host speed its probe "
                 "measured - the round's measurement) / the round's measurement")
+PER_ROUND_KEYS = ("runtime_ms", "ttft_ms", "tpot_ms")   # what a row's ``per_round`` blocks hold
 PAIRED_METRICS = {"runtime_ms": "runtime_ms", "generate_ms": "runtime_ms", "throughput_tokens_per_s": "runtime_ms",
                   "ttft_ms": "ttft_ms", "tpot_ms": "tpot_ms"}
 

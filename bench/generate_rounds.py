@@ -61,11 +61,6 @@ def measure_generate(gen: Callable[[int], None], probe_gen: Callable[[int], None
     steps: list[float] = []         # the step probes: one before each round, one after the last
     between = None
 
-    def timed_ms(fn: Callable[[], None]) -> float:
-        t0 = clock()
-        fn()
-        return (clock() - t0) * 1e3
-
     if probe_gen is not None:
         for _ in range(2):   # the probe's shapes have first calls of their own: untimed
             probe_gen(1)
@@ -75,8 +70,8 @@ def measure_generate(gen: Callable[[int], None], probe_gen: Callable[[int], None
         def between() -> None:
             pair = []
             for _ in range(TTFT_PER_ROUND):
-                pair.append(timed_ms(lambda: probe_gen(1)))
-                ttft_ms.append(timed_ms(lambda: gen(1)))
+                pair.append(host_probe.timed_median_ms(lambda: probe_gen(1), 1, clock))
+                ttft_ms.append(host_probe.timed_median_ms(lambda: gen(1), 1, clock))
             probe_ttft.append(statistics.median(pair))
             steps.append(host_probe.step_probe(probe_gen, probe_ttft[-1], clock))
 

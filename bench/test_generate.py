@@ -18,6 +18,7 @@ import torch
 from bench import build, host_probe, measure
 from bench.calibration import host_used
 from bench.cases import detect, spec_or_skip
+from bench.compare import PER_ROUND_KEYS
 from bench.generate_rounds import TTFT_PER_ROUND, measure_generate
 from bench.plugin import get_bench_config
 from bench.row import Estimated, Measured, Row, parallel_label
@@ -47,9 +48,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not cfg.new_tokens:
         cases = [GenCase("", 0, 0, 0)]
     metafunc.parametrize("gen_case", cases, ids=[c.id if c.model else "no-generation" for c in cases])
-
-
-PER_ROUND_KEYS = ("runtime_ms", "ttft_ms", "tpot_ms")
 
 
 def measured_per_round(run, new_tokens: int) -> dict[str, list[float]]:

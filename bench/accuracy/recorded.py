@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Mapping
 from estimator import Workload, estimate, get_device, load_model
 from estimator.profile import Profile, profile_for
 
-from ..compare import GENERATION_METRICS, METRICS, errors, relative_error
+from ..compare import GENERATION_METRICS, METRICS, PER_ROUND_KEYS, errors, relative_error
 from ..row import Row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def per_round_estimates(row: Mapping[str, Any], prof: Profile) -> dict[str, list
     if not entries:
         return None
     key = host_key(r)
-    out: dict[str, list[float]] = {"runtime_ms": [], "ttft_ms": [], "tpot_ms": []}
+    out: dict[str, list[float]] = {k: [] for k in PER_ROUND_KEYS}
     for entry in entries:
         e = estimate(row["model"], row["device"], workload(row),
                      prof.with_host({}, {}, f"{prof.source}, the round's generate host", generate={key: dict(entry)}))
