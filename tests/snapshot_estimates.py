@@ -93,14 +93,18 @@ def snapshot_many() -> dict:
 
 
 def main(argv: list[str]) -> int:
-    many = "--many" in argv
-    argv = [a for a in argv if a != "--many"]
-    snap = snapshot_many() if many else snapshot()
-    with open(argv[0], "w") as f:
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", help="the snapshot to write (JSON)")
+    ap.add_argument("--many", action="store_true", help="through estimate_many's array path")
+    ap.add_argument("--diff", metavar="BEFORE", help="compare with an earlier snapshot: exit 1 if any case differs")
+    args = ap.parse_args(argv)   # "--help" prints usage: it is never taken for the output's name
+    snap = snapshot_many() if args.many else snapshot()
+    with open(args.out, "w") as f:
         json.dump(snap, f, sort_keys=True)
-    print(f"{len(snap)} cases ({sum('error' not in v for v in snap.values())} estimated) -> {argv[0]}")
-    if len(argv) > 2 and argv[1] == "--diff":
-        with open(argv[2]) as f:
+    print(f"{len(snap)} cases ({sum('error' not in v for v in snap.values())} estimated) -> {args.out}")
+    if args.diff:
+        with open(args.diff) as f:
             before = json.load(f)
         after = json.loads(json.dumps(snap, sort_keys=True))
         diff = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
