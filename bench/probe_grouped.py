@@ -38,6 +38,22 @@ def _sm_clock() -> float | None:
         return None
 
 
+def _replay(real, keep, timer, replay):
+    for x, w, offs in keep:
+        own = timer.per_call_us(lambda: real(x, w, offs=offs))
+        clock_own = _sm_clock()
+        e = w.shape[0]
+        m = x.shape[0] // e
+        xs = torch.randn(e * m, x.shape[1], device=x.device, dtype=x.dtype)
+        even = torch.arange(1, e + 1, device=x.device, dtype=torch.int32) * m
+        uniform = timer.per_call_us(lambda: real(xs, w, offs=even))
+        wc = torch.randn(w.shape[0], w.shape[2], w.shape[1], device=x.device, dtype=x.dtype).transpose(-2, -1)
+        calib = timer.per_call_us(lambda: real(xs, wc, offs=even))
+        replay.append({"own_inputs_us": own, "randn_even_rows_us": uniform, "calibration_style_us": calib,
+                       "rows_per_expert_even": m, "sm_clock_after_own": clock_own, "sm_clock_after": _sm_clock()})
+        del xs, wc
+
+
 def probe(name: str, batch: int, seq: int) -> dict:
     spec = load_model(name)
     model = build(name, "bfloat16", "cuda:0")
@@ -92,19 +108,8 @@ def probe(name: str, batch: int, seq: int) -> dict:
                 for i in range(len(events[0]))]
     timer = Timer(torch.device("cuda:0"), target_ms=8.0)
     replay = []
-    for x, w, offs in keep:
-        own = timer.per_call_us(lambda: real(x, w, offs=offs))
-        clock_own = _sm_clock()
-        e = w.shape[0]
-        m = x.shape[0] // e
-        xs = torch.randn(e * m, x.shape[1], device=x.device, dtype=x.dtype)
-        even = torch.arange(1, e + 1, device=x.device, dtype=torch.int32) * m
-        uniform = timer.per_call_us(lambda: real(xs, w, offs=even))
-        wc = torch.randn(w.shape[0], w.shape[2], w.shape[1], device=x.device, dtype=x.dtype).transpose(-2, -1)
-        calib = timer.per_call_us(lambda: real(xs, wc, offs=even))
-        replay.append({"own_inputs_us": own, "randn_even_rows_us": uniform, "calibration_style_us": calib,
-                       "rows_per_expert_even": m, "sm_clock_after_own": clock_own, "sm_clock_after": _sm_clock()})
-        del xs, wc
+    with torch.inference_mode():   # the weights are parameters: no autograd around the replay
+        _replay(real, keep, timer, replay)
     result = {"model": name, "batch": batch, "seq": seq, "forward_ms": walls, "sm_clock_after_forward": clock_model,
               "calls": [dict(c, in_place_us=t) for c, t in zip(calls, per_call)], "replay_first_layer": replay,
               "grouped_total_ms": sum(per_call) / 1e3}

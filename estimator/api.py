@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .device import GB, DeviceSpec, ambiguity_note, get_device
 from .memory import PARTS, MemoryParts
@@ -10,13 +10,15 @@ from .errors import EstimatorError
 from .front_door import MAX_LAYERS, check_instance, check_path_or
 from .layers import masked_note
 from . import fp8, host_model, ranges
-from .generation import Generation, generate_call
 from .model import ModelSpec, load_model
 from .profile import Profile, profile_for
 from .result_cache import cached_estimate
 from .spec import ModelSpec as AnySpec
 from .schedule import PassResult, forward_pass
 from .workload import Workload
+
+if TYPE_CHECKING:
+    from .generation import Generation
 
 
 @dataclass
@@ -328,6 +330,7 @@ GENERATION_EXECUTION = ("generation modelled as Hugging Face transformers' eager
 def _generation_estimate(spec: ModelSpec, dev: DeviceSpec, prof: Profile, w: Workload) -> Estimate:
     """model.generate(batch x seq, new_tokens): TTFT, TPOT, the whole call, its energy per
     generated token and the peak memory over the call; the breakdown per phase and group."""
+    from .generation import generate_call   # a plain forward does not load generation (issue 26)
     g: Generation = generate_call(spec, dev, prof, w)
     generated = w.batch * w.new_tokens
     energy = g.energy_j

@@ -25,12 +25,11 @@ scaled by kernel counts, the old fallback), "none" (nothing to price it with: ze
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from .families import BY_MODEL_TYPE, BY_NAME
+from .families import REGISTRY, family_named, family_of
 from .model import ModelSpec
 from .ops import Op, forward_ops
 from .profile import GENERATE_SETUP_US, GENERATE_STEP_US, GenerateHost
@@ -51,6 +50,13 @@ SOURCES = ("measured", "op-model", "scaled", "none")
 # generate's host time may also rest on "forward" (the family's forward timed, generate's own
 # per-step work the median of the families timed) or "fallback" (no generate timing at all)
 GENERATE_SOURCES = SOURCES + ("forward", "fallback")
+
+
+def _median(values):
+    """statistics.median, imported on first use: statistics (with fractions and decimal) is a
+    few milliseconds of a one-shot estimate that needs no median (issue 26)."""
+    from statistics import median
+    return median(values)
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,9 @@ def _priced_per_layer(spec: ModelSpec, batch: int, seq: int, e: int, costs: dict
 def _tiny_spec(model_type: str) -> ModelSpec:
     """The tiny model host calibration timed for `model_type`, as it ran it (an MoE's tiny model
     runs transformers' eager expert loop: the experts implementation its host keys name)."""
-    fam = BY_MODEL_TYPE[model_type]
+    fam = family_of(model_type)
+    if fam is None:
+        raise KeyError(model_type)
     spec = ModelSpec.from_hf_config(fam.tiny_config_kwargs(model_type, 2), name=f"tiny {model_type}")
     if spec.arch.host_keys(spec)[0] != model_type:
         spec = spec.arch.with_experts(spec, "eager")
@@ -118,7 +126,7 @@ def _corrections(prof: Profile) -> dict[str, float]:
     out = {}
     if costs:
         for mt, t in prof.data.host.items():
-            if mt not in BY_MODEL_TYPE or t.per_layer_us <= 0:
+            if mt not in REGISTRY or t.per_layer_us <= 0:
                 continue
             try:
                 priced = _priced_per_layer(_tiny_spec(mt), 1, 8, TINY_DTYPE_BYTES, costs)
@@ -133,12 +141,12 @@ def glue(prof: Profile, leave_out: tuple[str, ...] = ()) -> float | None:
     """The machine-wide factor on the operations' costs: the median correction over the timed
     model types (those in `leave_out` excluded); None when none was timed."""
     ratios = [r for mt, r in corrections(prof).items() if mt not in leave_out]
-    return statistics.median(ratios) if ratios else None
+    return _median(ratios) if ratios else None
 
 
 def _median_fixed(prof: Profile, leave_out: tuple[str, ...]) -> float:
     fixed = [t.fixed_us for mt, t in prof.data.host.items() if mt not in leave_out and t.fixed_us > 0]
-    return statistics.median(fixed) if fixed else 0.0
+    return _median(fixed) if fixed else 0.0
 
 
 def predicted(prof: Profile, spec: ModelSpec, batch: int, seq: int, e: int,
@@ -172,7 +180,7 @@ def host_price(prof: Profile, spec: ModelSpec, batch: int, seq: int, e: int) -> 
 @lru_cache(maxsize=8)
 def _reference_kernels(e: int) -> tuple[float, int]:
     """(kernels per layer, kernels outside the layers) of the reference family's tiny model."""
-    fam = BY_NAME[REFERENCE_FAMILY]
+    fam = family_named(REFERENCE_FAMILY)
     spec = ModelSpec.from_hf_config(fam.tiny_config_kwargs(fam.model_types[0], 2), name="reference")
     ops = forward_ops(spec, 1, 8, e)
     return ops.kernels_per_layer(), len(ops.pre) + len(ops.post)
@@ -223,8 +231,8 @@ def generate_price(prof: Profile, spec: ModelSpec, e: int) -> tuple[GenerateHost
     per_layer = fwd.times.per_layer_us * _decode_ratio(prof, spec, e) * decode_glue(prof, e, _routed(spec))
     entries = [g for g in gen.values() if g is not None]
     if entries:
-        step = statistics.median(g.step_us for g in entries)
-        setup = statistics.median(g.setup_us + g.setup_per_layer_us * spec.layers for g in entries)
+        step = _median(g.step_us for g in entries)
+        setup = _median(g.setup_us + g.setup_per_layer_us * spec.layers for g in entries)
         return GenerateHost(setup, 0.0, step, per_layer, True), "forward" if fwd.source == "measured" else fwd.source
     source = "fallback" if fwd.source == "measured" else fwd.source
     return GenerateHost(GENERATE_SETUP_US, 0.0, fwd.times.fixed_us + GENERATE_STEP_US, per_layer, False), source
@@ -261,7 +269,7 @@ def _decode_glue(prof: Profile, e: int, routed: bool) -> float:
     for mt, g in prof.data.generate.items():
         fwd = prof.data.host.get(mt)
         derived = ((prof.raw.get("generate") or {}).get(mt) or {}).get("derived_from")
-        if g is None or fwd is None or derived or fwd.per_layer_us <= 0 or mt not in BY_MODEL_TYPE:
+        if g is None or fwd is None or derived or fwd.per_layer_us <= 0 or mt not in REGISTRY:
             continue
         try:
             spec = _tiny_spec(mt)
@@ -271,7 +279,7 @@ def _decode_glue(prof: Profile, e: int, routed: bool) -> float:
         if r > 0:
             ratios[_routed(spec)].append(g.step_per_layer_us / (fwd.per_layer_us * r))
     pick = ratios[routed] or ratios[not routed]
-    return statistics.median(pick) if pick else 1.0
+    return _median(pick) if pick else 1.0
 
 
 def _decode_ratio(prof: Profile, spec: ModelSpec, e: int) -> float:
