@@ -9,22 +9,73 @@ import sys
 from .cli_args import DefaultsFormatter, Parser
 from .device import GB, list_devices
 from .errors import EstimatorError
-from .jsonout import dumps_estimate
-from .outpath import check_writable
 from .api import estimate
-from .generation import generation_rows
 from .model import load_model, zoo_names
-from . import plan_cli, sweep_cli
-from .sweep_output import format_params
 from .workload import EXPERTS_IMPLEMENTATIONS, PARALLEL_MODES, Workload, normalize_dtype
 from .ranges import annotate_rows
 from .tables import tabulate
 
+# Each command and its one line in --help. A command's own arguments are added only when it is
+# the one run (or when no command is named): sweep and plan import the planner, the sweep and
+# their plotting, which an estimate never needs (issue 26: one-shot CLI time).
+COMMANDS = {"estimate": "predict one forward pass",
+            "sweep": "estimate a grid of models x devices x workloads; --fit: what fits",
+            "plan": "the cheapest GPUs that serve a model at latency / throughput targets",
+            "devices": "list known GPUs",
+            "models": "list shipped model configs",
+            "calibrate": "measure this machine into a profile JSON"}
 
-def _parser() -> argparse.ArgumentParser:
+
+def command_of(argv: list[str]) -> str | None:
+    """The command argparse will run for `argv`: its first positional argument (the top-level
+    parser has no option that takes a value), None when that is no command."""
+    for i, a in enumerate(argv):
+        if a == "--":
+            a = argv[i + 1] if i + 1 < len(argv) else ""
+        elif a.startswith("-"):
+            continue
+        return a if a in COMMANDS else None
+    return None
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with `command`, only that command's arguments are added (the others
+    are named, with their help line, and take none: enough to parse `command`'s arguments)."""
     ap = Parser(prog="python -m estimator", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
-    est = sub.add_parser("estimate", help="predict one forward pass", formatter_class=DefaultsFormatter)
+    if command is not None:
+        for name, text in COMMANDS.items():
+            if name != command:
+                sub.add_parser(name, help=text)
+            else:
+                _add_command(sub, name)
+        return ap
+    for name in COMMANDS:
+        _add_command(sub, name)
+    return ap
+
+
+def _add_command(sub: argparse._SubParsersAction, name: str) -> None:
+    if name == "sweep":
+        from . import sweep_cli
+        sweep_cli.add_parser(sub, DefaultsFormatter, COMMANDS["sweep"])
+        return
+    if name == "plan":
+        from . import plan_cli
+        plan_cli.add_parser(sub, DefaultsFormatter, COMMANDS["plan"])
+        return
+    if name in ("devices", "models"):
+        sub.add_parser(name, help=COMMANDS[name])
+        return
+    if name == "calibrate":
+        cal = sub.add_parser("calibrate", help=COMMANDS["calibrate"])
+        cal.add_argument("--out", default=None, help="where to write the profile (default: print)")
+        cal.add_argument("--quick", action="store_true", help="smaller grids and shorter windows")
+        cal.add_argument("--generate-types", default=None, metavar="TYPES",
+                         help="comma-separated model types whose generate() host time is timed, or 'all' "
+                              "(default: llama, mixtral, qwen3_moe, phi3; the others are derived from llama's)")
+        return
+    est = sub.add_parser("estimate", help=COMMANDS["estimate"], formatter_class=DefaultsFormatter)
     est.add_argument("--model", required=True, help="zoo name (python -m estimator models) or path to a config.json")
     est.add_argument("--device", required=True, help="GPU name, short (H100) or NVML (NVIDIA H100 80GB HBM3)")
     est.add_argument("--gpus", type=int, default=1, help="GPU count")
@@ -47,17 +98,6 @@ def _parser() -> argparse.ArgumentParser:
                      help="estimate from DEVICE's shipped calibration through the transfer model, ignoring "
                           "the device's own (default: own profile, else the closest calibrated device)")
     est.add_argument("--json", action="store_true", help="print one JSON object")
-    sweep_cli.add_parser(sub, DefaultsFormatter)
-    plan_cli.add_parser(sub, DefaultsFormatter)
-    sub.add_parser("devices", help="list known GPUs")
-    sub.add_parser("models", help="list shipped model configs")
-    cal = sub.add_parser("calibrate", help="measure this machine into a profile JSON")
-    cal.add_argument("--out", default=None, help="where to write the profile (default: print)")
-    cal.add_argument("--quick", action="store_true", help="smaller grids and shorter windows")
-    cal.add_argument("--generate-types", default=None, metavar="TYPES",
-                     help="comma-separated model types whose generate() host time is timed, or 'all' "
-                          "(default: llama, mixtral, qwen3_moe, phi3; the others are derived from llama's)")
-    return ap
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:
@@ -68,6 +108,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
                  experts_implementation=args.experts_implementation)
     est = estimate(spec, args.device, w, args.profile, args.transfer_from)   # notes say which device "H100" is
     if args.json:
+        from .jsonout import dumps_estimate
         print(dumps_estimate(est.to_dict()))
         return
     for note in (n for n in est.notes if n.startswith("does not fit")):
@@ -83,6 +124,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
             ["throughput", f"{est.throughput_tokens_per_s:,.0f} tokens/s"],
             ["host / GPU busy", f"{est.host_ms:.2f} / {est.gpu_busy_ms:.2f} ms ({est.bound}-bound)"]]
     if est.ttft_ms is not None:   # generation: runtime is the whole generate call
+        from .generation import generation_rows
         rows += generation_rows(est)
     print(tabulate(annotate_rows(rows, est), tablefmt="simple"))
     print()
@@ -106,13 +148,16 @@ def memory_table(est) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(command_of(argv)).parse_args(argv)
     try:
         if args.command == "estimate":
             cmd_estimate(args)
         elif args.command == "sweep":
+            from . import sweep_cli
             sweep_cli.cmd_sweep(args)
         elif args.command == "plan":
+            from . import plan_cli
             plan_cli.cmd_plan(args)
         elif args.command == "devices":
             print(tabulate([[d.key, d.name, f"{d.tflops['float16']:g}", f"{d.memory_gb:g}", f"{d.memory_usable_gb:g}",
@@ -120,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"{d.power_limit_w:g}", d.interconnect] for d in list_devices()],
                            headers=["key", "name", "fp16 TFLOP/s", "GB", "usable GB", "GB/s", "W", "link"]))
         elif args.command == "models":
+            from .sweep_output import format_params
             rows = []
             for n in zoo_names():
                 s = load_model(n)
@@ -127,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             print(tabulate(rows, headers=["model", "type", "params", "layers", "hidden", "heads", "kv heads", "vocab"]))
         elif args.command == "calibrate":
             if args.out:  # fail now, not after the whole calibration
+                from .outpath import check_writable
                 check_writable(args.out, "profile")
             from .calibrate import calibrate, save_profile
             gen = None if args.generate_types is None else (

@@ -25,8 +25,9 @@ examples:
       --output-tokens 200 --tpot-ms 40 --min-throughput 5000 --devices L4,L40S,H100 --prices my-prices.csv"""
 
 
-def add_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
-    pl = sub.add_parser("plan", help="the cheapest GPUs that serve a model at latency / throughput targets",
+def add_parser(sub: argparse._SubParsersAction, formatter: type, help: str) -> None:
+    """The plan command's parser, its line in the CLI's --help `help` (__main__.COMMANDS)."""
+    pl = sub.add_parser("plan", help=help,
                         formatter_class=formatter, epilog=EPILOG, description=__doc__)
     pl.add_argument("--model", required=True, help="comma list of zoo names or config.json paths")
     pl.add_argument("--input-tokens", required=True, type=int, metavar="N", help="prompt tokens per request")

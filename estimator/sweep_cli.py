@@ -24,8 +24,9 @@ examples:
   python -m estimator sweep --model mistralai/Mistral-7B-v0.1 --device L4,A100 --batch 1:256:x2 --plot memory --x batch --png mem.png"""
 
 
-def add_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
-    sw = sub.add_parser("sweep", help="estimate a grid of models x devices x workloads; --fit: what fits",
+def add_parser(sub: argparse._SubParsersAction, formatter: type, help: str) -> None:
+    """The sweep command's parser, its line in the CLI's --help `help` (__main__.COMMANDS)."""
+    sw = sub.add_parser("sweep", help=help,
                         formatter_class=formatter, epilog=EPILOG, description=__doc__)
     sw.add_argument("--model", required=True, help="comma list of zoo names or config.json paths")
     sw.add_argument("--device", required=True, help="comma list of GPU names, or 'all' (every device in the database)")
