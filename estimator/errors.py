@@ -1,7 +1,6 @@
 """One exception type for every bad input: its message is one line the CLI prints as is."""
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
 
@@ -16,6 +15,7 @@ class UnmodelledConfig(EstimatorError):
 
 def closest(name: str, known: Iterable[str], n: int = 3) -> str:
     """' (closest: a, b)' for an unknown name, or '' when nothing is near."""
+    import difflib   # only when a name is not found: a millisecond of every start-up otherwise
     known = list(known)
     lowered = {k.lower(): k for k in known}
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.4)

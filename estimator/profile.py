@@ -15,16 +15,17 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 from .device import GB, DeviceSpec, host_device
 from .errors import EstimatorError
 from .interp import LogGrid
 from .profile_check import check_profile
-from .grouped import FALLBACK_EFFICIENCY, GroupedGemm
 from .profile_schema import (GENERATE_REQUIRED, HEADER, HostTimes, PowerModel, ProfileData, overlay_host,
                              parse_profile)
-from .transfer import Transfer, closest
+
+if TYPE_CHECKING:   # transfer.py and grouped.py: imported where a transfer or an MoE's experts need them
+    from .transfer import Transfer
 
 __all__ = ["Profile", "PowerModel", "HostTimes", "GenerateHost", "load_profile_file", "shipped_profile",
            "calibrated_devices", "transfer_profile", "profile_for"]
@@ -70,6 +71,33 @@ def monotone_times(rows) -> list[tuple[float, float]]:
 
 
 SQUARE_MIN_M = 128   # rows of a GPU profile's square GEMM grid; fewer: the decode (small-M) points
+
+
+class LazyTables(Mapping):
+    """key -> a lookup table built from its points on first use. A profile's GEMM grid of one
+    dtype takes ~4 ms to build (its empty cells filled from the nearest point) and an estimate
+    reads one or two of the six: a one-shot estimate builds only those (issue 26). Holds the
+    same tables, the same floats, as building them all up front."""
+
+    __slots__ = ("_points", "_build", "_built")
+
+    def __init__(self, points: Mapping[Any, Any], build: Callable[[Any], Any]) -> None:
+        self._points, self._build, self._built = points, build, {}
+
+    def __getitem__(self, key: Any) -> Any:
+        table = self._built.get(key)
+        if table is None:
+            table = self._built[key] = self._build(self._points[key])   # KeyError: no such table
+        return table
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._points
+
+    def __iter__(self):
+        return iter(self._points)
+
+    def __len__(self) -> int:
+        return len(self._points)
 
 
 @dataclass(frozen=True)
@@ -141,9 +169,9 @@ class Profile:
     host_source: str = "shipped"      # "run": host times measured on the machine at hand (with_host)
     data: ProfileData = field(init=False, repr=False, compare=False)   # the typed view of raw
     power: PowerModel | None = field(init=False, default=None)  # the power section; None: no energy
-    _gemm: dict = field(default_factory=dict)
+    _gemm: Mapping = field(default_factory=dict)   # dtype -> LogGrid of its square GEMMs (LazyTables)
     _gemv: dict = field(default_factory=dict)   # dtype -> DecodeGemm fitted on the small-M points
-    _sdpa: dict = field(default_factory=dict)
+    _sdpa: Mapping = field(default_factory=dict)   # dtype -> {head dim: LogGrid} (LazyTables)
     _memo: OrderedDict = field(default_factory=OrderedDict)   # table lookups are pure: (kind, args) -> us
     _lists: OrderedDict = field(default_factory=OrderedDict)  # priced kernel lists (memoized_list)
     # whole estimates of repeated workloads (result_cache.py)
@@ -156,18 +184,16 @@ class Profile:
         self.data = d = parse_profile(self.raw, self.source)
         self.power = d.power
         self._floor_us = float(d.elementwise_floor_us)   # read at every kernel priced
+        squares = {}
         for dtype, pts in d.gemm.items():
             small = [p for p in pts if p[0] < SQUARE_MIN_M] if d.kind != "cpu" else []
             square = [p for p in pts if p[0] >= SQUARE_MIN_M] if small else pts
-            if square:  # value: achieved FLOP/s, so that time = flops / rate interpolates smoothly
-                self._gemm[dtype] = LogGrid([(m, n, k, 2.0 * m * n * k / t) for m, n, k, t in square])
+            if square:
+                squares[dtype] = square
             if small:
                 self._gemv[dtype] = DecodeGemm.fit(small, 4 if dtype.startswith(("float32", "tf32")) else 2)
-        for dtype, pts in d.sdpa.items():
-            by_d: dict[int, list] = {}
-            for bh, s, hd, t in pts:
-                by_d.setdefault(int(hd), []).append((bh, s, 2.0 * bh * s * s * hd / t))
-            self._sdpa[dtype] = {hd: LogGrid(p) for hd, p in by_d.items()}
+        self._gemm = LazyTables(squares, _gemm_grid)
+        self._sdpa = LazyTables(d.sdpa, _sdpa_grids)
         self._copy = LogGrid(monotone_times(d.copy))
         self._ew = {k: LogGrid([(b, t) for b, t in pts]) for k, pts in d.elementwise.items() if pts}
         self._p2p = LogGrid([(b, t) for b, t in d.p2p]) if d.p2p else None
@@ -251,6 +277,7 @@ class Profile:
         return self.memoized(("grouped", experts, rows, n, k, dtype), self._grouped_gemm_us, experts, rows, n, k, dtype)
 
     def _grouped_gemm_us(self, experts: int, rows: float, n: int, k: int, dtype: str) -> float:
+        from .grouped import FALLBACK_EFFICIENCY, GroupedGemm
         e = 4 if dtype.startswith(("float32", "tf32")) else 2
         pts = self.data.grouped_gemm.get(dtype) or (self.data.grouped_gemm.get("bfloat16") if e == 2 else None)
         if pts and not self.transfer:
@@ -474,6 +501,19 @@ class Profile:
         return Profile(**kept | {"raw": raw, "source": source, "host_source": "run"})
 
 
+def _gemm_grid(square: list) -> LogGrid:
+    """The GEMM grid of one dtype; value: achieved FLOP/s, so that time = flops / rate interpolates smoothly."""
+    return LogGrid([(m, n, k, 2.0 * m * n * k / t) for m, n, k, t in square])
+
+
+def _sdpa_grids(pts: list) -> dict[int, LogGrid]:
+    """The SDPA grids of one dtype, one per head dim: (batch x heads, seq) -> FLOP/s."""
+    by_d: dict[int, list] = {}
+    for bh, s, hd, t in pts:
+        by_d.setdefault(int(hd), []).append((bh, s, 2.0 * bh * s * s * hd / t))
+    return {hd: LogGrid(p) for hd, p in by_d.items()}
+
+
 def _lookup(memo: OrderedDict, cap: int, key: tuple, compute: Callable[..., Any], args: tuple) -> Any:
     value = memo.get(key)
     if value is None:
@@ -519,6 +559,7 @@ def _transfer_profile(target_key: str, source_key: str) -> Profile:
     if ref is None:
         known = ", ".join(d.key for d in calibrated_devices())
         raise EstimatorError(f"no calibration of {source.key} to transfer from: calibrated devices are {known}")
+    from .transfer import Transfer
     transfer = Transfer.between(source, target, ref.data)
     return Profile(transfer.carry_over(ref.raw), f"{transfer.label} (estimator/profiles/{source.key}.json)",
                    transfer=transfer)
@@ -536,6 +577,7 @@ def profile_for(device: DeviceSpec, path: str | Path | None = None,
     own = shipped_profile(device.key)
     if own is not None:
         return own
+    from .transfer import closest
     source = closest(device, calibrated_devices())
     if source is None:
         raise EstimatorError(f"no calibrated device to transfer from for {device.key}")
